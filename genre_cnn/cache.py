@@ -1,0 +1,175 @@
+"""The feature cache: every clip's log-mel + chroma tensor and hand-crafted vector, computed once.
+
+    python -m genre_cnn.cache DATA_DIR CACHE_DIR     # builds (or completes) a cache by hand
+
+One `.npz` per clip under `CACHE_DIR/clips/<genre>/`, written to a temporary name and renamed, so a killed
+run leaves no file that is later trusted and a rerun computes only the clips still missing. Each file
+records the source file's size and modification time, so an edited source is recomputed. The cache folder
+name carries a hash of the feature settings (see `cache_name`), so changed settings never reuse features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genre_cnn.audio import AudioError, Clip
+
+log = logging.getLogger(__name__)
+
+FEATURE_VERSION = 1  # bump when the feature code changes in a way the settings do not show
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """Everything that determines a clip's cached features. Units: Hz, samples, seconds."""
+
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    clip_seconds: float = 30.0
+    min_seconds: float = 3.0
+
+    def cache_name(self, dataset: str) -> str:
+        blob = json.dumps({**asdict(self), "version": FEATURE_VERSION}, sort_keys=True)
+        return f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def _source_stamp(path: Path) -> np.ndarray:
+    st = path.stat()
+    return np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
+
+
+def _is_fresh(entry: Path, source: Path) -> bool:
+    try:
+        with np.load(entry) as z:
+            return bool(np.array_equal(z["source"], _source_stamp(source)))
+    except Exception:  # noqa: BLE001 - missing, truncated or foreign file: recompute it
+        return False
+
+
+def atomic_save_npz(dest: Path, **arrays: np.ndarray) -> None:
+    """Write `dest` so that it either holds all of `arrays` or does not exist."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+
+
+_FRONTEND = None  # one per worker process
+
+
+def _init_worker(settings: FeatureSettings) -> None:
+    global _FRONTEND
+    import torch
+
+    from genre_cnn.features import LogMelChroma
+
+    torch.set_num_threads(1)
+    _FRONTEND = LogMelChroma(settings.sample_rate, settings.n_fft, settings.hop_length, settings.n_mels)
+
+
+def _compute(job: tuple[Path, Path, FeatureSettings]) -> str | None:
+    """Computes and writes one clip; returns None, or the one-line reason it was skipped."""
+    from genre_cnn.audio import fix_length, load_audio
+    from genre_cnn.features import extract
+
+    source, dest, s = job
+    if _FRONTEND is None:
+        _init_worker(s)
+    try:
+        y = load_audio(source, s.sample_rate, s.min_seconds)
+    except AudioError as err:
+        return str(err)
+    y = fix_length(y, int(round(s.clip_seconds * s.sample_rate)))  # (samples,)
+    spec, hand = extract(y, _FRONTEND, s.sample_rate)  # (channels, frames), (features,)
+    atomic_save_npz(dest, spec=spec.astype(np.float16), hand=hand, source=_source_stamp(source))
+    return None
+
+
+def entry_path(cache_dir: Path, clip: Clip) -> Path:
+    return cache_dir / "clips" / clip.genre / f"{clip.path.name}.npz"
+
+
+def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, workers: int | None = None,
+                progress: bool = True) -> list[Clip]:
+    """Computes the features of every clip not yet cached; returns the clips that are usable.
+
+    Runs `workers` processes (default: all cores). Unusable files are logged, one line each, and
+    summarised; they are retried on the next build (a fixed file is then picked up).
+    """
+    from tqdm.auto import tqdm
+
+    todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path)]
+    failed: dict[str, str] = {}
+    if todo:
+        log.info("caching features of %d clip(s) (%d already cached) in %s", len(todo), len(clips) - len(todo),
+                 cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        (cache_dir / "settings.json").write_text(json.dumps(asdict(settings), indent=2))
+        jobs = [(c.path, entry_path(cache_dir, c), settings) for c in todo]
+        workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+        bar = tqdm(total=len(jobs), desc="features", unit="clip", disable=not progress)
+        if workers == 1:
+            results = map(_compute, jobs)
+        else:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(settings,))
+            results = pool.map(_compute, jobs, chunksize=2)
+        for clip, reason in zip(todo, results):
+            bar.update()
+            if reason is not None:
+                failed[clip.key] = reason
+                log.warning("skipped %s", reason)
+        bar.close()
+        if workers > 1:
+            pool.shutdown()
+    usable = [c for c in clips if c.key not in failed]
+    if failed:
+        log.warning("%d of %d file(s) skipped as unusable; %d usable", len(failed), len(clips), len(usable))
+    return usable
+
+
+def load_cache(clips: list[Clip], cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All clips' features: spectral (N, channels, frames) float16 and hand-crafted (N, features) float32."""
+    specs, hands = [], []
+    for clip in clips:
+        with np.load(entry_path(cache_dir, clip)) as z:
+            specs.append(z["spec"])
+            hands.append(z["hand"])
+    return np.stack(specs), np.stack(hands)
+
+
+def main() -> None:
+    import argparse
+
+    from genre_cnn.audio import discover_genres, find_clips, find_genre_root
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("cache_dir", type=Path)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    root = find_genre_root(args.data_dir)
+    if root is None:
+        raise SystemExit(f"{args.data_dir}: no folder-per-genre audio found")
+    clips = find_clips(root, discover_genres(root))
+    usable = build_cache(clips, args.cache_dir, FeatureSettings(), args.workers)
+    print(f"{len(usable)} of {len(clips)} clips cached in {args.cache_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""The Lightning DataModule: finds (or downloads) the clips, caches their features, splits by track.
+
+    python -m genre_cnn.datamodule --dataset demo     # builds the demo cache and prints the split sizes
+
+What the loaders yield (C = n_mels + 12 channels, W = frames of one window, K = windows of one clip,
+D = hand-crafted features):
+- training, for a model whose `input_kind` is "spec": random windows, x (B, C, W) float32, y (B,) int64;
+- training, for input_kind "hand": x (B, D) float32, y (B,) (each clip crops_per_clip times an epoch);
+- validation and test, for both: every window of each whole clip, so a model can average over the track:
+  windows (B, K, C, W) float32, hand (B, D) float32, y (B,) int64.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from genre_cnn.audio import GTZAN_GENRES, Clip, discover_genres, find_clips, find_genre_root
+from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
+from genre_cnn.features import num_frames
+from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
+
+log = logging.getLogger(__name__)
+
+
+def project_root() -> Path:
+    """The repository root (override with GENRE_CNN_HOME): where data/ and checkpoints/ live."""
+    return Path(os.environ.get("GENRE_CNN_HOME", Path(__file__).resolve().parents[1]))
+
+
+class RandomWindows(Dataset):
+    """`crops_per_clip` random windows of each clip per epoch: (C, W) float32 and the label."""
+
+    def __init__(self, spec: np.ndarray, labels: np.ndarray, window: int, crops_per_clip: int):
+        self.spec, self.labels, self.window, self.crops = spec, labels, window, crops_per_clip
+
+    def __len__(self) -> int:
+        return len(self.labels) * self.crops
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        clip = i // self.crops
+        start = int(torch.randint(0, self.spec.shape[-1] - self.window + 1, ()))
+        x = torch.from_numpy(self.spec[clip, :, start:start + self.window].astype(np.float32))  # (C, W)
+        return x, int(self.labels[clip])
+
+
+class ClipWindows(Dataset):
+    """Every window of a clip, half-overlapping: windows (K, C, W), hand (D,), label."""
+
+    def __init__(self, spec: np.ndarray, hand: np.ndarray, labels: np.ndarray, window: int):
+        self.spec, self.hand, self.labels, self.window = spec, hand, labels, window
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        spec = torch.from_numpy(self.spec[i].astype(np.float32))  # (C, T)
+        windows = spec.unfold(1, self.window, max(1, self.window // 2)).transpose(0, 1)  # (K, C, W)
+        return windows.contiguous(), torch.from_numpy(self.hand[i]), int(self.labels[i])
+
+
+class GenreDataModule(L.LightningDataModule):
+    """GTZAN (downloaded if missing), any folder-per-genre collection, or the synthetic demo set.
+
+    Args:
+        dataset: "gtzan" (canonical 10 genres, downloads when missing), "folder" (genres are the
+            sub-folder names of data_dir) or "demo" (generated synthetic clips, no download).
+        data_dir: where the audio is; default `<project>/data/<dataset>`.
+        download: fetch GTZAN when data_dir holds no audio.
+        split: "random" (stratified 8:2 train:test by track, validation a quarter of train), "kfold"
+            (fold `fold` of `num_folds` is the test part) or "lists" (artist-filtered lists in split_lists_dir).
+        seed: seed of the split; the split is saved beside the cache and reused.
+        sample_rate, n_fft, hop_length, n_mels: the front end's settings (Hz, samples, samples, bins).
+        clip_seconds: length every dataset clip is fixed to (centred excerpt, or looped if shorter).
+        min_seconds: shorter files are skipped. window_seconds: the CNN's input length.
+        crops_per_clip: random training windows drawn from each clip per epoch.
+        batch_size: windows (training) or hand-crafted vectors per batch; evaluation batches hold
+            batch_size // K clips. cache_workers: processes for feature caching (default: all cores).
+    """
+
+    def __init__(
+        self,
+        dataset: Literal["gtzan", "folder", "demo"] = "gtzan",
+        data_dir: str | None = None,
+        download: bool = True,
+        split: Literal["random", "kfold", "lists"] = "random",
+        split_lists_dir: str | None = None,
+        test_fraction: float = 0.2,
+        val_fraction: float = 0.25,
+        num_folds: int = 5,
+        fold: int = 0,
+        seed: int = 0,
+        sample_rate: int = 22050,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        n_mels: int = 128,
+        clip_seconds: float = 30.0,
+        min_seconds: float = 3.0,
+        window_seconds: float = 3.0,
+        crops_per_clip: int = 8,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        cache_workers: int | None = None,
+        demo_clips_per_genre: int = 12,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir) if data_dir else project_root() / "data" / dataset
+        self.settings = FeatureSettings(sample_rate, n_fft, hop_length, n_mels, clip_seconds, min_seconds)
+        self.window = num_frames(int(window_seconds * sample_rate), hop_length)
+        if window_seconds > clip_seconds:
+            raise ValueError(f"window_seconds ({window_seconds}) is longer than clip_seconds ({clip_seconds})")
+
+    @property
+    def genres(self) -> list[str]:
+        """Class names in label order: the one list that models, reports and prediction use."""
+        if self.hparams.dataset == "gtzan":
+            return list(GTZAN_GENRES)
+        if self.hparams.dataset == "demo":
+            from genre_cnn.demo import DEMO_GENRES
+
+            return list(DEMO_GENRES)
+        return list(discover_genres(self._genre_root()))
+
+    @property
+    def cache_dir(self) -> Path:
+        return project_root() / "data" / "cache" / self.settings.cache_name(str(self.data_dir.resolve()))
+
+    def _genre_root(self) -> Path:
+        root = find_genre_root(self.data_dir)
+        if root is None:
+            from genre_cnn.download import OFFLINE_HELP
+
+            raise FileNotFoundError(f"no audio found in {self.data_dir} (expected one folder per genre). "
+                                    + OFFLINE_HELP)
+        return root
+
+    def _clips(self) -> list[Clip]:
+        return find_clips(self._genre_root(), tuple(self.genres))
+
+    def prepare_data(self) -> None:
+        """Downloads or generates the audio if needed, then caches every clip's features (one process)."""
+        hp = self.hparams
+        if hp.dataset == "demo":
+            from genre_cnn.demo import make_demo_dataset
+
+            make_demo_dataset(self.data_dir, hp.demo_clips_per_genre, hp.clip_seconds, hp.sample_rate, seed=0)
+        elif hp.dataset == "gtzan" and hp.download and find_genre_root(self.data_dir) is None:
+            from genre_cnn.download import download_gtzan
+
+            download_gtzan(self.data_dir)
+        usable = build_cache(self._clips(), self.cache_dir, self.settings, hp.cache_workers)
+        if not usable:
+            raise RuntimeError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
+
+    def setup(self, stage: str | None = None) -> None:
+        """Loads the cached features and the saved (or new) track-level split."""
+        if getattr(self, "spec", None) is not None:
+            return
+        hp = self.hparams
+        clips = [c for c in self._clips() if entry_path(self.cache_dir, c).is_file()]
+        if not clips:
+            raise RuntimeError(f"no cached features for {self.data_dir}: run prepare_data() first")
+        keys = [c.key for c in clips]
+        labels = [self.genres.index(c.genre) for c in clips]
+        if hp.split == "lists":
+            if hp.split_lists_dir is None:
+                raise ValueError("split='lists' needs split_lists_dir (e.g. ../shared/gtzan_splits)")
+            split, name = list_split(keys, Path(hp.split_lists_dir)), "split-lists.json"
+        elif hp.split == "kfold":
+            split = kfold_split(keys, labels, hp.fold, hp.num_folds, hp.val_fraction, hp.seed)
+            name = f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json"
+        else:
+            split = random_split(keys, labels, hp.test_fraction, hp.val_fraction, hp.seed)
+            name = f"split-random-{hp.test_fraction:g}-{hp.val_fraction:g}-seed{hp.seed}.json"
+        self.split = load_or_save(self.cache_dir / name, split)
+        index = {k: i for i, k in enumerate(keys)}
+        self.spec, self.hand = load_cache(clips, self.cache_dir)  # (N, C, T) float16, (N, D) float32
+        self.labels = np.array(labels, dtype=np.int64)
+        self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
+        log.info("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
+
+    def _input_kind(self) -> str:
+        return getattr(self.trainer.lightning_module, "input_kind", "spec") if self.trainer else "spec"
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
+                          persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        i = self.idx["train"]
+        if self._input_kind() == "hand":  # each clip crops_per_clip times, like the windows
+            i = np.tile(i, self.hparams.crops_per_clip)
+            ds = torch.utils.data.TensorDataset(torch.from_numpy(self.hand[i]), torch.from_numpy(self.labels[i]))
+        else:
+            ds = RandomWindows(self.spec[i], self.labels[i], self.window, self.hparams.crops_per_clip)
+        return self._loader(ds, self.hparams.batch_size, shuffle=True)
+
+    def _eval_loader(self, part: str) -> DataLoader:
+        i = self.idx[part]
+        ds = ClipWindows(self.spec[i], self.hand[i], self.labels[i], self.window)
+        windows_per_clip = len(ds[0][0]) if len(ds) else 1
+        return self._loader(ds, max(1, self.hparams.batch_size // windows_per_clip), shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+
+if __name__ == "__main__":
+    from jsonargparse import auto_cli
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    dm = auto_cli(GenreDataModule)
+    dm.prepare_data()
+    dm.setup("fit")
+    print({part: len(i) for part, i in dm.idx.items()}, "window frames:", dm.window)

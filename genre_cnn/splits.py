@@ -1,0 +1,95 @@
+"""Track-level train / validation / test splits, saved beside the cache and reused.
+
+Every split is by track: all windows of a clip belong to the split of that clip, so no window of a test
+track can reach training. Three kinds:
+- `random`: stratified test_fraction for test (8:2), then val_fraction of the rest for validation (1:3).
+- `kfold`: stratified k-fold by track; fold k is the test part, validation is carved from the rest.
+- `lists`: the artist-filtered GTZAN split of Kereliuk, Sturm & Larsen (2015), read from
+  `{train,valid,test}_filtered.txt` files of `genre/genre.NNNNN.wav` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
+
+
+def random_split(keys: list[str], labels: list[int], test_fraction: float = 0.2, val_fraction: float = 0.25,
+                 seed: int = 0) -> dict[str, list[str]]:
+    """Stratified split of track keys into train/val/test."""
+    from sklearn.model_selection import train_test_split
+
+    rest, test = train_test_split(keys, test_size=test_fraction, stratify=labels, random_state=seed)
+    rest_labels = [labels[keys.index(k)] for k in rest]
+    train, val = train_test_split(rest, test_size=val_fraction, stratify=rest_labels, random_state=seed)
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+def kfold_split(keys: list[str], labels: list[int], fold: int, num_folds: int = 5, val_fraction: float = 0.25,
+                seed: int = 0) -> dict[str, list[str]]:
+    """Fold `fold` of a stratified `num_folds`-fold split by track; validation carved from the training part."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+    folds = StratifiedKFold(num_folds, shuffle=True, random_state=seed).split(np.zeros(len(keys)), labels)
+    rest_idx, test_idx = list(folds)[fold]
+    rest = [keys[i] for i in rest_idx]
+    train, val = train_test_split(rest, test_size=val_fraction, stratify=[labels[i] for i in rest_idx],
+                                  random_state=seed)
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(keys[i] for i in test_idx)}
+
+
+def list_split(keys: list[str], lists_dir: Path) -> dict[str, list[str]]:
+    """The split named by `lists_dir/{train,valid,test}_filtered.txt`, matched on `genre/genre.NNNNN`.
+
+    Clips on no list are left out; listed clips that are missing are counted in one log line.
+    """
+    def stem(key: str) -> str:
+        return key.rsplit(".", 1)[0]
+
+    by_stem = {stem(k): k for k in keys}
+    split, missing = {}, 0
+    for part, name in zip(PARTS, ("train", "valid", "test")):
+        path = lists_dir / f"{name}_filtered.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"split list {path} not found; split_lists_dir must hold "
+                                    "train_filtered.txt, valid_filtered.txt and test_filtered.txt")
+        wanted = [stem(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+        split[part] = sorted(by_stem[s] for s in wanted if s in by_stem)
+        missing += sum(s not in by_stem for s in wanted)
+    if missing:
+        log.info("split lists name %d clip(s) that are not in this dataset", missing)
+    return split
+
+
+def load_or_save(path: Path, split: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Reuses the split saved at `path` if it covers the same tracks; else saves `split` there."""
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if sorted(sum(saved.values(), [])) == sorted(sum(split.values(), [])):
+            return saved
+        log.warning("the clips changed since %s was saved: making a new split", path)
+    check_disjoint(split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(split, indent=1))
+    tmp.replace(path)
+    return split
+
+
+def check_disjoint(split: dict[str, list[str]]) -> None:
+    """Raises if any track is in two parts."""
+    seen: set[str] = set()
+    for part in PARTS:
+        overlap = seen & set(split[part])
+        if overlap:
+            raise ValueError(f"track(s) in two splits: {sorted(overlap)[:3]}")
+        seen |= set(split[part])

@@ -1,0 +1,137 @@
+"""Train the CNN and the dense baseline, test both on the held-out tracks, and write a side-by-side report.
+
+    python train.py                                   # both models on GTZAN (downloaded if missing)
+    python train.py --config configs/demo.yaml        # synthetic demo: about a minute, no download
+    python train.py --models [cnn]                    # one model
+    python train.py --data.data_dir ~/music/genres    # your own copy of GTZAN, or any folder per genre
+    python train.py --resume true --run_name NAME     # finish an interrupted run from its last checkpoints
+    python train.py --help                            # every option, with its default
+    tensorboard --logdir runs                         # the curves
+
+Defaults live in the typed `__init__` signatures of GenreDataModule, CNNClassifier and DenseClassifier;
+YAML files under configs/ state only overrides. The front-end settings are linked from `data` to both
+models. Writes runs/<run>/{config.yaml, report.md, report.json, confusion_*.png, <model>/ TensorBoard logs}
+and checkpoints/<run>/<model>/{best,last}.ckpt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from genre_cnn.datamodule import GenreDataModule, project_root
+from genre_cnn.lit import CNNClassifier, DenseClassifier
+
+log = logging.getLogger("genre_cnn")
+
+MODELS = {"cnn": CNNClassifier, "dense": DenseClassifier}
+LINKED = ("sample_rate", "n_fft", "hop_length", "n_mels", "window_seconds")
+
+
+def build_parser() -> ArgumentParser:
+    from lightning import Trainer
+
+    parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
+    parser.add_argument("--models", type=list[Literal["cnn", "dense"]], default=["cnn", "dense"])
+    parser.add_argument("--run_name", type=str | None, default=None, help="default: the date and time")
+    parser.add_argument("--resume", type=bool, default=False,
+                        help="continue run_name (default: the latest run) from its last checkpoints")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, batches and augmentation")
+    parser.add_argument("--patience", type=int, default=15, help="early stopping: epochs without better val/acc")
+    parser.add_argument("--output_root", type=Path | None, default=None,
+                        help="where runs/ and checkpoints/ go (default: the project folder)")
+    parser.add_class_arguments(GenreDataModule, "data", instantiate=False)
+    for name, cls in MODELS.items():
+        parser.add_class_arguments(cls, name, instantiate=False, skip={"genres"})
+        for arg in LINKED:
+            parser.link_arguments(f"data.{arg}", f"{name}.{arg}")
+    parser.add_class_arguments(Trainer, "trainer", instantiate=False, skip={
+        "callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"})
+    parser.set_defaults({"trainer.max_epochs": 60, "trainer.log_every_n_steps": 10})
+    return parser
+
+
+def _latest_run(checkpoints: Path) -> str:
+    runs = sorted((p for p in checkpoints.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise SystemExit(f"--resume: no run in {checkpoints} to resume")
+    return runs[-1].name
+
+
+def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckpt_dir: Path) -> dict:
+    """Fits one model (resuming from last.ckpt if asked and present), tests its best checkpoint."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from genre_cnn.report import metrics_from_confusion
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
+    trainer_args = vars(cfg.trainer).copy()
+    if trainer_args.get("precision") is None and torch.cuda.is_available():
+        trainer_args["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max", save_last=True,
+                                 enable_version_counter=False)
+    trainer = L.Trainer(
+        **trainer_args,
+        default_root_dir=run_dir,
+        logger=TensorBoardLogger(run_dir, name=name, version="", default_hp_metric=False),
+        callbacks=[checkpoint, EarlyStopping("val/acc", mode="max", patience=cfg.patience),
+                   LearningRateMonitor("epoch")],
+    )
+    last = ckpt_dir / name / "last.ckpt"
+    start = time.time()
+    trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
+    seconds = time.time() - start
+    test = trainer.test(model, datamodule=dm, ckpt_path="best", weights_only=True)[0]
+    result = metrics_from_confusion(trainer.lightning_module.test_confusion, dm.genres)
+    result.update(window_acc=test["test/window_acc"], epochs=trainer.current_epoch, train_seconds=seconds,
+                  val_acc=float(checkpoint.best_model_score or 0.0), checkpoint=str(checkpoint.best_model_path))
+    return result
+
+
+def main(args: list[str] | None = None) -> dict[str, dict]:
+    """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from genre_cnn.report import side_by_side, write_report
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    cfg = parser.parse_args(args)
+    root = cfg.output_root or project_root()
+    if cfg.resume and not cfg.run_name:
+        cfg.run_name = _latest_run(root / "checkpoints")
+    cfg.run_name = cfg.run_name or time.strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
+    dm = GenreDataModule(**vars(cfg.data))
+    results: dict[str, dict] = {}
+    for name in cfg.models:
+        done = run_dir / f"result_{name}.json"
+        if cfg.resume and done.is_file():
+            log.info("%s already finished in run %s: reusing its result", name, cfg.run_name)
+            results[name] = json.loads(done.read_text())
+            continue
+        results[name] = train_one(name, cfg, dm, run_dir, ckpt_dir)
+        if rank_zero_only.rank == 0:
+            done.write_text(json.dumps(results[name]))
+    if rank_zero_only.rank == 0:
+        report = write_report(results, run_dir)
+        print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {ckpt_dir}\n"
+              f"curves: tensorboard --logdir {run_dir.parent}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
