@@ -1,0 +1,117 @@
+"""Finding clips in the supported layouts, and loading messy audio: one clear line per unusable file."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genre_cnn.audio import (
+    GTZAN_GENRES,
+    AudioError,
+    discover_genres,
+    find_clips,
+    find_genre_root,
+    fix_length,
+    load_audio,
+)
+
+SR = 22050
+
+
+def tone(seconds: float, sr: int = SR, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440 * t)
+    return np.stack([y] * channels, axis=1) if channels > 1 else y
+
+
+@pytest.mark.parametrize("layout", ["genres", "genres_original", "Data/genres_original", "."])
+def test_layouts_are_found(tmp_path, layout):
+    for g in ("blues", "rock"):
+        (tmp_path / layout / g).mkdir(parents=True)
+        sf.write(tmp_path / layout / g / f"{g}.00000.wav", tone(3.5), SR)
+    root = find_genre_root(tmp_path)
+    assert root == (tmp_path / layout).resolve() or root == tmp_path / layout
+    assert discover_genres(root) == ("blues", "rock")
+    assert [c.key for c in find_clips(root, ("blues", "rock"))] == ["blues/blues.00000.wav", "rock/rock.00000.wav"]
+
+
+def test_gtzan_genre_order_is_canonical(tmp_path):
+    for g in reversed(GTZAN_GENRES):
+        (tmp_path / g).mkdir()
+        sf.write(tmp_path / g / "a.wav", tone(3.5), SR)
+    assert discover_genres(tmp_path) == GTZAN_GENRES
+
+
+def test_empty_folder_and_unknown_extensions_are_logged(tmp_path, caplog):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sf.write(tmp_path / "a" / "x.wav", tone(3.5), SR)
+    (tmp_path / "a" / "notes.txt").write_text("hi")
+    with caplog.at_level(logging.WARNING):
+        clips = find_clips(tmp_path, ("a", "b"))
+    assert len(clips) == 1
+    assert "unknown extensions (notes.txt)" in caplog.text
+    assert "empty genre folder" in caplog.text
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
+def test_stereo_and_other_rates_become_mono_22050(tmp_path, fmt):
+    path = tmp_path / f"x.{fmt}"
+    sf.write(path, tone(4.0, sr=48000, channels=2), 48000)
+    y = load_audio(path)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - 4 * SR) < 100
+
+
+def test_nan_samples_are_zeroed(tmp_path):
+    y = tone(4.0).astype(np.float32)
+    y[1000:2000] = np.nan
+    y[5000] = np.inf
+    sf.write(tmp_path / "x.wav", y, SR, subtype="FLOAT")
+    out = load_audio(tmp_path / "x.wav")
+    assert np.isfinite(out).all()
+
+
+def write_bad(tmp_path, kind: str):
+    path = tmp_path / f"{kind}.wav"
+    if kind == "text":
+        path.write_text("this is not audio")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        sf.write(path, tone(4.0), SR)
+        path.write_bytes(path.read_bytes()[:40])
+    elif kind == "corrupt_header":
+        sf.write(path, tone(4.0), SR)
+        data = bytearray(path.read_bytes())
+        data[:4] = b"JUNK"
+        path.write_bytes(bytes(data))
+    elif kind == "short":
+        sf.write(path, tone(1.0), SR)
+    elif kind == "silent":
+        sf.write(path, np.zeros(4 * SR), SR)
+    return path
+
+
+@pytest.mark.parametrize("kind,reason", [("text", "unreadable"), ("empty", "unreadable|no audio"),
+                                         ("truncated", "unreadable|no audio|too short"),
+                                         ("corrupt_header", "unreadable"), ("short", "too short"),
+                                         ("silent", "silent")])
+def test_bad_files_raise_one_line_audio_error(tmp_path, kind, reason):
+    import re
+
+    path = write_bad(tmp_path, kind)
+    with pytest.raises(AudioError) as err:
+        load_audio(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert re.search(reason, message), message
+
+
+def test_fix_length_centres_long_and_loops_short():
+    y = np.arange(10, dtype=np.float32)
+    assert fix_length(y, 4).tolist() == [3, 4, 5, 6]
+    assert fix_length(y[:3], 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
