@@ -30,9 +30,19 @@ from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 log = logging.getLogger(__name__)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def project_root() -> Path:
-    """The repository root (override with GENRE_CNN_HOME): where data/ and checkpoints/ live."""
-    return Path(os.environ.get("GENRE_CNN_HOME", Path(__file__).resolve().parents[1]))
+    """Where data/, runs/ and checkpoints/ live: the repository, or GENRE_CNN_HOME if set."""
+    return Path(os.environ.get("GENRE_CNN_HOME", REPO))
+
+
+def resolve(path: str) -> Path:
+    """A user's path: absolute, or relative to the working directory if it exists there, else to the repository
+    (so that configs/ can name ../shared/gtzan_mini wherever the command runs)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or p.exists() else REPO / p
 
 
 class RandomWindows(Dataset):
@@ -72,7 +82,8 @@ class GenreDataModule(L.LightningDataModule):
     Args:
         dataset: "gtzan" (canonical 10 genres, downloads when missing), "folder" (genres are the
             sub-folder names of data_dir) or "demo" (generated synthetic clips, no download).
-        data_dir: where the audio is; default `<project>/data/<dataset>`.
+        data_dir: where the audio is; default `<project>/data/<dataset>`. A relative path is taken from the
+            working directory if it exists there, else from the project folder (as in configs/).
         download: fetch GTZAN when data_dir holds no audio.
         split: "random" (stratified 8:2 train:test by track, validation a quarter of train), "kfold"
             (fold `fold` of `num_folds` is the test part) or "lists" (artist-filtered lists in split_lists_dir).
@@ -112,7 +123,7 @@ class GenreDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.data_dir = Path(data_dir) if data_dir else project_root() / "data" / dataset
+        self.data_dir = resolve(data_dir) if data_dir else project_root() / "data" / dataset
         self.settings = FeatureSettings(sample_rate, n_fft, hop_length, n_mels, clip_seconds, min_seconds)
         self.window = num_frames(int(window_seconds * sample_rate), hop_length)
         if window_seconds > clip_seconds:
@@ -173,7 +184,7 @@ class GenreDataModule(L.LightningDataModule):
         if hp.split == "lists":
             if hp.split_lists_dir is None:
                 raise ValueError("split='lists' needs split_lists_dir (e.g. ../shared/gtzan_splits)")
-            split, name = list_split(keys, Path(hp.split_lists_dir)), "split-lists.json"
+            split, name = list_split(keys, resolve(hp.split_lists_dir)), "split-lists.json"
         elif hp.split == "kfold":
             split = kfold_split(keys, labels, hp.fold, hp.num_folds, hp.val_fraction, hp.seed)
             name = f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json"

@@ -1,0 +1,107 @@
+"""The feature cache: parallel build, bad files skipped and counted, resume after a real SIGKILL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from genre_cnn.audio import find_clips
+from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
+
+SR = 22050
+SETTINGS = FeatureSettings(clip_seconds=4.0)
+
+
+def make_folder(root: Path, per_genre: int = 3, seconds: float = 4.0) -> Path:
+    rng = np.random.default_rng(0)
+    for g, freq in (("low", 110.0), ("high", 1760.0)):
+        (root / g).mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(seconds * SR)) / SR
+        for i in range(per_genre):
+            y = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.01 * i) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(root / g / f"{g}.{i:05d}.wav", y, SR)
+    return root
+
+
+def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog):
+    root = make_folder(tmp_path / "audio")
+    (root / "low" / "bad.wav").write_text("not audio")
+    sf.write(root / "high" / "short.wav", np.ones(SR // 2) * 0.1, SR)
+    clips = find_clips(root, ("low", "high"))
+    with caplog.at_level(logging.WARNING):
+        usable = build_cache(clips, tmp_path / "cache", SETTINGS, workers=2, progress=False)
+    assert len(clips) == 8 and len(usable) == 6
+    skipped = [r.message for r in caplog.records if r.message.startswith("skipped")]
+    assert len(skipped) == 2 and all("\n" not in m for m in skipped)
+    assert any("bad.wav: unreadable" in m for m in skipped) and any("too short" in m for m in skipped)
+    assert "2 of 8 file(s) skipped" in caplog.text
+    spec, hand = load_cache(usable, tmp_path / "cache")
+    assert spec.shape == (6, 140, 1 + 4 * SR // 512) and spec.dtype == np.float16
+    assert hand.shape == (6, 91) and np.isfinite(hand).all()
+
+
+def test_rebuild_does_no_work_and_an_edited_source_is_recomputed(tmp_path):
+    root = make_folder(tmp_path / "audio")
+    clips = find_clips(root, ("low", "high"))
+    cache = tmp_path / "cache"
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False)
+    stamps = {c.key: entry_path(cache, c).stat().st_mtime_ns for c in clips}
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False)
+    assert stamps == {c.key: entry_path(cache, c).stat().st_mtime_ns for c in clips}
+    time.sleep(0.01)
+    sf.write(clips[0].path, np.zeros(5 * SR) + 0.2 * np.sin(np.arange(5 * SR)), SR)
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False)
+    assert entry_path(cache, clips[0]).stat().st_mtime_ns != stamps[clips[0].key]
+    assert entry_path(cache, clips[1]).stat().st_mtime_ns == stamps[clips[1].key]
+
+
+def test_settings_change_the_cache_name():
+    assert SETTINGS.cache_name("x") != FeatureSettings(clip_seconds=4.0, n_mels=64).cache_name("x")
+    assert SETTINGS.cache_name("x") == FeatureSettings(clip_seconds=4.0).cache_name("x")
+    assert SETTINGS.cache_name("x") != SETTINGS.cache_name("y")
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from genre_cnn.audio import find_clips
+from genre_cnn.cache import FeatureSettings, build_cache
+clips = find_clips(Path(sys.argv[1]), ("low", "high"))
+build_cache(clips, Path(sys.argv[2]), FeatureSettings(clip_seconds=4.0), workers=1, progress=False)
+"""
+
+
+def test_killed_build_resumes_without_redoing_finished_clips(tmp_path):
+    root = make_folder(tmp_path / "audio", per_genre=40)
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(root), str(cache)],
+                            cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+    clips = find_clips(root, ("low", "high"))
+    deadline = time.time() + 120
+    while time.time() < deadline and sum(entry_path(cache, c).exists() for c in clips) < 5:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = {c.key: entry_path(cache, c).stat().st_mtime_ns for c in clips if entry_path(cache, c).exists()}
+    assert 5 <= len(done) < len(clips), "the kill should land part-way"
+    # a half-written file from the kill (or planted here) is never read back as a finished clip
+    planted = entry_path(cache, clips[-1]).parent / f".{clips[-1].path.name}.npz.999.tmp"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(b"partial")
+    entry_path(cache, clips[-2]).write_bytes(b"truncated garbage")
+    usable = build_cache(clips, cache, SETTINGS, workers=2, progress=False)
+    assert len(usable) == len(clips)
+    for key, mtime in done.items():
+        clip = next(c for c in clips if c.key == key)
+        if clip != clips[-2]:
+            assert entry_path(cache, clip).stat().st_mtime_ns == mtime, f"{key} was recomputed"
+    spec, _ = load_cache(usable, cache)
+    assert np.isfinite(spec.astype(np.float32)).all()

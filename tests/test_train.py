@@ -1,0 +1,120 @@
+"""End to end on the demo data: both models learn, the report and TensorBoard curves are written,
+a run resumes from `last`, a seed reproduces results, and two-process DDP on CPU works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import DEMO_ARGS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of every TensorBoard event file under log_dir: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list] = {}
+    for events in sorted(log_dir.rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return out
+
+
+def test_demo_trains_both_models_well_above_chance(demo_run):
+    results = demo_run["results"]
+    assert set(results) == {"cnn", "dense"}
+    for name, r in results.items():  # four balanced classes: chance is 25%
+        assert r["clip_acc"] >= 0.8, f"{name}: {r['clip_acc']:.2f}"
+        assert r["clips"] == 12 and len(r["per_genre"]) == 4
+    run = demo_run["root"] / "runs" / "demo"
+    report = (run / "report.md").read_text()
+    assert "| clip accuracy |" in report and "| cnn | dense |" in report
+    assert json.loads((run / "report.json").read_text())["cnn"]["clip_acc"] == results["cnn"]["clip_acc"]
+    for name in ("cnn", "dense"):
+        assert (run / f"confusion_{name}.png").stat().st_size > 5000
+        for ckpt in ("best.ckpt", "last.ckpt"):
+            assert (demo_run["root"] / "checkpoints" / "demo" / name / ckpt).is_file()
+    assert "data:" in (run / "config.yaml").read_text()
+
+
+def test_tensorboard_has_the_curves_and_the_confusion_matrix(demo_run):
+    log_dir = demo_run["root"] / "runs" / "demo" / "cnn"
+    tags = scalars(log_dir)
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "val/window_acc", "val/f1"):
+        assert len(tags.get(tag, [])) >= 2, f"{tag} missing: {sorted(tags)}"
+    assert any(t.startswith("lr-") for t in tags)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    images = set()
+    for events in log_dir.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        images |= set(acc.Tags()["images"])
+    assert "test/confusion_matrix" in images
+
+
+def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
+    from genre_cnn.lit import DenseClassifier
+
+    path = demo_run["root"] / "checkpoints" / "demo" / "dense" / "best.ckpt"
+    ckpt = torch.load(path, weights_only=True, map_location="cpu")
+    assert ckpt["genre_cnn_class"] == "DenseClassifier"
+    model = DenseClassifier(**ckpt["hyper_parameters"])
+    model.load_state_dict(ckpt["state_dict"])
+    assert model.genres == ["ambient", "techno", "noise", "chiptune"]
+    assert not torch.allclose(model.std, torch.ones_like(model.std))  # the fitted scaler came along
+
+
+def short_run(root: Path, name: str, *extra: str) -> dict:
+    from genre_cnn.train import main
+
+    return main([*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(root), "--run_name", name,
+                 "--trainer.max_epochs", "2", "--patience", "100", *extra])
+
+
+def test_resume_from_last_continues_where_it_stopped(project_home, demo_dir, tmp_path):
+    short_run(tmp_path, "r")
+    last = tmp_path / "checkpoints" / "r" / "cnn" / "last.ckpt"
+    first = torch.load(last, weights_only=True)
+    assert first["epoch"] == 1
+    before = len(scalars(tmp_path / "runs" / "r" / "cnn")["train/loss"])
+    (tmp_path / "runs" / "r" / "result_cnn.json").unlink()  # as if killed before the test step
+    result = short_run(tmp_path, "r", "--resume", "true", "--trainer.max_epochs", "4")["cnn"]
+    after = torch.load(last, weights_only=True)
+    assert after["epoch"] == 3 and after["global_step"] == 2 * first["global_step"]
+    # only epochs 3 and 4 were trained again: two more train/loss points, not four
+    assert len(scalars(tmp_path / "runs" / "r" / "cnn")["train/loss"]) == before + 2
+    assert result["epochs"] == 4
+
+
+def test_same_seed_same_results(project_home, demo_dir, tmp_path):
+    a = short_run(tmp_path, "a", "--seed", "7")["cnn"]
+    b = short_run(tmp_path, "b", "--seed", "7")["cnn"]
+    assert a["confusion"] == b["confusion"] and a["window_acc"] == b["window_acc"]
+    wa = torch.load(tmp_path / "checkpoints" / "a" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
+    wb = torch.load(tmp_path / "checkpoints" / "b" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    wc = short_run(tmp_path, "c", "--seed", "8")
+    wc = torch.load(tmp_path / "checkpoints" / "c" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(project_home, demo_dir, tmp_path):
+    cmd = [sys.executable, str(REPO / "train.py"), *DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path),
+           "--run_name", "ddp", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu",
+           "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "distributed_backend=gloo" in proc.stderr and "All distributed processes registered" in proc.stderr
+    result = json.loads((tmp_path / "runs" / "ddp" / "report.json").read_text())["cnn"]
+    assert result["clips"] == 12  # every test clip counted once across both processes
