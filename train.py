@@ -4,7 +4,7 @@
     python train.py --config configs/demo.yaml    # synthetic demo, about a minute, no download
 """
 
-from genre_cnn.train import main
+from genre_cnn.train import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

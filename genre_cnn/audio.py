@@ -30,6 +30,10 @@ class AudioError(ValueError):
     """A file that cannot be used as audio; the message is one line fit for a log."""
 
 
+class DataError(RuntimeError):
+    """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One audio file of a dataset: `key` is `genre/file name`, unique and stable across machines."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genre_cnn.audio import GTZAN_GENRES, Clip, discover_genres, find_clips, find_genre_root
+from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.features import num_frames
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
@@ -149,8 +149,7 @@ class GenreDataModule(L.LightningDataModule):
         if root is None:
             from genre_cnn.download import OFFLINE_HELP
 
-            raise FileNotFoundError(f"no audio found in {self.data_dir} (expected one folder per genre). "
-                                    + OFFLINE_HELP)
+            raise DataError(f"no audio found in {self.data_dir} (expected one folder per genre). " + OFFLINE_HELP)
         return root
 
     def _clips(self) -> list[Clip]:
@@ -169,7 +168,7 @@ class GenreDataModule(L.LightningDataModule):
             download_gtzan(self.data_dir)
         usable = build_cache(self._clips(), self.cache_dir, self.settings, hp.cache_workers)
         if not usable:
-            raise RuntimeError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
+            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features and the saved (or new) track-level split."""
@@ -178,7 +177,7 @@ class GenreDataModule(L.LightningDataModule):
         hp = self.hparams
         clips = [c for c in self._clips() if entry_path(self.cache_dir, c).is_file()]
         if not clips:
-            raise RuntimeError(f"no cached features for {self.data_dir}: run prepare_data() first")
+            raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
         keys = [c.key for c in clips]
         labels = [self.genres.index(c.genre) for c in clips]
         if hp.split == "lists":

@@ -133,5 +133,16 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     return results
 
 
+def cli() -> None:
+    """`python train.py`: like main(), but a dataset or download problem is one line, not a traceback."""
+    from genre_cnn.audio import DataError
+    from genre_cnn.download import DownloadError
+
+    try:
+        main()
+    except (DataError, DownloadError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
 if __name__ == "__main__":
-    main()
+    cli()

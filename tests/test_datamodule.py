@@ -1,0 +1,91 @@
+"""The DataModule: loader shapes and dtypes, track-disjoint reproducible splits, clear dataset errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from genre_cnn.audio import DataError
+from genre_cnn.datamodule import GenreDataModule
+from tests.conftest import GTZAN_MINI, GTZAN_SPLITS, needs_gtzan_mini
+
+SR = 22050
+
+
+def tone_folder(root: Path, genres=("low", "mid", "high"), per_genre: int = 5, seconds: float = 4.0) -> Path:
+    t = np.arange(int(seconds * SR)) / SR
+    for k, g in enumerate(genres):
+        (root / g).mkdir(parents=True)
+        for i in range(per_genre):
+            sf.write(root / g / f"{g}.{i:05d}.wav", 0.3 * np.sin(2 * np.pi * 110 * 2**k * (1 + i / 50) * t), SR)
+    return root
+
+
+class FakeTrainer:
+    def __init__(self, kind: str):
+        self.lightning_module = type("M", (), {"input_kind": kind})()
+
+
+def make_dm(root: Path, **kw) -> GenreDataModule:
+    dm = GenreDataModule(dataset="folder", data_dir=str(root), clip_seconds=4.0, batch_size=8, cache_workers=1,
+                         **kw)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_loaders_yield_documented_shapes(tmp_path):
+    dm = make_dm(tone_folder(tmp_path / "a"), test_fraction=0.2, val_fraction=0.25)
+    assert dm.genres == ["high", "low", "mid"]
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 140, 130) and str(x.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
+    windows, hand, y = next(iter(dm.test_dataloader()))
+    frames = 1 + 4 * SR // 512  # 173 frames in a 4-s clip: windows of 130 frames, hop 65
+    assert windows.shape[1:] == (1 + (frames - 130) // 65, 140, 130) and hand.shape[1:] == (91,)
+    dm.trainer = FakeTrainer("hand")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 91)
+
+
+def test_split_is_by_track_and_reused(tmp_path):
+    root = tone_folder(tmp_path / "a")
+    dm = make_dm(root)
+    parts = {p: set(dm.split[p]) for p in ("train", "val", "test")}
+    assert not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
+    assert not (parts["train"] & parts["val"])
+    assert sum(map(len, parts.values())) == 15 and len(parts["test"]) == 3
+    # the test loader holds exactly the test tracks' features, and no training window comes from them
+    test_rows = {tuple(dm.hand[i]) for i in dm.idx["test"]}
+    assert not test_rows & {tuple(dm.hand[i]) for i in dm.idx["train"]}
+    again = make_dm(root)
+    assert again.split == dm.split
+    assert list(dm.cache_dir.glob("split-random-*.json"))
+
+
+def test_missing_dataset_says_what_to_do(tmp_path):
+    dm = GenreDataModule(dataset="gtzan", data_dir=str(tmp_path / "nothing"), download=False)
+    with pytest.raises(DataError, match="configs/demo.yaml"):
+        dm.prepare_data()
+
+
+def test_all_bad_folder_is_one_clear_error(tmp_path):
+    for g in ("a", "b"):
+        (tmp_path / "bad" / g).mkdir(parents=True)
+        (tmp_path / "bad" / g / "x.wav").write_text("not audio")
+    dm = GenreDataModule(dataset="folder", data_dir=str(tmp_path / "bad"), cache_workers=1)
+    with pytest.raises(DataError, match=r"no usable audio file in .*bad"):
+        dm.prepare_data()
+
+
+@needs_gtzan_mini
+def test_real_clips_with_the_artist_filtered_lists():
+    dm = GenreDataModule(dataset="folder", data_dir=str(GTZAN_MINI), split="lists",
+                         split_lists_dir=str(GTZAN_SPLITS), cache_workers=2)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.genres[0] == "blues" and len(dm.genres) == 10
+    assert {p: len(i) for p, i in dm.idx.items()} == {"train": 40, "val": 49, "test": 4}
+    assert dm.spec.shape == (100, 140, 1 + 30 * SR // 512)
