@@ -123,6 +123,7 @@ class GenreDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        self.train_parts: tuple[str, ...] = ("train",)  # ("train", "val") to refit on both (see train.py)
         self.data_dir = resolve(data_dir) if data_dir else project_root() / "data" / dataset
         self.settings = FeatureSettings(sample_rate, n_fft, hop_length, n_mels, clip_seconds, min_seconds)
         self.window = num_frames(int(window_seconds * sample_rate), hop_length)
@@ -156,7 +157,13 @@ class GenreDataModule(L.LightningDataModule):
         return find_clips(self._genre_root(), tuple(self.genres))
 
     def prepare_data(self) -> None:
-        """Downloads or generates the audio if needed, then caches every clip's features (one process)."""
+        """Downloads or generates the audio if needed, then caches every clip's features (one process).
+
+        Lightning calls this before every fit and test: after the first success it does nothing, so each
+        bad file is reported once per run.
+        """
+        if getattr(self, "_prepared", False):
+            return
         hp = self.hparams
         if hp.dataset == "demo":
             from genre_cnn.demo import make_demo_dataset
@@ -169,6 +176,7 @@ class GenreDataModule(L.LightningDataModule):
         usable = build_cache(self._clips(), self.cache_dir, self.settings, hp.cache_workers)
         if not usable:
             raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
+        self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features and the saved (or new) track-level split."""
@@ -204,8 +212,13 @@ class GenreDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
+    @property
+    def train_idx(self) -> np.ndarray:
+        """Row indices of the clips a model learns from: the train part, or train + val when refitting."""
+        return np.concatenate([self.idx[p] for p in self.train_parts])
+
     def train_dataloader(self) -> DataLoader:
-        i = self.idx["train"]
+        i = self.train_idx
         if self._input_kind() == "hand":  # each clip crops_per_clip times, like the windows
             i = np.tile(i, self.hparams.crops_per_clip)
             ds = torch.utils.data.TensorDataset(torch.from_numpy(self.hand[i]), torch.from_numpy(self.labels[i]))

@@ -9,7 +9,7 @@ tempo, timbre and noise in every 3-s window:
 - ambient: slow sustained sine pads (a triad on a 110-220 Hz root, three harmonics, slow swell);
 - techno: a kick drum at 120-135 BPM, hi-hat noise bursts on the off-beats and a short bass note;
 - noise: coloured, band-limited noise with random bursts, no pitch;
-- chiptune: fast pulse-wave arpeggios (8-16 notes/s) between about 280 Hz and 3 kHz.
+- chiptune: fast pulse-wave arpeggios (8-16 notes/s) between about 330 Hz and 3.5 kHz.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def _place(out: np.ndarray, shot: np.ndarray, start: int) -> None:
 
 def _ambient(t: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     root = rng.integers(45, 58)  # A2..A3: 110-220 Hz
-    chord = root + np.array([0, 3 + rng.integers(0, 2), 7, 12])  # minor or major triad plus the octave
+    chord = root + np.array([0, 7, 12, 15 + rng.integers(0, 2)])  # open minor/major chord, no close intervals
     y = np.zeros_like(t)
     for f in _hz(chord):
         for k, amp in ((1, 1.0), (2, 0.3), (3, 0.1)):  # few low harmonics; two detuned voices beat slowly
@@ -73,12 +74,14 @@ def _techno(t: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
 def _noise(t: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     spec = np.fft.rfft(rng.standard_normal(len(t)))
     f = np.fft.rfftfreq(len(t), 1 / sr)
-    centre = np.exp(rng.uniform(np.log(500), np.log(4000)))  # band centre, Hz
+    centre = np.exp(rng.uniform(np.log(1000), np.log(5000)))  # band centre, Hz
     band = np.exp(-0.5 * (np.log2(np.maximum(f, 1.0) / centre) / rng.uniform(1.0, 2.0)) ** 2)
-    y = np.fft.irfft(spec * band * np.maximum(f, 20.0) ** (-rng.uniform(0, 0.75)), n=len(t))
+    y = np.fft.irfft(spec * band * np.maximum(f, 20.0) ** (-rng.uniform(0, 0.5)), n=len(t))
     env = np.full_like(t, 0.3)
     for start in rng.uniform(-0.5, t[-1], rng.poisson(2.5 * t[-1]) + 1):  # random bursts, ~2.5 per second
-        env += rng.uniform(0.3, 1.0) * np.exp(-np.abs(t - start) / rng.uniform(0.05, 0.4))
+        gain, tau = rng.uniform(0.3, 1.0), rng.uniform(0.05, 0.4)  # seconds
+        near = slice(max(0, int((start - 8 * tau) * sr)), max(0, int((start + 8 * tau) * sr)))
+        env[near] += gain * np.exp(-np.abs(t[near] - start) / tau)
     return y * env
 
 
@@ -86,7 +89,7 @@ def _chiptune(t: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     note = 1.0 / rng.uniform(8, 16)  # seconds per note
     shape = np.array([0, 3 + rng.integers(0, 2), 7, 12, 16 if rng.random() < 0.5 else 15, 19])
     order = np.concatenate([shape, shape[-2:0:-1]]) if rng.random() < 0.5 else shape
-    roots = rng.integers(64, 77) + np.array([0, 5, 7, -3])[rng.permutation(4)]  # E4..E5, a new root every 2 s
+    roots = rng.integers(67, 80) + np.array([0, 5, 7, -3])[rng.permutation(4)]  # G4..G5, a new root every 2 s
     duty = rng.choice([0.125, 0.25, 0.5])
     idx = (t // note).astype(int)
     midi = roots[(t // 2.0).astype(int) % len(roots)] + order[idx % len(order)]
@@ -138,13 +141,13 @@ def make_demo_dataset(root: Path, clips_per_genre: int = 12, seconds: float = 8.
     root = Path(root)
     args = {"clips_per_genre": clips_per_genre, "seconds": float(seconds), "sample_rate": sample_rate,
             "seed": seed, "genres": list(DEMO_GENRES)}
-    done, partial = root / ".demo-complete", root / ".demo-partial"
+    done, started = root / ".demo-complete", root / ".demo-partial"
     if _read_json(done) == args:
         return root
     root.mkdir(parents=True, exist_ok=True)
-    resume = _read_json(partial) == args  # existing clips are kept only if they came from these arguments
+    resume = _read_json(started) == args  # existing clips are kept only if they came from these arguments
     done.unlink(missing_ok=True)
-    _write_atomic(partial, lambda tmp: Path(tmp).write_text(json.dumps(args)))
+    _write_atomic(started, lambda tmp: Path(tmp).write_text(json.dumps(args)))
     for g, genre in enumerate(DEMO_GENRES):
         folder = root / genre
         folder.mkdir(exist_ok=True)
@@ -157,9 +160,10 @@ def make_demo_dataset(root: Path, clips_per_genre: int = 12, seconds: float = 8.
             if resume and path.exists():
                 continue
             y = synth_clip(genre, seconds, sample_rate, np.random.default_rng([seed, g, i]))
-            _write_atomic(path, lambda tmp, y=y: sf.write(tmp, y, sample_rate, subtype="PCM_16", format="WAV"))
+            _write_atomic(path, partial(sf.write, data=y, samplerate=sample_rate, subtype="PCM_16",
+                                        format="WAV"))
     _write_atomic(done, lambda tmp: Path(tmp).write_text(json.dumps(args)))
-    partial.unlink(missing_ok=True)
+    started.unlink(missing_ok=True)
     return root
 
 

@@ -8,6 +8,8 @@ model its training-split scaler, so a checkpoint alone rebuilds a model that pre
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ class GenreClassifier(L.LightningModule):
         genres: class names in label order (linked from the DataModule).
         sample_rate, n_fft, hop_length, n_mels: front-end settings (linked from the DataModule).
         window_seconds: the length of one input window (linked from the DataModule).
-        lr: peak learning rate of Adam (one-cycle schedule). weight_decay: decoupled (AdamW).
+        lr: peak learning rate of Adam (warm-up then cosine). weight_decay: decoupled (AdamW).
         label_smoothing: of the cross-entropy loss.
     """
 
@@ -103,10 +105,21 @@ class GenreClassifier(L.LightningModule):
                                   self.global_step)
 
     def configure_optimizers(self):
+        """AdamW; the learning rate warms up linearly over the first 10% of steps, then follows a cosine to 0.
+
+        The schedule is a function of the trainer's current max_epochs, so a run resumed with more epochs
+        stretches it instead of stepping past its end.
+        """
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr,
-                                                    total_steps=int(self.trainer.estimated_stepping_batches),
-                                                    pct_start=0.1)
+
+        def factor(step: int) -> float:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            warm = max(1, total // 10)
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -199,7 +212,7 @@ class DenseClassifier(GenreClassifier):
     def setup(self, stage: str) -> None:
         dm = self.trainer.datamodule
         if stage == "fit" and dm is not None:
-            train = torch.from_numpy(dm.hand[dm.idx["train"]]).double()  # (N_train, D)
+            train = torch.from_numpy(dm.hand[dm.train_idx]).double()  # (N_train, D)
             self.mean.copy_(train.mean(0).float())
             self.std.copy_(train.std(0).clamp_min(1e-6).float())
 

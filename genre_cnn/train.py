@@ -43,7 +43,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--resume", type=bool, default=False,
                         help="continue run_name (default: the latest run) from its last checkpoints")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, batches and augmentation")
-    parser.add_argument("--patience", type=int, default=15, help="early stopping: epochs without better val/acc")
+    parser.add_argument("--patience", type=int, default=20, help="early stopping: epochs without better val/acc")
+    parser.add_argument("--refit", type=bool, default=False,
+                        help="after choosing the epoch count on validation, retrain on train + val and test that")
     parser.add_argument("--output_root", type=Path | None, default=None,
                         help="where runs/ and checkpoints/ go (default: the project folder)")
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False)
@@ -64,37 +66,59 @@ def _latest_run(checkpoints: Path) -> str:
     return runs[-1].name
 
 
+def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
+    """A Trainer from the `trainer` options, logging to runs/<run>/<name>/<version>; mixed precision on GPU."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    args = {**vars(cfg.trainer), **overrides}
+    if args.get("precision") is None and torch.cuda.is_available():
+        args["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    logger = TensorBoardLogger(run_dir, name=name, version=version, default_hp_metric=False)
+    return L.Trainer(**args, default_root_dir=run_dir, logger=logger, callbacks=callbacks)
+
+
 def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckpt_dir: Path) -> dict:
-    """Fits one model (resuming from last.ckpt if asked and present), tests its best checkpoint."""
+    """Fits one model (resuming from last.ckpt if asked and present) and tests its best checkpoint.
+
+    With `cfg.refit`, a fresh model is then trained on train + val for as many epochs as the best
+    checkpoint had seen, and that model (checkpoints/<run>/<name>/refit.ckpt) is the one tested.
+    """
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
 
     from genre_cnn.report import metrics_from_confusion
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
-    trainer_args = vars(cfg.trainer).copy()
-    if trainer_args.get("precision") is None and torch.cuda.is_available():
-        trainer_args["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max", save_last=True,
                                  enable_version_counter=False)
-    trainer = L.Trainer(
-        **trainer_args,
-        default_root_dir=run_dir,
-        logger=TensorBoardLogger(run_dir, name=name, version="", default_hp_metric=False),
-        callbacks=[checkpoint, EarlyStopping("val/acc", mode="max", patience=cfg.patience),
-                   LearningRateMonitor("epoch")],
-    )
+    early = EarlyStopping("val/acc", mode="max", patience=cfg.patience)
+    trainer = make_trainer(cfg, run_dir, name, [checkpoint, early, LearningRateMonitor("epoch")])
     last = ckpt_dir / name / "last.ckpt"
     start = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
-    seconds = time.time() - start
-    test = trainer.test(model, datamodule=dm, ckpt_path="best", weights_only=True)[0]
-    result = metrics_from_confusion(trainer.lightning_module.test_confusion, dm.genres)
-    result.update(window_acc=test["test/window_acc"], epochs=trainer.current_epoch, train_seconds=seconds,
-                  val_acc=float(checkpoint.best_model_score or 0.0), checkpoint=str(checkpoint.best_model_path))
+    result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0),
+              "checkpoint": str(checkpoint.best_model_path)}
+    if cfg.refit:
+        epochs = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["epoch"] + 1
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
+        final = ModelCheckpoint(str(ckpt_dir / name), filename="refit", enable_version_counter=False)
+        trainer = make_trainer(cfg, run_dir, name, [final, LearningRateMonitor("epoch")], version="refit",
+                               max_epochs=epochs, limit_val_batches=0)
+        dm.train_parts = ("train", "val")
+        try:
+            trainer.fit(model, datamodule=dm)
+        finally:
+            dm.train_parts = ("train",)
+        result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
+    result["train_seconds"] = time.time() - start
+    test = trainer.test(model, datamodule=dm, ckpt_path=None if cfg.refit else "best", weights_only=True)[0]
+    result.update(metrics_from_confusion(trainer.lightning_module.test_confusion, dm.genres),
+                  window_acc=test["test/window_acc"])
     return result
 
 

@@ -1,0 +1,121 @@
+"""One PNG per audio file with the write-up's views of it, and the model's genre probabilities.
+
+    genre-cnn plot song.mp3 [--ckpt CKPT] [--out DIR]      # writes DIR/song.png
+
+Panels, top to bottom (time in seconds, frequency in Hz): the waveform; the linear-frequency spectrogram
+in dB; the log-mel spectrogram and the chroma that the model sees (its own `LogMelChroma` front end, or a
+default one without a model); 20 MFCCs of that log-mel; spectral centroid and zero-crossing rate over time;
+and, given a model, its genre probabilities for the whole file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from genre_cnn.lit import GenreClassifier
+
+TIME_PANELS = 7  # waveform, spectrogram, log-mel, chroma, MFCC, centroid, ZCR; +1 bar chart with a model
+
+
+def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
+    """The figure for one file (not saved). Every panel has a title and both axis labels; colour bars
+    are extra axes labelled with their unit."""
+    import librosa
+    import librosa.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    from genre_cnn.audio import load_audio
+    from genre_cnn.features import N_CHROMA, LogMelChroma
+    from genre_cnn.predict import PREDICT_MIN_SECONDS
+
+    path = Path(path)
+    frontend = model.frontend if model is not None else LogMelChroma()
+    sr = int(model.hparams.sample_rate) if model is not None else 22050
+    n_fft, hop = frontend.n_fft, frontend.hop_length
+    y = load_audio(path, sr, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
+    with torch.no_grad():
+        wav = torch.from_numpy(y)[None].to(frontend.window.device)  # (1, samples)
+        power_t = frontend.power(wav)  # (1, bins, frames)
+        feats = frontend.from_power(power_t)[0].cpu().numpy()  # (n_mels + 12, frames)
+        probs = model.predict_waveform(torch.from_numpy(y)).cpu().numpy() if model is not None else None
+    power = power_t[0].cpu().numpy()  # (bins, frames)
+    mel_db, chroma = feats[:-N_CHROMA], feats[-N_CHROMA:]
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=20)  # (20, frames)
+    centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=n_fft)[0]  # (frames,)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]  # (frames,)
+    times = librosa.times_like(centroid, sr=sr, hop_length=hop)
+
+    rows = TIME_PANELS + (probs is not None)
+    heights = [1.0, 1.6, 1.6, 1.0, 1.2, 1.0, 1.0] + ([0.22 * len(probs) + 0.5] if probs is not None else [])
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 2.1 * sum(heights)), height_ratios=heights,
+                             layout="constrained")
+    fig.suptitle(f"{path.name}: {y.size / sr:.1f} s at {sr} Hz", fontsize=13)
+    ax_wave, ax_spec, ax_mel, ax_chroma, ax_mfcc, ax_cent, ax_zcr = axes[:TIME_PANELS]
+    duration = y.size / sr
+
+    librosa.display.waveshow(y, sr=sr, ax=ax_wave, color="tab:blue")
+    ax_wave.set(title="waveform", ylabel="amplitude")
+
+    spec_db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0)
+    shows = [
+        (ax_spec, spec_db, "linear", "spectrogram (linear frequency)", "frequency (Hz)", "dB"),
+        (ax_mel, mel_db, "mel", "log-mel spectrogram (model input)", "frequency (Hz, mel scale)", "dB"),
+        (ax_chroma, chroma, "chroma", "chroma (model input)", "pitch class", "relative energy"),
+        (ax_mfcc, mfcc, None, "MFCC", "coefficient", "value"),
+    ]
+    for ax, data, y_axis, title, ylabel, unit in shows:
+        img = librosa.display.specshow(data, sr=sr, hop_length=hop, n_fft=n_fft, x_axis="s", y_axis=y_axis,
+                                       ax=ax, cmap="magma" if y_axis != "chroma" else "viridis")
+        ax.set(title=title, ylabel=ylabel)
+        fig.colorbar(img, ax=ax, pad=0.01).set_label(unit)
+    ax_mfcc.set_yticks(np.arange(0, len(mfcc), 4) + 0.5, labels=[str(i) for i in range(0, len(mfcc), 4)])
+
+    ax_cent.plot(times, centroid, color="tab:orange")
+    ax_cent.set(title="spectral centroid", ylabel="frequency (Hz)")
+    ax_zcr.plot(times, zcr, color="tab:green")
+    ax_zcr.set(title="zero-crossing rate", ylabel="crossings / sample")
+    for ax in axes[:TIME_PANELS]:
+        ax.set_xlim(0, duration)
+        ax.set_xlabel("time (s)")
+
+    if probs is not None:
+        ax_bar = axes[TIME_PANELS]
+        order = np.argsort(probs)  # lowest first: the best genre ends up on top
+        names = [model.genres[i] for i in order]
+        bars = ax_bar.barh(names, probs[order], color=["tab:gray"] * (len(order) - 1) + ["tab:red"])
+        ax_bar.bar_label(bars, labels=[f"{100 * p:.1f}%" for p in probs[order]], padding=3)
+        ax_bar.set(title=f"genre probabilities ({type(model).__name__}, whole file)", xlabel="probability",
+                   ylabel="genre", xlim=(0, 1.1))
+    return fig
+
+
+def plot_file(path: Path, out_png: Path, model: GenreClassifier | None = None) -> Path:
+    """Writes the figure of `build_figure` for the audio file `path` to `out_png` and returns it.
+
+    Raises genre_cnn.audio.AudioError (one line) if the file cannot be read as audio.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(path, model)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+if __name__ == "__main__":
+    import sys
+
+    from genre_cnn.cli import main
+
+    sys.exit(main(["plot", *sys.argv[1:]]))

@@ -1,0 +1,55 @@
+"""`genre-cnn plot`: one readable PNG per file with every view of the write-up, labelled, and the genre
+probabilities when a model is given."""
+
+from __future__ import annotations
+
+import matplotlib.image
+import matplotlib.pyplot as plt
+
+from genre_cnn.cli import main
+from genre_cnn.demo import DEMO_GENRES
+from genre_cnn.plot import build_figure
+from genre_cnn.predict import load_model
+
+PANELS = ["waveform", "spectrogram (linear frequency)", "log-mel spectrogram (model input)", "chroma (model input)",
+          "MFCC", "spectral centroid", "zero-crossing rate"]
+
+
+def panels(fig) -> list:
+    """The figure's titled axes (colour bars are extra, untitled axes)."""
+    return [ax for ax in fig.axes if ax.get_title()]
+
+
+def test_plot_writes_a_png_per_file(demo_run, demo_dir, tmp_path, capsys):
+    ckpt = demo_run["root"] / "checkpoints" / demo_run["run"] / "cnn" / "best.ckpt"
+    wav = demo_dir / "techno" / "techno.00002.wav"
+    assert main(["plot", str(wav), "--ckpt", str(ckpt), "--out", str(tmp_path)]) == 0
+    png = tmp_path / "techno.00002.png"
+    assert capsys.readouterr().out.strip() == str(png)
+    image = matplotlib.image.imread(png)  # (height, width, RGBA)
+    assert image.shape[1] >= 1000 and image.shape[0] >= 1500
+    assert image[..., :3].std() > 0.1  # not a blank canvas
+
+
+def test_figure_has_every_view_labelled_and_the_probabilities(demo_run, demo_dir):
+    model = load_model(demo_run["root"] / "checkpoints" / demo_run["run"] / "cnn" / "best.ckpt")
+    fig = build_figure(demo_dir / "ambient" / "ambient.00003.wav", model)
+    try:
+        axes = panels(fig)
+        assert [ax.get_title() for ax in axes[:-1]] == PANELS and "genre probabilities" in axes[-1].get_title()
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in axes)
+        assert all(ax.get_xlabel() == "time (s)" and ax.get_xlim() == (0.0, 8.0) for ax in axes[:-1])
+        assert "ambient.00003.wav" in fig.get_suptitle()
+        bars = axes[-1].patches
+        assert len(bars) == len(DEMO_GENRES) and abs(sum(b.get_width() for b in bars) - 1) < 1e-4
+        assert sum(ax.get_ylabel() == "dB" for ax in fig.axes) == 2  # colour bars of both spectrograms
+    finally:
+        plt.close(fig)
+
+
+def test_figure_without_a_model_has_no_probabilities(demo_dir):
+    fig = build_figure(demo_dir / "noise" / "noise.00000.wav")
+    try:
+        assert [ax.get_title() for ax in panels(fig)] == PANELS
+    finally:
+        plt.close(fig)

@@ -1,0 +1,192 @@
+"""`genre-cnn predict` on the demo set: the console script's JSON, CSV and table output, folders, unreadable
+files and exit codes; safe checkpoint loading that refuses corrupt files and pickled code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from genre_cnn.cli import main
+from genre_cnn.demo import DEMO_GENRES
+from genre_cnn.predict import CheckpointError, latest_checkpoint, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def checkpoint(demo_run, model: str = "cnn") -> Path:
+    return demo_run["root"] / "checkpoints" / demo_run["run"] / model / "best.ckpt"
+
+
+def demo_files(demo_dir: Path, per_genre: int = 3) -> list[Path]:
+    """`per_genre` clips of every demo genre, spread over the clip numbers (train, val and test clips)."""
+    return [f for g in DEMO_GENRES for f in sorted((demo_dir / g).glob("*.wav"))[::4][:per_genre]]
+
+
+def run_cli(demo_run, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GENRE_CNN_HOME": str(demo_run["root"])}
+    return subprocess.run([sys.executable, "-m", "genre_cnn.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+
+
+def check_results(results: list[dict], files: list[Path]) -> float:
+    """Every file's probabilities are a distribution over the demo genres; returns the top-1 accuracy."""
+    assert [r["file"] for r in results] == [str(f) for f in files]
+    for r in results:
+        probs = r["probabilities"]
+        assert list(probs) == list(DEMO_GENRES)
+        assert abs(sum(probs.values()) - 1.0) < 1e-4, r
+        assert r["top"][0]["genre"] == max(probs, key=probs.get)
+        assert [t["probability"] for t in r["top"]] == sorted((t["probability"] for t in r["top"]), reverse=True)
+    return sum(r["top"][0]["genre"] == Path(r["file"]).parent.name for r in results) / len(results)
+
+
+def test_console_script_predicts_the_true_genre_of_most_demo_files(demo_run, demo_dir):
+    files = demo_files(demo_dir)
+    proc = run_cli(demo_run, "predict", *files, "--json", "--no-progress")  # default: the latest run's CNN
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    results = json.loads(proc.stdout)
+    assert all(len(r["top"]) == 3 for r in results)
+    assert check_results(results, files) >= 0.75
+
+
+def test_dense_checkpoint_predicts_too(demo_run, demo_dir, capsys):
+    files = demo_files(demo_dir, per_genre=2)
+    code = main(["predict", *map(str, files), "--ckpt", str(checkpoint(demo_run, "dense")), "--json", "--no-progress",
+                 "--top-k", "2"])
+    results = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert all(len(r["top"]) == 2 for r in results)
+    assert check_results(results, files) >= 0.75
+
+
+def test_csv_has_a_header_and_one_row_per_file(demo_run, demo_dir, capsys):
+    files = demo_files(demo_dir, per_genre=1)
+    assert main(["predict", *map(str, files), "--ckpt", str(checkpoint(demo_run)), "--csv", "--no-progress"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["file", "prediction", *DEMO_GENRES]
+    assert [r[0] for r in rows[1:]] == [str(f) for f in files]
+    for row in rows[1:]:
+        probs = [float(p) for p in row[2:]]
+        assert abs(sum(probs) - 1) < 1e-4
+        assert row[1] == DEMO_GENRES[probs.index(max(probs))]
+
+
+def test_table_shows_each_file_with_its_top_genres(demo_run, demo_dir, capsys):
+    file = demo_files(demo_dir, per_genre=1)[0]
+    assert main(["predict", str(file), "--ckpt", str(checkpoint(demo_run)), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["file", "top-1", "top-2", "top-3"]
+    row = out[-1].split()
+    assert row[0] == str(file) and len(row) == 7 and all(p.endswith("%") for p in row[2::2])
+
+
+def test_a_folder_expands_recursively_to_its_audio_files(demo_run, demo_dir, tmp_path, capsys):
+    nested = tmp_path / "music" / "deeper"
+    nested.mkdir(parents=True)
+    copies = [shutil.copy(demo_dir / "chiptune" / "chiptune.00000.wav", tmp_path / "music" / "a.wav"),
+              shutil.copy(demo_dir / "ambient" / "ambient.00000.wav", nested / "b.WAV")]
+    (nested / "notes.txt").write_text("not audio")
+    assert main(["predict", str(tmp_path / "music"), "--ckpt", str(checkpoint(demo_run)), "--json",
+                 "--no-progress"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["file"] for r in results] == [str(p) for p in copies]
+
+
+def test_an_unreadable_file_is_one_stderr_line_and_fails_only_alone(demo_run, demo_dir, tmp_path, capsys):
+    bad = tmp_path / "song.wav"
+    bad.write_text("this is a text file, not audio\n")
+    good = demo_files(demo_dir, per_genre=1)[0]
+    code = main(["predict", str(bad), str(good), "--ckpt", str(checkpoint(demo_run)), "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert [r["file"] for r in json.loads(out)] == [str(good)]
+    assert err.splitlines() == [err.strip()] and str(bad) in err
+
+    proc = run_cli(demo_run, "predict", bad, "--json", "--no-progress")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout) == []
+    assert len(proc.stderr.splitlines()) == 1 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bad_checkpoint_exits_2_with_one_line(demo_run, demo_dir, tmp_path, capsys):
+    fake = tmp_path / "fake.ckpt"
+    fake.write_bytes(b"not a checkpoint")
+    assert main(["predict", str(demo_files(demo_dir, 1)[0]), "--ckpt", str(fake), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(fake) in err and len(err.splitlines()) == 1
+
+
+# --- safe loading -------------------------------------------------------------------------------------------
+
+
+class _MkdirWhenUnpickled:
+    """Pickles as a call to os.mkdir: if loading ever ran pickled code, `marker` would appear."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def test_load_model_rebuilds_the_trained_model(demo_run):
+    model = load_model(checkpoint(demo_run))
+    assert type(model).__name__ == "CNNClassifier" and not model.training
+    assert model.genres == list(DEMO_GENRES)
+    probs = model.predict_waveform(torch.zeros(22050).uniform_(-0.5, 0.5))
+    assert probs.shape == (len(DEMO_GENRES),) and abs(float(probs.sum()) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "random bytes", "other dict", "unknown class"])
+def test_load_model_rejects_unusable_files(demo_run, tmp_path, kind):
+    path = tmp_path / "model.ckpt"
+    good = checkpoint(demo_run).read_bytes()
+    if kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "random bytes":
+        path.write_bytes(random.Random(0).randbytes(4096))
+    elif kind == "other dict":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "unknown class":
+        ckpt = torch.load(checkpoint(demo_run), weights_only=True)
+        torch.save({**ckpt, "genre_cnn_class": "MulticlassAccuracy"}, path)  # in lit, not a classifier
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_load_model_refuses_pickled_code_without_running_it(tmp_path):
+    marker = tmp_path / "code-was-run"
+    for i, payload in enumerate([{"x": os.system}, {"state_dict": {}, "x": _MkdirWhenUnpickled(marker)}]):
+        path = tmp_path / f"evil{i}.ckpt"
+        torch.save(payload, path)
+        with pytest.raises(CheckpointError, match="refused"):
+            load_model(path)
+    assert not marker.exists()
+
+
+def test_latest_checkpoint_prefers_the_cnn_of_the_newest_run(tmp_path):
+    with pytest.raises(CheckpointError, match="python train.py"):
+        latest_checkpoint(tmp_path)
+    now = time.time()
+    for age, rel in ((100, "old/cnn"), (10, "new/cnn"), (5, "new/dense")):
+        path = tmp_path / "checkpoints" / rel / "best.ckpt"
+        path.parent.mkdir(parents=True)
+        path.touch()
+        os.utime(path, (now - age, now - age))
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "new" / "cnn" / "best.ckpt"
+    (tmp_path / "checkpoints" / "new" / "cnn" / "best.ckpt").unlink()
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "new" / "dense" / "best.ckpt"
