@@ -3,7 +3,7 @@
     genre-cnn predict song.mp3 album/                  # top-3 genres of each file (folders: every audio file)
     genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
     genre-cnn predict song.mp3 --ckpt checkpoints/RUN/dense/best.ckpt --top-k 5
-    genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrogram, features, genres
+    genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
     genre-cnn export --out genre_cnn.onnx               # the CNN with its front end as one ONNX graph
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
 
@@ -29,20 +29,21 @@ def _parser() -> argparse.ArgumentParser:
     ckpt_help = "a checkpoint (default: checkpoints/<latest run>/cnn/best.ckpt of the project)"
 
     p = sub.add_parser("predict", help="the genres of audio files or folders")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="audio files or folders (searched recursively)")
     p.add_argument("--ckpt", type=Path, help=ckpt_help)
     p.add_argument("--top-k", type=int, default=3, help="genres shown per file (default: 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="a JSON list on stdout, one object per file")
-    fmt.add_argument("--csv", action="store_true", help="CSV on stdout: file, prediction, one column per genre")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout: file, prediction, a column per genre")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    p = sub.add_parser("plot", help="a PNG of waveform, spectrograms, features and genre probabilities per file")
+    p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     p.add_argument("--ckpt", type=Path, help=ckpt_help)
-    p.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs (default: the current one)")
+    p.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs (default: .)")
 
-    p = sub.add_parser("export", help="the CNN and its front end as one ONNX graph: waveform -> probabilities")
+    p = sub.add_parser("export", help="the CNN with its front end as one ONNX graph")
     p.add_argument("--ckpt", type=Path, help=ckpt_help)
     p.add_argument("--out", type=Path, help="the .onnx file (default: model.onnx beside the checkpoint)")
 
@@ -82,7 +83,8 @@ def predict(args: argparse.Namespace) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["file", "prediction", *model.genres])
         for r in results:
-            writer.writerow([r["file"], r["top"][0]["genre"], *(f"{r['probabilities'][g]:.6f}" for g in model.genres)])
+            probs = (f"{r['probabilities'][g]:.6f}" for g in model.genres)
+            writer.writerow([r["file"], r["top"][0]["genre"], *probs])
     elif results:
         print(f"model: {ckpt}\n{_table(results, min(args.top_k, len(model.genres)))}")
     return 0 if results else 1

@@ -55,6 +55,7 @@ def export_onnx(model: CNNClassifier, out: Path, seconds: float = 30.0) -> Path:
         seconds: length of the example input used for tracing; any length works at inference.
     """
     import logging
+    import warnings
 
     from torch.export import Dim
 
@@ -70,8 +71,11 @@ def export_onnx(model: CNNClassifier, out: Path, seconds: float = 30.0) -> Path:
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False, input_names=["waveform"],
-                                    output_names=["probabilities"], dynamic_shapes={"waveform": {1: samples}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation notices while tracing
+            program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False,
+                                        input_names=["waveform"], output_names=["probabilities"],
+                                        dynamic_shapes={"waveform": {1: samples}})
     finally:
         quiet.setLevel(level)
     program.model.metadata_props.update({

@@ -24,7 +24,7 @@ from genre_cnn.audio import AUDIO_EXTENSIONS, AudioError, load_audio
 if TYPE_CHECKING:
     from genre_cnn.lit import GenreClassifier
 
-PREDICT_MIN_SECONDS = 0.5  # shorter files are refused; anything longer is used whole (looped up to one window)
+PREDICT_MIN_SECONDS = 0.5  # shorter files are refused; longer ones are used whole (looped up to one window)
 
 
 class CheckpointError(ValueError):
@@ -45,15 +45,15 @@ def _model_classes() -> dict[str, type]:
     from genre_cnn import lit
 
     return {name: obj for name, obj in vars(lit).items()
-            if isinstance(obj, type) and issubclass(obj, lit.GenreClassifier) and obj is not lit.GenreClassifier
-            and obj.__module__ == lit.__name__}
+            if isinstance(obj, type) and issubclass(obj, lit.GenreClassifier)
+            and obj is not lit.GenreClassifier and obj.__module__ == lit.__name__}
 
 
 def load_model(path: Path, map_location="cpu") -> GenreClassifier:
     """Rebuilds the classifier saved in a Lightning checkpoint, in eval mode, on `map_location`.
 
-    Raises CheckpointError for a missing, truncated or corrupt file, a file that is not a genre_cnn checkpoint,
-    or one that carries pickled code (which is refused, never run).
+    Raises CheckpointError for a missing, truncated or corrupt file, a file that is not a genre_cnn
+    checkpoint, or one that carries pickled code (which is refused, never run).
     """
     import torch
 
@@ -66,7 +66,8 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
         reason = _one_line(err)
         what = "refused: it pickles code or objects" if "GLOBAL" in reason else "corrupt or not a checkpoint"
         raise CheckpointError(f"{path}: {what} ({reason})") from None
-    if not isinstance(checkpoint, dict) or not {"genre_cnn_class", "hyper_parameters", "state_dict"} <= set(checkpoint):
+    needed = {"genre_cnn_class", "hyper_parameters", "state_dict"}
+    if not isinstance(checkpoint, dict) or not needed <= set(checkpoint):
         raise CheckpointError(f"{path}: not a genre_cnn checkpoint (no genre_cnn_class, hyper_parameters "
                               "or state_dict); train one with `python train.py`")
     classes = _model_classes()
@@ -144,8 +145,9 @@ def predict_files(model: GenreClassifier, paths: list[Path], top_k: int = 3,
         top = torch.topk(probs, min(top_k, len(genres)))
         results.append({
             "file": str(path),
-            "top": [{"genre": genres[i], "probability": float(p)} for p, i in zip(top.values, top.indices)],
-            "probabilities": {g: float(p) for g, p in zip(genres, probs)},
+            "top": [{"genre": genres[int(i)], "probability": float(p)}
+                    for p, i in zip(top.values, top.indices, strict=True)],
+            "probabilities": {g: float(p) for g, p in zip(genres, probs, strict=True)},
         })
     return results, errors
 

@@ -39,7 +39,7 @@ def test_onnx_model_matches_pytorch_on_any_length(demo_run, demo_dir, tmp_path, 
         assert onnx_probs.shape == (1, len(DEMO_GENRES))
         np.testing.assert_allclose(onnx_probs[0], torch_probs, rtol=0, atol=TOLERANCE)
     winners = [DEMO_GENRES[int(np.argmax(session.run(None, {"waveform": y[None]})[0]))] for y in clips]
-    assert sum(w == g for w, g in zip(winners, DEMO_GENRES)) >= 3
+    assert sum(w == g for w, g in zip(winners, DEMO_GENRES, strict=True)) >= 3
 
 
 def test_export_refuses_the_dense_model(demo_run, tmp_path, capsys):
