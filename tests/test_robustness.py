@@ -54,7 +54,8 @@ def hostile_folder(root: Path, demo_dir: Path) -> dict[str, Path]:
     bad["unreadable"].chmod(0)
     # usable but unusual: 48 kHz stereo, a 10-minute file, NaN samples, unknown extensions, an empty genre
     t48 = np.arange(int(8 * 48000)) / 48000
-    sf.write(root / "chiptune" / "stereo48k.wav", 0.2 * np.stack([np.sign(np.sin(2 * np.pi * 880 * t48))] * 2, 1), 48000)
+    square = 0.2 * np.sign(np.sin(2 * np.pi * 880 * t48))
+    sf.write(root / "chiptune" / "stereo48k.wav", np.stack([square, square], axis=1), 48000)
     long = np.tile(sf.read(demo_dir / "techno" / "techno.00000.wav")[0], 75)  # 10 minutes
     sf.write(root / "techno" / "ten_minutes.flac", long, SR)
     nan = sf.read(demo_dir / "noise" / "noise.00000.wav")[0]
