@@ -85,7 +85,7 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
 
 
 def latest_checkpoint(root: Path | None = None, model: str = "cnn") -> Path:
-    """`<root>/checkpoints/<run>/<model>/best.ckpt` of the most recent run (root: the project folder).
+    """`<root>/checkpoints/<run>/<model>/best.ckpt` (or `refit.ckpt`) of the most recent run (root: the project).
 
     The most recent run is the one whose newest best.ckpt was written last; if it has no `model`, its first
     model (alphabetically) is used. Raises CheckpointError, saying to train first, if there is none.
@@ -100,8 +100,9 @@ def latest_checkpoint(root: Path | None = None, model: str = "cnn") -> Path:
         raise CheckpointError(f"no trained model in {checkpoints}: run `python train.py` first "
                               "(or `python train.py --config configs/demo.yaml`), or pass --ckpt")
     latest = max(runs, key=lambda run: max(p.stat().st_mtime for p in runs[run]))
-    preferred = latest / model / "best.ckpt"
-    return preferred if preferred.is_file() else sorted(runs[latest])[0]
+    model_dir = latest / model if (latest / model / "best.ckpt").is_file() else sorted(runs[latest])[0].parent
+    refit = model_dir / "refit.ckpt"  # trained on train + val after validation chose its epochs (--refit)
+    return refit if refit.is_file() else model_dir / "best.ckpt"
 
 
 def expand_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
