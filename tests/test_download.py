@@ -215,14 +215,15 @@ def test_interrupted_extraction_leaves_nothing_that_looks_done(tarball, tmp_path
     archive.write_bytes(tarball)
     dest = tmp_path / "data"
     calls = []
+    real_makefile = tarfile.TarFile.makefile
 
-    def failing_copy(src, out, length=0):
+    def failing_makefile(self, tarinfo, targetpath):  # tarfile's writer of one regular file
         calls.append(1)
         if len(calls) == 3:
             raise OSError("disk full")
-        out.write(src.read())
+        return real_makefile(self, tarinfo, targetpath)
 
-    monkeypatch.setattr(download.shutil, "copyfileobj", failing_copy)
+    monkeypatch.setattr(tarfile.TarFile, "makefile", failing_makefile)
     with pytest.raises(DownloadError, match="disk full"):
         safe_extract(archive, dest)
     assert list(dest.iterdir()) == []  # no genres/, no marker, no temporary folder
