@@ -68,6 +68,8 @@ def discover_genres(genre_root: Path) -> tuple[str, ...]:
     names = sorted(d.name for d in genre_root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if set(names) == set(GTZAN_GENRES):
         return GTZAN_GENRES
+    for empty in (n for n in names if not _audio_files(genre_root / n)):
+        log.warning("%s: empty genre folder, no audio files: not a class", genre_root / empty)
     return tuple(n for n in names if _audio_files(genre_root / n))
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from genre_cnn import download
 from genre_cnn.download import OFFLINE_HELP, DownloadError, download_file, download_gtzan, safe_extract
 
 FILES = {f"genres/{genre}/{genre}.{i:05d}.au": bytes([i + 1]) * (7 + i) for genre in ("blues", "rock")
