@@ -93,10 +93,12 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
-    checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max", save_last=True,
+    checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max",
                                  enable_version_counter=False)
+    # every epoch, for --resume (Lightning's save_last only follows saves of the best checkpoint)
+    latest = ModelCheckpoint(str(ckpt_dir / name), filename="last", enable_version_counter=False)
     early = EarlyStopping("val/acc", mode="max", patience=cfg.patience)
-    trainer = make_trainer(cfg, run_dir, name, [checkpoint, early, LearningRateMonitor("epoch")])
+    trainer = make_trainer(cfg, run_dir, name, [checkpoint, latest, early, LearningRateMonitor("epoch")])
     last = ckpt_dir / name / "last.ckpt"
     start = time.time()
     trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
