@@ -4,10 +4,11 @@
     .venv/bin/python benchmarks/accuracy.py --folds 0 1      # some folds only, prints and writes nothing else
 
 Every system sees the same folds (stratified by track, seed 0): (a) the CNN and (b) the dense baseline,
-trained by `train.py` exactly as a user would (validation carved from each fold's training part, used for
-early stopping and checkpoint choice, never the test part), and (c) a plain peer measured in the same run:
-librosa features (benchmarks/peer.py) + scikit-learn RBF SVM, trained on the fold's train + validation
-tracks. Clip-level accuracy and macro-F1 are reported as mean +- std over the folds.
+trained by `train.py` as a user would, with configs/small_data.yaml (validation carved from each fold's
+training part and used to watch the run, then a refit on train + val; the test part is never seen),
+and (c) a plain peer measured in the same run: librosa features (benchmarks/peer.py) + scikit-learn RBF
+SVM, trained on the fold's train + validation tracks. Clip-level accuracy and macro-F1 are reported as
+mean +- std over the folds.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, nargs="*", default=list(range(NUM_FOLDS)))
     parser.add_argument("--data_dir", type=Path, default=GTZAN_MINI)
     parser.add_argument("--print_only", action="store_true", help="do not write BENCHMARKS.md")
+    parser.add_argument("--recipe", type=Path, default=REPO / "configs" / "small_data.yaml",
+                        help="the training config of (a) and (b)")
     parser.add_argument("train_args", nargs="*", help="extra train.py options after --, e.g. -- --cnn.lr 3e-3")
     args = parser.parse_args()
     if not (args.data_dir / "genres").is_dir():
@@ -69,7 +72,7 @@ def main() -> None:
         for fold in args.folds:
             common = ["--data.dataset", "folder", "--data.data_dir", str(args.data_dir), "--data.split", "kfold",
                       "--data.num_folds", str(NUM_FOLDS), "--data.fold", str(fold)]
-            results = train([*common, "--output_root", out, "--run_name", f"fold{fold}",
+            results = train(["--config", str(args.recipe), *common, "--output_root", out, "--run_name", f"fold{fold}",
                              "--trainer.enable_progress_bar", "false", *args.train_args])
             dm = GenreDataModule(dataset="folder", data_dir=str(args.data_dir), split="kfold", num_folds=NUM_FOLDS,
                                  fold=fold)
@@ -90,6 +93,7 @@ def main() -> None:
     folds = " ".join(map(str, args.folds))
     lines = [
         f"Command: `.venv/bin/python benchmarks/accuracy.py{' --folds ' + folds if len(args.folds) < NUM_FOLDS else ''}"
+        f"{' --recipe ' + str(args.recipe) if args.recipe != REPO / 'configs' / 'small_data.yaml' else ''}"
         f"{' -- ' + ' '.join(args.train_args) if args.train_args else ''}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; torch {__import__('torch').__version__}; "
         f"{time.strftime('%Y-%m-%d')}.  ",

@@ -45,7 +45,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, batches and augmentation")
     parser.add_argument("--patience", type=int, default=20, help="early stopping: epochs without better val/acc")
     parser.add_argument("--refit", type=bool, default=False,
-                        help="after choosing the epoch count on validation, retrain on train + val and test that")
+                        help="after the validated run, retrain on train + val for as many epochs and test that model")
     parser.add_argument("--output_root", type=Path | None, default=None,
                         help="where runs/ and checkpoints/ go (default: the project folder)")
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False)
@@ -82,11 +82,10 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
 def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckpt_dir: Path) -> dict:
     """Fits one model (resuming from last.ckpt if asked and present) and tests its best checkpoint.
 
-    With `cfg.refit`, a fresh model is then trained on train + val for as many epochs as the best
-    checkpoint had seen, and that model (checkpoints/<run>/<name>/refit.ckpt) is the one tested.
+    With `cfg.refit`, a fresh model is then trained on train + val for as many epochs as the validated run
+    trained (early stopping included), and that model (checkpoints/<run>/<name>/refit.ckpt) is the one tested.
     """
     import lightning as L
-    import torch
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from genre_cnn.report import metrics_from_confusion
@@ -105,7 +104,7 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
     result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0),
               "checkpoint": str(checkpoint.best_model_path)}
     if cfg.refit:
-        epochs = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["epoch"] + 1
+        epochs = trainer.current_epoch  # as many as the validated run trained, early stopping included
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
         final = ModelCheckpoint(str(ckpt_dir / name), filename="refit", enable_version_counter=False)
