@@ -66,6 +66,34 @@ def _latest_run(checkpoints: Path) -> str:
     return runs[-1].name
 
 
+def atomic_checkpoint_io():
+    """Lightning's checkpoint writer, but through a temporary file in the same folder and an atomic rename,
+    so that a run killed while saving never leaves a truncated `last.ckpt` to resume from."""
+    import os
+    import tempfile
+
+    import torch
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    torch.save(checkpoint, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644)  # mkstemp makes it private
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    return AtomicCheckpointIO()
+
+
 def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
     """A Trainer from the `trainer` options, logging to runs/<run>/<name>/<version>; mixed precision on GPU."""
     import lightning as L
@@ -76,7 +104,8 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
     if args.get("precision") is None and torch.cuda.is_available():
         args["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     logger = TensorBoardLogger(run_dir, name=name, version=version, default_hp_metric=False)
-    return L.Trainer(**args, default_root_dir=run_dir, logger=logger, callbacks=callbacks)
+    return L.Trainer(**args, default_root_dir=run_dir, logger=logger, callbacks=callbacks,
+                     plugins=[atomic_checkpoint_io()])
 
 
 def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckpt_dir: Path) -> dict:

@@ -167,3 +167,21 @@ def test_split_changes_only_with_the_data_seed(tmp_path):
 
     cfg = build_parser().parse_args(["--seed", "5"])
     assert cfg.data.seed == 0  # the training seed leaves the split alone
+
+
+def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    from genre_cnn.train import atomic_checkpoint_io
+
+    io = atomic_checkpoint_io()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def dying_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # as if killed mid-write
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
