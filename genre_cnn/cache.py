@@ -39,9 +39,11 @@ class FeatureSettings:
     clip_seconds: float = 30.0
     min_seconds: float = 3.0
 
-    def cache_name(self, dataset: str) -> str:
-        blob = json.dumps({**asdict(self), "version": FEATURE_VERSION}, sort_keys=True)
-        return f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    def cache_name(self, source: str) -> str:
+        """A folder name for the features of the dataset at `source` (a path): its name, then a hash of the
+        settings and the whole path, e.g. `gtzan-1a2b3c4d5e`."""
+        blob = json.dumps({**asdict(self), "version": FEATURE_VERSION, "source": source}, sort_keys=True)
+        return f"{Path(source).name or 'data'}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 def _source_stamp(path: Path) -> np.ndarray:

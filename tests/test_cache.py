@@ -63,10 +63,12 @@ def test_rebuild_does_no_work_and_an_edited_source_is_recomputed(tmp_path):
     assert entry_path(cache, clips[1]).stat().st_mtime_ns == stamps[clips[1].key]
 
 
-def test_settings_change_the_cache_name():
-    assert SETTINGS.cache_name("x") != FeatureSettings(clip_seconds=4.0, n_mels=64).cache_name("x")
-    assert SETTINGS.cache_name("x") == FeatureSettings(clip_seconds=4.0).cache_name("x")
-    assert SETTINGS.cache_name("x") != SETTINGS.cache_name("y")
+def test_settings_and_source_change_the_cache_name():
+    name = SETTINGS.cache_name("/music/gtzan")
+    assert name.startswith("gtzan-") and "/" not in name  # a plain folder name, even for an absolute path
+    assert name != FeatureSettings(clip_seconds=4.0, n_mels=64).cache_name("/music/gtzan")
+    assert name == FeatureSettings(clip_seconds=4.0).cache_name("/music/gtzan")
+    assert name != SETTINGS.cache_name("/other/gtzan")
 
 
 KILL_SCRIPT = """
