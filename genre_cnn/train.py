@@ -1,7 +1,7 @@
 """Train the CNN and the dense baseline, test both on the held-out tracks, and write a side-by-side report.
 
     python train.py                                   # both models on GTZAN (downloaded if missing)
-    python train.py --config configs/demo.yaml        # synthetic demo: about a minute, no download
+    python train.py --config configs/demo.yaml        # synthetic demo: under a minute, no download
     python train.py --models [cnn]                    # one model
     python train.py --data.data_dir ~/music/genres    # your own copy of GTZAN, or any folder per genre
     python train.py --resume true --run_name NAME     # finish an interrupted run from its last checkpoints
