@@ -185,3 +185,31 @@ def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch)
         io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert torch.load(path, weights_only=True)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_predict_on_the_messy_folder(demo_run, demo_dir, tmp_path, capsys, unreadable_as_root):
+    import json
+
+    from genre_cnn.cli import main
+
+    root = tmp_path / "messy"
+    bad = hostile_folder(root, demo_dir)
+    del bad["one_second"]  # long enough for prediction (0.5 s and up), looped to one window
+    ckpt = demo_run["root"] / "checkpoints" / "demo" / "cnn" / "best.ckpt"
+    code = main(["predict", str(root), "--json", "--no-progress", "--ckpt", str(ckpt)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    results = json.loads(out)
+    assert len(results) == 4 * GOOD_PER_GENRE + 4  # the demo clips, stereo 48 kHz, 10 minutes, NaN, 1 s
+    for r in results:
+        probs = list(r["probabilities"].values())
+        assert np.isfinite(probs).all() and abs(sum(probs) - 1) < 1e-4
+    lines = err.strip().splitlines()
+    for kind, path in bad.items():
+        assert sum(str(path) in line for line in lines) == 1, f"{kind}: {lines}"
+    assert "Traceback" not in err
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    shutil.copy(bad["text_as_wav"], only_bad / "a.wav")
+    shutil.copy(bad["silent"], only_bad / "b.wav")
+    assert main(["predict", str(only_bad), "--json", "--no-progress", "--ckpt", str(ckpt)]) == 1
