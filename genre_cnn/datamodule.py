@@ -12,6 +12,7 @@ D = hand-crafted features):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -130,7 +131,7 @@ class GenreDataModule(L.LightningDataModule):
         if window_seconds > clip_seconds:
             raise ValueError(f"window_seconds ({window_seconds}) is longer than clip_seconds ({clip_seconds})")
 
-    @property
+    @functools.cached_property
     def genres(self) -> list[str]:
         """Class names in label order: the one list that models, reports and prediction use."""
         if self.hparams.dataset == "gtzan":
@@ -153,7 +154,9 @@ class GenreDataModule(L.LightningDataModule):
             raise DataError(f"no audio found in {self.data_dir} (expected one folder per genre). " + OFFLINE_HELP)
         return root
 
-    def _clips(self) -> list[Clip]:
+    @functools.cached_property
+    def clips(self) -> list[Clip]:
+        """Every audio file of the dataset (listed once, after any download, so each oddity is logged once)."""
         return find_clips(self._genre_root(), tuple(self.genres))
 
     def prepare_data(self) -> None:
@@ -173,7 +176,7 @@ class GenreDataModule(L.LightningDataModule):
             from genre_cnn.download import download_gtzan
 
             download_gtzan(self.data_dir)
-        usable = build_cache(self._clips(), self.cache_dir, self.settings, hp.cache_workers)
+        usable = build_cache(self.clips, self.cache_dir, self.settings, hp.cache_workers)
         if not usable:
             raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
         self._prepared = True
@@ -183,7 +186,7 @@ class GenreDataModule(L.LightningDataModule):
         if getattr(self, "spec", None) is not None:
             return
         hp = self.hparams
-        clips = [c for c in self._clips() if entry_path(self.cache_dir, c).is_file()]
+        clips = [c for c in self.clips if entry_path(self.cache_dir, c).is_file()]
         if not clips:
             raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
         keys = [c.key for c in clips]
