@@ -70,35 +70,49 @@ def atomic_save_npz(dest: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, dest)
 
 
-_FRONTEND = None  # one per worker process
+_FRONTEND: tuple | None = None  # (settings, LogMelChroma) of this process
 
 
 def _init_worker(settings: FeatureSettings) -> None:
-    global _FRONTEND
+    """Pool initializer: one torch thread per worker process (the pool uses every core)."""
     import torch
 
-    from genre_cnn.features import LogMelChroma
-
     torch.set_num_threads(1)
-    _FRONTEND = LogMelChroma(settings.sample_rate, settings.n_fft, settings.hop_length, settings.n_mels)
+    _frontend(settings)
+
+
+def _frontend(settings: FeatureSettings):
+    global _FRONTEND
+    if _FRONTEND is None or _FRONTEND[0] != settings:
+        from genre_cnn.features import LogMelChroma
+
+        s = settings
+        _FRONTEND = (settings, LogMelChroma(s.sample_rate, s.n_fft, s.hop_length, s.n_mels))
+    return _FRONTEND[1]
 
 
 def _compute(job: tuple[Path, Path, FeatureSettings]) -> str | None:
-    """Computes and writes one clip; returns None, or the one-line reason it was skipped."""
+    """Computes and writes one clip; returns None, or the one-line reason it was skipped (its stale
+    cache entry, if any, is removed so that it is not trained on)."""
     from genre_cnn.audio import fix_length, load_audio
     from genre_cnn.features import extract
 
     source, dest, s = job
-    if _FRONTEND is None:
-        _init_worker(s)
     try:
         y = load_audio(source, s.sample_rate, s.min_seconds)
-    except AudioError as err:
-        return str(err)
-    y = fix_length(y, int(round(s.clip_seconds * s.sample_rate)))  # (samples,)
-    spec, hand = extract(y, _FRONTEND, s.sample_rate)  # (channels, frames), (features,)
+        y = fix_length(y, int(round(s.clip_seconds * s.sample_rate)))  # (samples,)
+        spec, hand = extract(y, _frontend(s), s.sample_rate)  # (channels, frames), (features,)
+    except Exception as err:  # noqa: BLE001 - one bad file must never stop the build
+        dest.unlink(missing_ok=True)
+        return str(err) if isinstance(err, AudioError) else f"{source}: feature extraction failed ({err!r})"
     atomic_save_npz(dest, spec=spec.astype(np.float16), hand=hand, source=_source_stamp(source))
     return None
+
+
+def _progress(results, bar):
+    for r in results:
+        bar.update()
+        yield r
 
 
 def entry_path(cache_dir: Path, clip: Clip) -> Path:
@@ -125,19 +139,16 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
         workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
         bar = tqdm(total=len(jobs), desc="features", unit="clip", disable=not progress)
         if workers == 1:
-            results = map(_compute, jobs)
-        else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(settings,))
-            results = pool.map(_compute, jobs, chunksize=2)
-        for clip, reason in zip(todo, results):
-            bar.update()
+            reasons = list(_progress(map(_compute, jobs), bar))
+        else:  # a fresh server process to fork from: safe after CUDA or a process group were set up
+            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(settings,)) as pool:
+                reasons = list(_progress(pool.map(_compute, jobs, chunksize=2), bar))
+        bar.close()
+        for clip, reason in zip(todo, reasons):
             if reason is not None:
                 failed[clip.key] = reason
                 log.warning("skipped %s", reason)
-        bar.close()
-        if workers > 1:
-            pool.shutdown()
     usable = [c for c in clips if c.key not in failed]
     if failed:
         log.warning("%d of %d file(s) skipped as unusable; %d usable", len(failed), len(clips), len(usable))

@@ -107,3 +107,20 @@ def test_killed_build_resumes_without_redoing_finished_clips(tmp_path):
             assert entry_path(cache, clip).stat().st_mtime_ns == mtime, f"{key} was recomputed"
     spec, _ = load_cache(usable, cache)
     assert np.isfinite(spec.astype(np.float32)).all()
+
+
+def test_single_process_build_keeps_threads_follows_settings_and_drops_files_gone_bad(tmp_path):
+    import torch
+
+    root = make_folder(tmp_path / "audio", per_genre=1)
+    clips = find_clips(root, ("low", "high"))
+    threads = torch.get_num_threads()
+    build_cache(clips, tmp_path / "a", SETTINGS, workers=1, progress=False)
+    assert torch.get_num_threads() == threads  # training after caching keeps every core
+    small = FeatureSettings(clip_seconds=4.0, n_mels=64)
+    build_cache(clips, tmp_path / "b", small, workers=1, progress=False)
+    assert load_cache(clips, tmp_path / "b")[0].shape[1] == 64 + 12  # not the first build's front end
+    time.sleep(0.01)
+    clips[0].path.write_text("the file went bad")
+    assert build_cache(clips, tmp_path / "a", SETTINGS, workers=1, progress=False) == clips[1:]
+    assert not entry_path(tmp_path / "a", clips[0]).exists()  # its old features are not trained on
