@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -101,7 +103,8 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
     from lightning.pytorch.loggers import TensorBoardLogger
 
     args = {**vars(cfg.trainer), **overrides}
-    if args.get("precision") is None and torch.cuda.is_available():
+    on_gpu = torch.cuda.is_available() and str(args.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
+    if args.get("precision") is None and on_gpu:
         args["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     logger = TensorBoardLogger(run_dir, name=name, version=version, default_hp_metric=False)
     return L.Trainer(**args, default_root_dir=run_dir, logger=logger, callbacks=callbacks,
@@ -136,14 +139,14 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
         epochs = trainer.current_epoch  # as many as the validated run trained, early stopping included
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
-        final = ModelCheckpoint(str(ckpt_dir / name), filename="refit", enable_version_counter=False)
-        trainer = make_trainer(cfg, run_dir, name, [final, LearningRateMonitor("epoch")], version="refit",
-                               max_epochs=epochs, limit_val_batches=0)
+        trainer = make_trainer(cfg, run_dir, name, [LearningRateMonitor("epoch")], version="refit",
+                               max_epochs=epochs, limit_val_batches=0, enable_checkpointing=False)
         dm.train_parts = ("train", "val")
-        try:
+        try:  # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
             trainer.fit(model, datamodule=dm)
         finally:
             dm.train_parts = ("train",)
+        trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt")
         result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
     result["train_seconds"] = time.time() - start
     test = trainer.test(model, datamodule=dm, ckpt_path=None if cfg.refit else "best", weights_only=True)[0]
@@ -160,11 +163,18 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
+    args = sys.argv[1:] if args is None else list(args)
     cfg = parser.parse_args(args)
     root = cfg.output_root or project_root()
-    if cfg.resume and not cfg.run_name:
-        cfg.run_name = _latest_run(root / "checkpoints")
-    cfg.run_name = cfg.run_name or time.strftime("%Y-%m-%d_%H-%M-%S")
+    if cfg.resume:  # the run's own saved config first, then what this command line changes
+        run_name = cfg.run_name or _latest_run(root / "checkpoints")
+        saved = root / "runs" / run_name / "config.yaml"
+        if saved.is_file():
+            cfg = parser.parse_args(["--config", str(saved), *args, "--run_name", run_name])
+        cfg.run_name = run_name
+    # DDP's extra processes re-run this command: they must get rank 0's run name, not a later timestamp
+    cfg.run_name = cfg.run_name or os.environ.get("GENRE_CNN_RUN") or time.strftime("%Y-%m-%d_%H-%M-%S")
+    os.environ["GENRE_CNN_RUN"] = cfg.run_name
     run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,7 +104,7 @@ def test_same_seed_same_results(project_home, demo_dir, tmp_path):
     wa = torch.load(tmp_path / "checkpoints" / "a" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
     wb = torch.load(tmp_path / "checkpoints" / "b" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    wc = short_run(tmp_path, "c", "--seed", "8")
+    short_run(tmp_path, "c", "--seed", "8")
     wc = torch.load(tmp_path / "checkpoints" / "c" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
@@ -118,3 +119,25 @@ def test_two_process_ddp_on_cpu(project_home, demo_dir, tmp_path):
     assert "distributed_backend=gloo" in proc.stderr and "All distributed processes registered" in proc.stderr
     result = json.loads((tmp_path / "runs" / "ddp" / "report.json").read_text())["cnn"]
     assert result["clips"] == 10  # every test clip counted once across both processes
+
+
+def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_home, demo_dir, tmp_path):
+    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.predict import latest_checkpoint, load_model
+    from genre_cnn.train import main
+
+    args = [*DEMO_ARGS, "--models", "[dense]", "--output_root", str(tmp_path), "--run_name", "rf",
+            "--trainer.max_epochs", "3", "--refit", "true", "--data.crops_per_clip", "2"]
+    result = main(args)["dense"]
+    assert result["refit_epochs"] == 3 and result["checkpoint"].endswith("refit.ckpt")
+    ckpt = tmp_path / "checkpoints" / "rf" / "dense" / "refit.ckpt"
+    assert latest_checkpoint(tmp_path, "dense") == ckpt
+    dm = GenreDataModule(dataset="demo", clip_seconds=8.0)
+    dm.setup("fit")
+    seen = dm.hand[np.concatenate([dm.idx["train"], dm.idx["val"]])]  # the refit's scaler saw train + val
+    model = load_model(ckpt)
+    np.testing.assert_allclose(model.mean.numpy(), seen.mean(0), rtol=1e-4, atol=1e-4)
+    # a resume with no options reads the run's own config (demo data, dense only), not the defaults
+    (tmp_path / "runs" / "rf" / "result_dense.json").unlink()
+    resumed = main(["--resume", "true", "--output_root", str(tmp_path), "--trainer.enable_progress_bar", "false"])
+    assert list(resumed) == ["dense"] and resumed["dense"]["clips"] == result["clips"]
