@@ -194,14 +194,15 @@ class CNNClassifier(GenreClassifier):
 
 class DenseClassifier(GenreClassifier):
     """Trains `DenseNet` on standardised hand-crafted vectors; the scaler is fitted on the training split
-    only (in `setup`) and saved with the weights as buffers."""
+    only (in `setup`) and saved with the weights as buffers. `clip_seconds` (linked from the DataModule):
+    prediction takes the same centred excerpt of a track that training took of each clip."""
 
     input_kind = "hand"
 
     def __init__(self, genres: list[str], sample_rate: int = 22050, n_fft: int = 2048, hop_length: int = 512,
                  n_mels: int = 128, window_seconds: float = 3.0, lr: float = 1e-3, weight_decay: float = 1e-2,
                  label_smoothing: float = 0.0, in_features: int = 91, widths: tuple[int, ...] = (512, 256, 128, 64),
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, clip_seconds: float = 30.0):
         super().__init__(genres, sample_rate, n_fft, hop_length, n_mels, window_seconds, lr, weight_decay,
                          label_smoothing)
         self.save_hyperparameters()
@@ -226,7 +227,10 @@ class DenseClassifier(GenreClassifier):
 
     @torch.no_grad()
     def predict_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
-        y = waveform.float().cpu().numpy()
-        _, hand = extract(y, self.frontend, self.hparams.sample_rate)  # (D,)
+        from genre_cnn.audio import fix_length
+
+        sr = self.hparams.sample_rate
+        y = fix_length(waveform.float().cpu().numpy(), int(round(self.hparams.clip_seconds * sr)))  # as in training
+        _, hand = extract(y, self.frontend, sr)  # (D,)
         hand = torch.from_numpy(hand).to(self.device)[None]  # (1, D)
         return self.clip_probs(torch.empty(0), hand)[0][0]  # (n,)

@@ -55,6 +55,7 @@ def build_parser() -> ArgumentParser:
         parser.add_class_arguments(cls, name, instantiate=False, skip={"genres"})
         for arg in LINKED:
             parser.link_arguments(f"data.{arg}", f"{name}.{arg}")
+    parser.link_arguments("data.clip_seconds", "dense.clip_seconds")
     parser.add_class_arguments(Trainer, "trainer", instantiate=False, skip={
         "callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"})
     parser.set_defaults({"trainer.max_epochs": 60, "trainer.log_every_n_steps": 10})
