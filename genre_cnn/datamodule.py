@@ -21,7 +21,7 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
@@ -75,6 +75,18 @@ class ClipWindows(Dataset):
         spec = torch.from_numpy(self.spec[i].astype(np.float32))  # (C, T)
         windows = spec.unfold(1, self.window, max(1, self.window // 2)).transpose(0, 1)  # (K, C, W)
         return windows.contiguous(), torch.from_numpy(self.hand[i]), int(self.labels[i])
+
+
+class EveryClipOnce(DistributedSampler):
+    """Evaluation across processes without the repeats a DistributedSampler pads with: process r takes
+    clips r, r + world, ..., so clip-level metrics count each clip exactly once (ranks may differ by one)."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas, rank, shuffle=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
 
 
 class GenreDataModule(L.LightningDataModule):
@@ -233,7 +245,11 @@ class GenreDataModule(L.LightningDataModule):
         i = self.idx[part]
         ds = ClipWindows(self.spec[i], self.hand[i], self.labels[i], self.window)
         windows_per_clip = len(ds[0][0]) if len(ds) else 1
-        return self._loader(ds, max(1, self.hparams.batch_size // windows_per_clip), shuffle=False)
+        batch_size = max(1, self.hparams.batch_size // windows_per_clip)
+        if self.trainer is None or self.trainer.world_size == 1:
+            return self._loader(ds, batch_size, shuffle=False)
+        sampler = EveryClipOnce(ds, self.trainer.world_size, self.trainer.global_rank)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
