@@ -49,7 +49,7 @@ def main() -> None:
     clips = find_clips(root, discover_genres(root))[: args.clips]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {len(clips)} clips")
 
-    def build(subset) -> float:
+    def build(subset) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             build_cache(subset, Path(tmp), FeatureSettings(), workers=args.workers, progress=False)
