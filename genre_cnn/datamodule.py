@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
-from genre_cnn.features import num_frames
+from genre_cnn.features import num_frames, windows
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ class ClipWindows(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         spec = torch.from_numpy(self.spec[i].astype(np.float32))  # (C, T)
-        windows = spec.unfold(1, self.window, max(1, self.window // 2)).transpose(0, 1)  # (K, C, W)
-        return windows.contiguous(), torch.from_numpy(self.hand[i]), int(self.labels[i])
+        return windows(spec, self.window).contiguous(), torch.from_numpy(self.hand[i]), int(self.labels[i])
 
 
 class EveryClipOnce(DistributedSampler):

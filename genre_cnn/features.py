@@ -22,6 +22,13 @@ def num_frames(samples: int, hop_length: int) -> int:
     return 1 + samples // hop_length
 
 
+def windows(feats: torch.Tensor, window: int) -> torch.Tensor:
+    """Half-overlapping windows of one clip's features, (C, T) -> (K, C, window), K = 1 + (T - window) // hop.
+
+    The one rule for evaluation and prediction (export.py writes the same rule out for ONNX)."""
+    return feats.unfold(1, window, max(1, window // 2)).transpose(0, 1)  # (K, C, window)
+
+
 class LogMelChroma(nn.Module):
     """Waveform (B, samples) -> features (B, n_mels + 12, frames): log-mel power in dB, then chroma.
 

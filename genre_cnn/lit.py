@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from genre_cnn.features import N_CHROMA, LogMelChroma, extract, num_frames
+from genre_cnn.features import N_CHROMA, LogMelChroma, extract, num_frames, windows
 from genre_cnn.models import DenseNet, GenreCNN
 
 
@@ -130,7 +130,7 @@ class GenreClassifier(L.LightningModule):
         feats = self.frontend(waveform[None])[0]  # (C, T)
         if feats.shape[-1] < self.window:  # shorter than one window: loop it
             feats = feats.repeat(1, -(-self.window // feats.shape[-1]))  # (C, >= W)
-        return feats.unfold(1, self.window, max(1, self.window // 2)).transpose(0, 1)  # (K, C, W)
+        return windows(feats, self.window)  # (K, C, W)
 
     @torch.no_grad()
     def predict_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
