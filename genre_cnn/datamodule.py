@@ -13,6 +13,7 @@ D = hand-crafted features):
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -205,7 +206,9 @@ class GenreDataModule(L.LightningDataModule):
         if hp.split == "lists":
             if hp.split_lists_dir is None:
                 raise ValueError("split='lists' needs split_lists_dir (e.g. ../shared/gtzan_splits)")
-            split, name = list_split(keys, resolve(hp.split_lists_dir)), "split-lists.json"
+            lists = resolve(hp.split_lists_dir)
+            tag = hashlib.sha256(str(lists.resolve()).encode()).hexdigest()[:8]  # another list set, another file
+            split, name = list_split(keys, lists), f"split-lists-{tag}.json"
         elif hp.split == "kfold":
             split = kfold_split(keys, labels, hp.fold, hp.num_folds, hp.val_fraction, hp.seed)
             name = f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json"
