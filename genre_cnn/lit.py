@@ -3,7 +3,8 @@
 Each module carries the feature front end (non-persistent buffers) and the genre list, and the dense
 model its training-split scaler, so a checkpoint alone rebuilds a model that predicts from a waveform
 (see `genre_cnn.predict`). Log keys: `train/loss`, `train/acc`, `val/loss`, `val/acc` (clip level),
-`val/window_acc`, `val/f1`, the same under `test/`.
+`val/window_acc`, `val/f1`, the same under `test/`. `train/acc` compares the predictions on augmented
+(mixed-up, masked) windows with their original labels, so it runs below `val/acc`.
 """
 
 from __future__ import annotations

@@ -30,12 +30,10 @@ def metrics_from_confusion(confusion: np.ndarray, genres: list[str]) -> dict:
 
 def confusion_figure(confusion: np.ndarray, genres: list[str], title: str = "test confusion matrix"):
     """A labelled matplotlib Figure of the confusion matrix, counts in the cells, rows = true genre."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figure list stay untouched
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(genres), 0.8 + 0.55 * len(genres)), layout="constrained")
+    fig = Figure(figsize=(1.0 + 0.6 * len(genres), 0.8 + 0.55 * len(genres)), layout="constrained")
+    ax = fig.subplots()
     ax.imshow(confusion, cmap="Blues")
     ax.set(xticks=range(len(genres)), yticks=range(len(genres)), xlabel="predicted genre", ylabel="true genre",
            title=title)
@@ -71,14 +69,11 @@ def side_by_side(results: dict[str, dict]) -> str:
 
 def write_report(results: dict[str, dict], run_dir: Path) -> Path:
     """Writes report.json, report.md and confusion_<model>.png into run_dir; returns report.md's path."""
-    import matplotlib.pyplot as plt
-
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, r in results.items():
         genres = list(r["per_genre"])
         fig = confusion_figure(np.array(r["confusion"]), genres, f"{name}: test confusion matrix")
         fig.savefig(run_dir / f"confusion_{name}.png", dpi=120)
-        plt.close(fig)
     (run_dir / "report.json").write_text(json.dumps(results, indent=1))
     md = run_dir / "report.md"
     md.write_text("# Test report\n\n" + side_by_side(results) + "\n")
