@@ -131,13 +131,21 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
     latest = ModelCheckpoint(str(ckpt_dir / name), filename="last", enable_version_counter=False)
     early = EarlyStopping("val/acc", mode="max", patience=cfg.patience)
     trainer = make_trainer(cfg, run_dir, name, [checkpoint, latest, early, LearningRateMonitor("epoch")])
-    last = ckpt_dir / name / "last.ckpt"
+    last, best = ckpt_dir / name / "last.ckpt", ckpt_dir / name / "best.ckpt"
+    # the validated fit ended under this max_epochs (an early stop cannot be resumed; more epochs can)
+    fitted = ckpt_dir / name / "fit_done.json"
+    done = json.loads(fitted.read_text()) if cfg.resume and fitted.is_file() else {}
     start = time.time()
-    trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
-    result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0),
-              "checkpoint": str(checkpoint.best_model_path)}
+    if done.get("max_epochs") == cfg.trainer.max_epochs:
+        result = {"epochs": done["epochs"], "val_acc": done["val_acc"]}
+    else:
+        trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
+        result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0)}
+        if trainer.is_global_zero:
+            fitted.write_text(json.dumps({**result, "max_epochs": cfg.trainer.max_epochs}))
+    result["checkpoint"] = str(best)
     if cfg.refit:
-        epochs = trainer.current_epoch  # as many as the validated run trained, early stopping included
+        epochs = result["epochs"]  # as many as the validated run trained, early stopping included
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
         trainer = make_trainer(cfg, run_dir, name, [LearningRateMonitor("epoch")], version="refit",
@@ -150,7 +158,7 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
         trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt")
         result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
     result["train_seconds"] = time.time() - start
-    test = trainer.test(model, datamodule=dm, ckpt_path=None if cfg.refit else "best", weights_only=True)[0]
+    test = trainer.test(model, datamodule=dm, ckpt_path=None if cfg.refit else best, weights_only=True)[0]
     result.update(metrics_from_confusion(trainer.lightning_module.test_confusion, dm.genres),
                   window_acc=test["test/window_acc"])
     return result

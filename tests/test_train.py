@@ -148,5 +148,9 @@ def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_h
     np.testing.assert_allclose(model.mean.numpy(), seen.mean(0), rtol=1e-4, atol=1e-4)
     # a resume with no options reads the run's own config (demo data, dense only), not the defaults
     (tmp_path / "runs" / "rf" / "result_dense.json").unlink()
+    last = tmp_path / "checkpoints" / "rf" / "dense" / "last.ckpt"
+    stamp = last.stat().st_mtime_ns
     resumed = main(["--resume", "true", "--output_root", str(tmp_path), "--trainer.enable_progress_bar", "false"])
     assert list(resumed) == ["dense"] and resumed["dense"]["clips"] == result["clips"]
+    assert last.stat().st_mtime_ns == stamp  # the finished validated fit was not trained further
+    assert resumed["dense"]["epochs"] == result["epochs"]
