@@ -38,6 +38,7 @@ class GenreClassifier(L.LightningModule):
                  n_mels: int = 128, window_seconds: float = 3.0, lr: float = 1e-3, weight_decay: float = 1e-2,
                  label_smoothing: float = 0.0):
         super().__init__()
+        self.save_hyperparameters()  # this signature's values and the subclass's, defaults included
         self.frontend = LogMelChroma(sample_rate, n_fft, hop_length, n_mels)
         self.window = num_frames(int(window_seconds * sample_rate), hop_length)
         n = len(genres)
@@ -147,15 +148,12 @@ class CNNClassifier(GenreClassifier):
     (SpecAugment, Park et al. 2019), and mixup (Zhang et al. 2018) with Beta(mixup_alpha, mixup_alpha).
     """
 
-    def __init__(self, genres: list[str], sample_rate: int = 22050, n_fft: int = 2048, hop_length: int = 512,
-                 n_mels: int = 128, window_seconds: float = 3.0, lr: float = 1e-3, weight_decay: float = 1e-2,
-                 label_smoothing: float = 0.0, widths: tuple[int, ...] = (512, 256, 128, 64), kernel_size: int = 3,
+    def __init__(self, genres: list[str], widths: tuple[int, ...] = (512, 256, 128, 64), kernel_size: int = 3,
                  dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16, time_mask: int = 20,
-                 mixup_alpha: float = 0.2):
-        super().__init__(genres, sample_rate, n_fft, hop_length, n_mels, window_seconds, lr, weight_decay,
-                         label_smoothing)
-        self.save_hyperparameters()
-        self.net = GenreCNN(n_mels + N_CHROMA, len(genres), tuple(widths), kernel_size, dropout)
+                 mixup_alpha: float = 0.2, **kwargs):
+        """Network and augmentation settings; `kwargs` are GenreClassifier's (front end, optimiser)."""
+        super().__init__(genres, **kwargs)
+        self.net = GenreCNN(self.frontend.channels, len(genres), tuple(widths), kernel_size, dropout)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams
@@ -200,13 +198,10 @@ class DenseClassifier(GenreClassifier):
 
     input_kind = "hand"
 
-    def __init__(self, genres: list[str], sample_rate: int = 22050, n_fft: int = 2048, hop_length: int = 512,
-                 n_mels: int = 128, window_seconds: float = 3.0, lr: float = 1e-3, weight_decay: float = 1e-2,
-                 label_smoothing: float = 0.0, in_features: int = 91, widths: tuple[int, ...] = (512, 256, 128, 64),
-                 dropout: float = 0.3, clip_seconds: float = 30.0):
-        super().__init__(genres, sample_rate, n_fft, hop_length, n_mels, window_seconds, lr, weight_decay,
-                         label_smoothing)
-        self.save_hyperparameters()
+    def __init__(self, genres: list[str], in_features: int = 91, widths: tuple[int, ...] = (512, 256, 128, 64),
+                 dropout: float = 0.3, clip_seconds: float = 30.0, **kwargs):
+        """Network settings and the training clip length; `kwargs` are GenreClassifier's."""
+        super().__init__(genres, **kwargs)
         self.net = DenseNet(in_features, len(genres), tuple(widths), dropout)
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("std", torch.ones(in_features))
