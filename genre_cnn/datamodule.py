@@ -237,7 +237,7 @@ class GenreDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         i = self.train_idx
         if self._input_kind() == "hand":  # each clip crops_per_clip times, like the windows
-            i = np.tile(i, self.hparams.crops_per_clip)
+            i = np.tile(i, self.hparams.crops_per_clip)  # (N_train * crops_per_clip,)
             ds = torch.utils.data.TensorDataset(torch.from_numpy(self.hand[i]), torch.from_numpy(self.labels[i]))
         else:
             ds = RandomWindows(self.spec[i], self.labels[i], self.window, self.hparams.crops_per_clip)

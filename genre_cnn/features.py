@@ -84,9 +84,9 @@ def spectral_shape(mag: np.ndarray, power: np.ndarray, sample_rate: int) -> np.n
     total = mag.sum(0).clip(min=np.finfo(mag.dtype).tiny)  # (T,)
     centroid = (freqs * mag).sum(0) / total
     bandwidth = np.sqrt((mag * (freqs - centroid) ** 2).sum(0) / total)
-    rolloff = freqs[np.argmax(np.cumsum(mag, axis=0) >= 0.85 * mag.sum(0), axis=0), 0]
-    floored = np.maximum(power, AMIN)
-    flatness = np.exp(np.log(floored).mean(0)) / floored.mean(0)
+    rolloff = freqs[np.argmax(np.cumsum(mag, axis=0) >= 0.85 * mag.sum(0), axis=0), 0]  # (T,)
+    floored = np.maximum(power, AMIN)  # (bins, T)
+    flatness = np.exp(np.log(floored).mean(0)) / floored.mean(0)  # (T,)
     return np.stack([centroid, bandwidth, rolloff, flatness])
 
 

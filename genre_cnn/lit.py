@@ -165,19 +165,19 @@ class CNNClassifier(GenreClassifier):
         for size, length, axis in ((hp.freq_mask, n_mels, 1), (hp.time_mask, t, 2)):
             if size <= 0:
                 continue
-            width = torch.randint(0, size + 1, (b, 1, 1), device=x.device)
-            start = (torch.rand(b, 1, 1, device=x.device) * (length - width + 1)).long()
+            width = torch.randint(0, size + 1, (b, 1, 1), device=x.device)  # (B, 1, 1)
+            start = (torch.rand(b, 1, 1, device=x.device) * (length - width + 1)).long()  # (B, 1, 1)
             pos = torch.arange(c if axis == 1 else t, device=x.device).view((1, -1, 1) if axis == 1 else (1, 1, -1))
             mask = (pos >= start) & (pos < start + width)  # (B, C, 1) or (B, 1, T)
             if axis == 1:
                 mask = mask & (pos < n_mels)
-            x = torch.where(mask, fill, x)
+            x = torch.where(mask, fill, x)  # (B, C, T)
         target = F.one_hot(y, len(self.genres)).float()  # (B, n)
         if hp.mixup_alpha > 0:
             lam = float(np.random.beta(hp.mixup_alpha, hp.mixup_alpha))
             perm = torch.randperm(b, device=x.device)
-            x = lam * x + (1 - lam) * x[perm]
-            target = lam * target + (1 - lam) * target[perm]
+            x = lam * x + (1 - lam) * x[perm]  # (B, C, T)
+            target = lam * target + (1 - lam) * target[perm]  # (B, n)
         return x, target
 
     def clip_probs(self, windows: torch.Tensor, hand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,12 +210,12 @@ class DenseClassifier(GenreClassifier):
         dm = self.trainer.datamodule
         if stage == "fit" and dm is not None:
             train = torch.from_numpy(dm.hand[dm.train_idx]).double()  # (N_train, D)
-            self.mean.copy_(train.mean(0).float())
-            self.std.copy_(train.std(0).clamp_min(1e-6).float())
+            self.mean.copy_(train.mean(0).float())  # (D,)
+            self.std.copy_(train.std(0).clamp_min(1e-6).float())  # (D,)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        return super().training_step(((x - self.mean) / self.std, y), batch_idx)
+        return super().training_step(((x - self.mean) / self.std, y), batch_idx)  # x: (B, D)
 
     def clip_probs(self, windows: torch.Tensor, hand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         probs = self.net((hand - self.mean) / self.std).softmax(-1)  # (B, n)
