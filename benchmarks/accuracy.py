@@ -58,11 +58,11 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.data_dir / "genres").is_dir():
         raise SystemExit(f"{args.data_dir}: no clips (expects ../shared/gtzan_mini beside the checkout)")
-    from genre_cnn.audio import discover_genres, find_clips
+    from genre_cnn.audio import dataset_clips
     from genre_cnn.datamodule import GenreDataModule
     from genre_cnn.train import main as train
 
-    clips = find_clips(args.data_dir / "genres", discover_genres(args.data_dir / "genres"))
+    clips = dataset_clips(args.data_dir)
     start = time.time()
     features = {c.key: librosa_features(load(c.path)) for c in clips}
     peer_features_s = time.time() - start

@@ -35,7 +35,7 @@ GTZAN_MINI = Path(__file__).resolve().parents[2] / "shared" / "gtzan_mini"
 
 
 def main() -> None:
-    from genre_cnn.audio import discover_genres, find_clips, find_genre_root
+    from genre_cnn.audio import DataError, dataset_clips
     from genre_cnn.cache import FeatureSettings, build_cache
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,10 +43,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--data_dir", type=Path, default=GTZAN_MINI)
     args = parser.parse_args()
-    root = find_genre_root(args.data_dir)
-    if root is None:
-        raise SystemExit(f"{args.data_dir}: no clips (expects ../shared/gtzan_mini beside the checkout)")
-    clips = find_clips(root, discover_genres(root))[: args.clips]
+    try:
+        clips = dataset_clips(args.data_dir)[: args.clips]
+    except DataError as err:
+        raise SystemExit(f"error: {err} (expects ../shared/gtzan_mini beside the checkout)") from None
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {len(clips)} clips")
 
     def build(subset) -> tuple[float, float]:

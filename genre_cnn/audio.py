@@ -93,6 +93,14 @@ def find_clips(genre_root: Path, genres: tuple[str, ...]) -> list[Clip]:
     return clips
 
 
+def dataset_clips(data_dir: Path) -> list[Clip]:
+    """Every clip of a folder-per-genre dataset in any supported layout; DataError if there is none."""
+    root = find_genre_root(data_dir)
+    if root is None:
+        raise DataError(f"{data_dir}: no folder-per-genre audio found")
+    return find_clips(root, discover_genres(root))
+
+
 def load_audio(path: Path, sample_rate: int = 22050, min_seconds: float = 3.0) -> np.ndarray:
     """Read any supported file as mono float32 at `sample_rate`, shape (samples,).
 
@@ -142,11 +150,10 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    root = find_genre_root(args.data_dir)
-    if root is None:
-        raise SystemExit(f"{args.data_dir}: no folder-per-genre audio found")
-    genres = discover_genres(root)
-    clips = find_clips(root, genres)
+    try:
+        clips = dataset_clips(args.data_dir)
+    except DataError as err:
+        raise SystemExit(f"error: {err}") from None
     bad = 0
     for clip in clips:
         try:
@@ -154,7 +161,7 @@ def main() -> None:
         except AudioError as err:
             bad += 1
             log.warning("skipped %s", err)
-    print(f"{root}: {len(genres)} genres, {len(clips) - bad} usable clips, {bad} skipped")
+    print(f"{args.data_dir}: {len({c.genre for c in clips})} genres, {len(clips) - bad} usable clips, {bad} skipped")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def load_cache(clips: list[Clip], cache_dir: Path) -> tuple[np.ndarray, np.ndarr
 def main() -> None:
     import argparse
 
-    from genre_cnn.audio import discover_genres, find_clips, find_genre_root
+    from genre_cnn.audio import DataError, dataset_clips
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)
@@ -176,10 +176,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    root = find_genre_root(args.data_dir)
-    if root is None:
-        raise SystemExit(f"{args.data_dir}: no folder-per-genre audio found")
-    clips = find_clips(root, discover_genres(root))
+    try:
+        clips = dataset_clips(args.data_dir)
+    except DataError as err:
+        raise SystemExit(f"error: {err}") from None
     usable = build_cache(clips, args.cache_dir, FeatureSettings(), args.workers)
     print(f"{len(usable)} of {len(clips)} clips cached in {args.cache_dir}")
 

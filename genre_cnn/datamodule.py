@@ -225,9 +225,9 @@ class GenreDataModule(L.LightningDataModule):
     def _input_kind(self) -> str:
         return getattr(self.trainer.lightning_module, "input_kind", "spec") if self.trainer else "spec"
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.hparams.num_workers,
-                          persistent_workers=self.hparams.num_workers > 0)
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
 
     @property
     def train_idx(self) -> np.ndarray:
@@ -248,10 +248,9 @@ class GenreDataModule(L.LightningDataModule):
         ds = ClipWindows(self.spec[i], self.hand[i], self.labels[i], self.window)
         windows_per_clip = len(ds[0][0]) if len(ds) else 1
         batch_size = max(1, self.hparams.batch_size // windows_per_clip)
-        if self.trainer is None or self.trainer.world_size == 1:
-            return self._loader(ds, batch_size, shuffle=False)
-        sampler = EveryClipOnce(ds, self.trainer.world_size, self.trainer.global_rank)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.hparams.num_workers)
+        several = self.trainer is not None and self.trainer.world_size > 1
+        sampler = EveryClipOnce(ds, self.trainer.world_size, self.trainer.global_rank) if several else None
+        return self._loader(ds, batch_size, shuffle=False, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

@@ -11,6 +11,8 @@ import soundfile as sf
 from genre_cnn.audio import (
     GTZAN_GENRES,
     AudioError,
+    DataError,
+    dataset_clips,
     discover_genres,
     find_clips,
     find_genre_root,
@@ -36,6 +38,12 @@ def test_layouts_are_found(tmp_path, layout):
     assert root == (tmp_path / layout).resolve() or root == tmp_path / layout
     assert discover_genres(root) == ("blues", "rock")
     assert [c.key for c in find_clips(root, ("blues", "rock"))] == ["blues/blues.00000.wav", "rock/rock.00000.wav"]
+    assert [c.key for c in dataset_clips(tmp_path)] == ["blues/blues.00000.wav", "rock/rock.00000.wav"]
+
+
+def test_a_folder_without_genre_folders_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="no folder-per-genre audio"):
+        dataset_clips(tmp_path)
 
 
 def test_gtzan_genre_order_is_canonical(tmp_path):
