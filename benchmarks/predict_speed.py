@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     ckpt = args.ckpt or latest_checkpoint()
     model = load_model(ckpt)
-    y = torch.from_numpy(load_audio(args.file, model.hparams.sample_rate))  # (samples,)
+    y = torch.from_numpy(load_audio(args.file, model.sample_rate))  # (samples,)
     model.predict_waveform(y)
     times = []
     for _ in range(20):
@@ -52,7 +52,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
-    print(f"model: {type(model).__name__} ({ckpt}); file: {args.file.name}, {len(y) / model.hparams.sample_rate:.1f} s")
+    print(f"model: {type(model).__name__} ({ckpt}); file: {args.file.name}, {len(y) / model.sample_rate:.1f} s")
     print(f"model time for the whole clip: {model_ms:.1f} ms (median of 20)")
     print(f"genre-cnn predict, start to answer: {statistics.median(walls):.2f} s (median of 5)")
 

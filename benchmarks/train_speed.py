@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py [--epochs 4] [--accelerator auto]
 
-Trains `CNNClassifier` with the real Trainer, DataModule and augmentation on the cached features of
+Trains `LitCNN` with the real Trainer, DataModule and augmentation on the cached features of
 ../shared/gtzan_mini (60 training clips x crops_per_clip random 3-s windows an epoch), times every epoch
 after the first, and reports windows/s. It then extrapolates a full GTZAN run: 600 training clips (8:2
 train:test, a quarter of train for validation) x 8 windows x 60 epochs, plus validation.
@@ -24,7 +24,7 @@ def main() -> None:
     import torch
 
     from genre_cnn.datamodule import GenreDataModule
-    from genre_cnn.lit import CNNClassifier
+    from genre_cnn.lit import LitCNN
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4)
@@ -51,18 +51,19 @@ def main() -> None:
     trainer = L.Trainer(max_epochs=args.epochs, accelerator=args.accelerator, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[timer], precision="bf16-mixed" if torch.cuda.is_available() else "32-true")
-    trainer.fit(CNNClassifier(genres=dm.genres), datamodule=dm)
+    model = LitCNN(genres=dm.genres)
+    trainer.fit(model, datamodule=dm)
     windows = len(dm.idx["train"]) * dm.hparams.crops_per_clip
     rate = windows / (sum(timer.times[1:]) / len(timer.times[1:]))
 
     # evaluation: every window of every validation clip, forward only
-    model = trainer.lightning_module.eval()
+    classifier = model.model.eval()
     batch = next(iter(dm.val_dataloader()))
     batch = [t.to(model.device) for t in batch]
     start = time.perf_counter()
     with torch.no_grad():
         for _ in range(3):
-            model.clip_probs(batch[0], batch[1])
+            classifier.clip_probs(batch[0])
     eval_rate = 3 * batch[0].shape[0] * batch[0].shape[1] / (time.perf_counter() - start)
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"

@@ -24,6 +24,7 @@ GTZAN_GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
 )
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
+PREDICT_MIN_SECONDS = 0.5  # prediction refuses shorter files; longer ones are used whole (looped up to one window)
 
 
 class AudioError(ValueError):
@@ -101,7 +102,7 @@ def dataset_clips(data_dir: Path) -> list[Clip]:
     return find_clips(root, discover_genres(root))
 
 
-def load_audio(path: Path, sample_rate: int = 22050, min_seconds: float = 3.0) -> np.ndarray:
+def load_audio(path: Path, sample_rate: int, min_seconds: float = 3.0) -> np.ndarray:
     """Read any supported file as mono float32 at `sample_rate`, shape (samples,).
 
     Raises AudioError (one line) for unreadable, empty, non-finite-only, silent or too-short audio.
@@ -148,7 +149,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--sample-rate", type=int, default=None, help="Hz (default: the front end's)")
     args = parser.parse_args()
+    if args.sample_rate is None:
+        from genre_cnn.frontend import FrontEndConfig
+
+        args.sample_rate = FrontEndConfig().sample_rate
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         clips = dataset_clips(args.data_dir)
@@ -157,7 +163,7 @@ def main() -> None:
     bad = 0
     for clip in clips:
         try:
-            load_audio(clip.path)
+            load_audio(clip.path, args.sample_rate)
         except AudioError as err:
             bad += 1
             log.warning("skipped %s", err)

@@ -1,4 +1,4 @@
-"""The feature cache: every clip's log-mel + chroma tensor and hand-crafted vector, computed once.
+"""The feature cache: every clip's features (log-mel + chroma tensor and hand-crafted vector), computed once.
 
     python -m genre_cnn.cache DATA_DIR CACHE_DIR     # builds (or completes) a cache by hand
 
@@ -6,6 +6,7 @@ One `.npz` per clip under `CACHE_DIR/clips/<genre>/`, written to a temporary nam
 run leaves no file that is later trusted and a rerun computes only the clips still missing. Each file
 records the source file's size and modification time, so an edited source is recomputed. The cache folder
 name carries a hash of the feature settings (see `cache_name`), so changed settings never reuse features.
+Worker processes end by themselves soon after the process that started them dies.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from genre_cnn.audio import AudioError, Clip
+from genre_cnn.features import SpectralFeatures
+from genre_cnn.paths import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +35,21 @@ FEATURE_VERSION = 2  # bump when the feature code changes in a way the settings 
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    """Everything that determines a clip's cached features. Units: Hz, samples, seconds."""
+    """Everything that determines a clip's cached features: what is extracted (`extractor`, with its front-end
+    settings) and the clip-length policy (seconds)."""
 
-    sample_rate: int = 22050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
+    extractor: SpectralFeatures = SpectralFeatures()
     clip_seconds: float = 30.0
     min_seconds: float = 3.0
+
+    def describe(self) -> dict:
+        return {**self.extractor.settings(), "clip_seconds": self.clip_seconds, "min_seconds": self.min_seconds,
+                "version": FEATURE_VERSION}
 
     def cache_name(self, source: str) -> str:
         """A folder name for the features of the dataset at `source` (a path): its name, then a hash of the
         settings and the whole path, e.g. `gtzan-1a2b3c4d5e`."""
-        blob = json.dumps({**asdict(self), "version": FEATURE_VERSION, "source": source}, sort_keys=True)
+        blob = json.dumps({**self.describe(), "source": source}, sort_keys=True)
         return f"{Path(source).name or 'data'}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -59,53 +66,51 @@ def _is_fresh(entry: Path, source: Path) -> bool:
         return False
 
 
-def atomic_save_npz(dest: Path, **arrays: np.ndarray) -> None:
-    """Write `dest` so that it either holds all of `arrays` or does not exist."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
+_EXTRACTOR: tuple | None = None  # (settings, built front end) of this process
 
 
-_FRONTEND: tuple | None = None  # (settings, LogMelChroma) of this process
+def _watch_parent(parent: int) -> None:
+    """Ends this worker process soon after the process that started the pool is gone (even by kill -9),
+    so an interrupted build leaves no workers behind."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
 
 
-def _init_worker(settings: FeatureSettings) -> None:
-    """Pool initializer: one torch thread per worker process (the pool uses every core)."""
+def _init_worker(settings: FeatureSettings, parent: int) -> None:
+    """Pool initializer: one torch thread per worker process (the pool uses every core), a parent watch."""
     import torch
 
     torch.set_num_threads(1)
-    _frontend(settings)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    _built(settings)
 
 
-def _frontend(settings: FeatureSettings):
-    global _FRONTEND
-    if _FRONTEND is None or _FRONTEND[0] != settings:
-        from genre_cnn.features import LogMelChroma
-
-        s = settings
-        _FRONTEND = (settings, LogMelChroma(s.sample_rate, s.n_fft, s.hop_length, s.n_mels))
-    return _FRONTEND[1]
+def _built(settings: FeatureSettings):
+    global _EXTRACTOR
+    if _EXTRACTOR is None or _EXTRACTOR[0] != settings:
+        _EXTRACTOR = (settings, settings.extractor.build())
+    return _EXTRACTOR[1]
 
 
 def _compute(job: tuple[Path, Path, FeatureSettings]) -> str | None:
     """Computes and writes one clip; returns None, or the one-line reason it was skipped (its stale
     cache entry, if any, is removed so that it is not trained on)."""
     from genre_cnn.audio import fix_length, load_audio
-    from genre_cnn.features import extract
 
     source, dest, s = job
+    sample_rate = s.extractor.sample_rate
     try:
-        y = load_audio(source, s.sample_rate, s.min_seconds)
-        y = fix_length(y, int(round(s.clip_seconds * s.sample_rate)))  # (samples,)
-        spec, hand = extract(y, _frontend(s), s.sample_rate)  # (channels, frames), (features,)
+        y = load_audio(source, sample_rate, s.min_seconds)
+        y = fix_length(y, int(round(s.clip_seconds * sample_rate)))  # (samples,)
+        arrays = s.extractor(y, _built(s))
     except Exception as err:  # noqa: BLE001 - one bad file must never stop the build
         dest.unlink(missing_ok=True)
         return str(err) if isinstance(err, AudioError) else f"{source}: feature extraction failed ({err!r})"
-    atomic_save_npz(dest, spec=spec.astype(np.float16), hand=hand, source=_source_stamp(source))
+    atomic_write(dest, lambda f: np.savez(f, **arrays, source=_source_stamp(source)))
     return None
 
 
@@ -134,7 +139,7 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
         log.info("caching features of %d clip(s) (%d already cached) in %s", len(todo), len(clips) - len(todo),
                  cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        (cache_dir / "settings.json").write_text(json.dumps(asdict(settings), indent=2))
+        atomic_write_text(cache_dir / "settings.json", json.dumps(settings.describe(), indent=2))
         jobs = [(c.path, entry_path(cache_dir, c), settings) for c in todo]
         workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
         bar = tqdm(total=len(jobs), desc="features", unit="clip", disable=not progress)
@@ -142,7 +147,8 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
             reasons = list(_progress(map(_compute, jobs), bar))
         else:  # a fresh server process to fork from: safe after CUDA or a process group were set up
             ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(settings,)) as pool:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(settings, os.getpid())) as pool:
                 reasons = list(_progress(pool.map(_compute, jobs, chunksize=2), bar))
         bar.close()
         for clip, reason in zip(todo, reasons):
@@ -155,14 +161,15 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
     return usable
 
 
-def load_cache(clips: list[Clip], cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """All clips' features: spectral (N, channels, frames) float16 and hand-crafted (N, features) float32."""
-    specs, hands = [], []
+def load_cache(clips: list[Clip], cache_dir: Path, names: tuple[str, ...] = ("spec", "hand")) -> list[np.ndarray]:
+    """The named arrays of every clip, stacked: e.g. spectral (N, channels, frames) float16 and hand-crafted
+    (N, features) float32."""
+    stacks: list[list[np.ndarray]] = [[] for _ in names]
     for clip in clips:
         with np.load(entry_path(cache_dir, clip)) as z:
-            specs.append(z["spec"])
-            hands.append(z["hand"])
-    return np.stack(specs), np.stack(hands)
+            for stack, name in zip(stacks, names, strict=True):
+                stack.append(z[name])
+    return [np.stack(s) for s in stacks]
 
 
 def main() -> None:

@@ -110,12 +110,12 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from genre_cnn.classifiers import WindowClassifier
     from genre_cnn.export import export_onnx
-    from genre_cnn.lit import CNNClassifier
     from genre_cnn.predict import CheckpointError
 
     ckpt, model = _load(args.ckpt)
-    if not isinstance(model, CNNClassifier):
+    if not isinstance(model, WindowClassifier):
         raise CheckpointError(f"{ckpt}: export needs a CNN checkpoint, this one is {type(model).__name__}")
     print(export_onnx(model, args.out or Path(ckpt).with_name("model.onnx")))
     return 0
@@ -124,11 +124,12 @@ def export(args: argparse.Namespace) -> int:
 def train(args: list[str]) -> int:
     from genre_cnn.audio import DataError
     from genre_cnn.download import DownloadError
+    from genre_cnn.train import RunError
     from genre_cnn.train import main as train_main
 
     try:
         train_main(args)
-    except (DataError, DownloadError) as err:
+    except (DataError, DownloadError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

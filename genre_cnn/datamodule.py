@@ -2,12 +2,13 @@
 
     python -m genre_cnn.datamodule --dataset demo     # builds the demo cache and prints the split sizes
 
-What the loaders yield (C = n_mels + 12 channels, W = frames of one window, K = windows of one clip,
-D = hand-crafted features):
-- training, for a model whose `input_kind` is "spec": random windows, x (B, C, W) float32, y (B,) int64;
-- training, for input_kind "hand": x (B, D) float32, y (B,) (each clip crops_per_clip times an epoch);
-- validation and test, for both: every window of each whole clip, so a model can average over the track:
-  windows (B, K, C, W) float32, hand (B, D) float32, y (B,) int64.
+It serves what it is asked for in `inputs` (the model family's `inputs`, passed by train.py), and nothing
+else (C = the front end's channels, W = frames of one window, K = windows of one clip, D = vector length):
+- "windows": training yields random windows, x (B, C, W) float32, y (B,) int64; validation and test yield
+  every window of each whole clip, so a model can average over the track: x (B, K, C, W), y (B,);
+- "handcrafted": the per-clip vector, x (B, D) float32, y (B,) (in training each clip crops_per_clip times
+  an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler.
+`fit_on="train+val"` trains on both parts (the refit after validation chose the number of epochs).
 """
 
 from __future__ import annotations
@@ -15,36 +16,24 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
-from genre_cnn.features import num_frames, windows
+from genre_cnn.features import SpectralFeatures
+from genre_cnn.frontend import FrontEndConfig, track_windows
+from genre_cnn.paths import project_root, resolve
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 
 log = logging.getLogger(__name__)
 
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def project_root() -> Path:
-    """Where data/, runs/ and checkpoints/ live: the repository, or GENRE_CNN_HOME if set."""
-    return Path(os.environ.get("GENRE_CNN_HOME", REPO))
-
-
-def resolve(path: str) -> Path:
-    """A user's path: absolute, or relative to the working directory if it exists there, else to the repository
-    (so that configs/ can name ../shared/gtzan_mini wherever the command runs)."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() or p.exists() else REPO / p
+CACHED = {"windows": "spec", "handcrafted": "hand"}  # which cached array serves each kind of input
 
 
 class RandomWindows(Dataset):
@@ -64,17 +53,17 @@ class RandomWindows(Dataset):
 
 
 class ClipWindows(Dataset):
-    """Every window of a clip, half-overlapping: windows (K, C, W), hand (D,), label."""
+    """Every window of a clip, half-overlapping (`track_windows`): windows (K, C, W) and the label."""
 
-    def __init__(self, spec: np.ndarray, hand: np.ndarray, labels: np.ndarray, window: int):
-        self.spec, self.hand, self.labels, self.window = spec, hand, labels, window
+    def __init__(self, spec: np.ndarray, labels: np.ndarray, window: int):
+        self.spec, self.labels, self.window = spec, labels, window
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         spec = torch.from_numpy(self.spec[i].astype(np.float32))  # (C, T)
-        return windows(spec, self.window).contiguous(), torch.from_numpy(self.hand[i]), int(self.labels[i])
+        return track_windows(spec, self.window).contiguous(), int(self.labels[i])
 
 
 class EveryClipOnce(DistributedSampler):
@@ -101,12 +90,14 @@ class GenreDataModule(L.LightningDataModule):
         split: "random" (stratified 8:2 train:test by track, validation a quarter of train), "kfold"
             (fold `fold` of `num_folds` is the test part) or "lists" (artist-filtered lists in split_lists_dir).
         seed: seed of the split; the split is saved beside the cache and reused.
-        sample_rate, n_fft, hop_length, n_mels: the front end's settings (Hz, samples, samples, bins).
+        frontend: the front end's settings (the CLI's `--frontend` group).
         clip_seconds: length every dataset clip is fixed to (centred excerpt, or looped if shorter).
         min_seconds: shorter files are skipped. window_seconds: the CNN's input length.
         crops_per_clip: random training windows drawn from each clip per epoch.
-        batch_size: windows (training) or hand-crafted vectors per batch; evaluation batches hold
-            batch_size // K clips. cache_workers: processes for feature caching (default: all cores).
+        batch_size: windows (training) or vectors per batch; evaluation batches hold batch_size // K clips.
+        cache_workers: processes for feature caching (default: all cores).
+        inputs: what the loaders yield (the model family's `inputs`, see above).
+        fit_on: the parts a model learns from: "train", or "train+val" for a refit.
     """
 
     def __init__(
@@ -121,10 +112,7 @@ class GenreDataModule(L.LightningDataModule):
         num_folds: int = 5,
         fold: int = 0,
         seed: int = 0,
-        sample_rate: int = 22050,
-        n_fft: int = 2048,
-        hop_length: int = 512,
-        n_mels: int = 128,
+        frontend: FrontEndConfig | None = None,
         clip_seconds: float = 30.0,
         min_seconds: float = 3.0,
         window_seconds: float = 3.0,
@@ -133,13 +121,16 @@ class GenreDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_workers: int | None = None,
         demo_clips_per_genre: int = 12,
+        inputs: Literal["windows", "handcrafted"] = "windows",
+        fit_on: Literal["train", "train+val"] = "train",
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.train_parts: tuple[str, ...] = ("train",)  # ("train", "val") to refit on both (see train.py)
+        self.frontend = FrontEndConfig.of(frontend)
+        self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
         self.data_dir = resolve(data_dir) if data_dir else project_root() / "data" / dataset
-        self.settings = FeatureSettings(sample_rate, n_fft, hop_length, n_mels, clip_seconds, min_seconds)
-        self.window = num_frames(int(window_seconds * sample_rate), hop_length)
+        self.settings = FeatureSettings(SpectralFeatures(self.frontend), clip_seconds, min_seconds)
+        self.window = self.frontend.window_frames(window_seconds)
         if window_seconds > clip_seconds:
             raise ValueError(f"window_seconds ({window_seconds}) is longer than clip_seconds ({clip_seconds})")
 
@@ -183,7 +174,8 @@ class GenreDataModule(L.LightningDataModule):
         if hp.dataset == "demo":
             from genre_cnn.demo import make_demo_dataset
 
-            make_demo_dataset(self.data_dir, hp.demo_clips_per_genre, hp.clip_seconds, hp.sample_rate, seed=0)
+            make_demo_dataset(self.data_dir, hp.demo_clips_per_genre, hp.clip_seconds, self.frontend.sample_rate,
+                              seed=0)
         elif hp.dataset == "gtzan" and hp.download and find_genre_root(self.data_dir) is None:
             from genre_cnn.download import download_gtzan
 
@@ -194,8 +186,8 @@ class GenreDataModule(L.LightningDataModule):
         self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
-        """Loads the cached features and the saved (or new) track-level split."""
-        if getattr(self, "spec", None) is not None:
+        """Loads the cached features that `inputs` needs and the saved (or new) track-level split."""
+        if getattr(self, "features", None) is not None:
             return
         hp = self.hparams
         clips = [c for c in self.clips if entry_path(self.cache_dir, c).is_file()]
@@ -217,13 +209,11 @@ class GenreDataModule(L.LightningDataModule):
             name = f"split-random-{hp.test_fraction:g}-{hp.val_fraction:g}-seed{hp.seed}.json"
         self.split = load_or_save(self.cache_dir / name, split)
         index = {k: i for i, k in enumerate(keys)}
-        self.spec, self.hand = load_cache(clips, self.cache_dir)  # (N, C, T) float16, (N, D) float32
+        # (N, C, T) float16 windows' source, or (N, D) float32 vectors
+        self.features = load_cache(clips, self.cache_dir, (CACHED[hp.inputs],))[0]
         self.labels = np.array(labels, dtype=np.int64)
         self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
         log.info("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
-
-    def _input_kind(self) -> str:
-        return getattr(self.trainer.lightning_module, "input_kind", "spec") if self.trainer else "spec"
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
@@ -232,22 +222,31 @@ class GenreDataModule(L.LightningDataModule):
     @property
     def train_idx(self) -> np.ndarray:
         """Row indices of the clips a model learns from: the train part, or train + val when refitting."""
-        return np.concatenate([self.idx[p] for p in self.train_parts])
+        return np.concatenate([self.idx[p] for p in self.hparams.fit_on.split("+")])
+
+    def vector_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation (D,) of the training rows' vectors: a vector model's scaler."""
+        train = torch.from_numpy(self.features[self.train_idx]).double()  # (N_train, D)
+        return train.mean(0), train.std(0)
+
+    def _vectors(self, rows: np.ndarray) -> TensorDataset:
+        return TensorDataset(torch.from_numpy(self.features[rows]), torch.from_numpy(self.labels[rows]))
 
     def train_dataloader(self) -> DataLoader:
         i = self.train_idx
-        if self._input_kind() == "hand":  # each clip crops_per_clip times, like the windows
-            i = np.tile(i, self.hparams.crops_per_clip)  # (N_train * crops_per_clip,)
-            ds = torch.utils.data.TensorDataset(torch.from_numpy(self.hand[i]), torch.from_numpy(self.labels[i]))
-        else:
-            ds = RandomWindows(self.spec[i], self.labels[i], self.window, self.hparams.crops_per_clip)
+        if self.hparams.inputs == "windows":
+            ds = RandomWindows(self.features[i], self.labels[i], self.window, self.hparams.crops_per_clip)
+        else:  # each clip crops_per_clip times, like the windows
+            ds = self._vectors(np.tile(i, self.hparams.crops_per_clip))  # (N_train * crops_per_clip,) rows
         return self._loader(ds, self.hparams.batch_size, shuffle=True)
 
     def _eval_loader(self, part: str) -> DataLoader:
-        i = self.idx[part]
-        ds = ClipWindows(self.spec[i], self.hand[i], self.labels[i], self.window)
-        windows_per_clip = len(ds[0][0]) if len(ds) else 1
-        batch_size = max(1, self.hparams.batch_size // windows_per_clip)
+        i, batch_size = self.idx[part], self.hparams.batch_size
+        if self.hparams.inputs == "windows":
+            ds = ClipWindows(self.features[i], self.labels[i], self.window)
+            batch_size = max(1, batch_size // (len(ds[0][0]) if len(ds) else 1))  # clips of K windows each
+        else:
+            ds = self._vectors(i)
         several = self.trainer is not None and self.trainer.world_size > 1
         sampler = EveryClipOnce(ds, self.trainer.world_size, self.trainer.global_rank) if several else None
         return self._loader(ds, batch_size, shuffle=False, sampler=sampler)

@@ -1,6 +1,6 @@
 """A deterministic generator of short synthetic music clips in four clearly distinguishable "genres".
 
-    python -m genre_cnn.demo OUT_DIR [--clips-per-genre 12] [--seconds 8] [--sample-rate 22050] [--seed 0]
+    python -m genre_cnn.demo OUT_DIR [--clips-per-genre 12] [--seconds 8] [--sample-rate HZ] [--seed 0]
 
 writes `OUT_DIR/<genre>/<genre>.NNNNN.wav` (16-bit PCM, mono), the same bytes for the same arguments. The
 demo config trains both models on it end to end in well under a minute, with no download. The genres differ in
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from genre_cnn.paths import atomic_write, atomic_write_text
 
 DEMO_GENRES: tuple[str, ...] = ("ambient", "techno", "noise", "chiptune")
 
@@ -120,24 +121,17 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Calls `write(tmp)` on a hidden temporary file beside `path`, then renames it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, and no audio extension: never a clip
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def make_demo_dataset(root: Path, clips_per_genre: int = 12, seconds: float = 8.0, sample_rate: int = 22050,
+def make_demo_dataset(root: Path, clips_per_genre: int = 12, seconds: float = 8.0, sample_rate: int | None = None,
                       seed: int = 0) -> Path:
     """Writes `root/<genre>/<genre>.NNNNN.wav` for every demo genre (`seconds` s at `sample_rate` Hz).
 
     Deterministic, idempotent and crash-safe: a rerun after a crash keeps the finished clips and writes the
     rest; `root/.demo-complete` records the arguments of a finished set, which is then returned at once.
     """
+    if sample_rate is None:  # the front end's
+        from genre_cnn.frontend import FrontEndConfig
+
+        sample_rate = FrontEndConfig().sample_rate
     root = Path(root)
     args = {"clips_per_genre": clips_per_genre, "seconds": float(seconds), "sample_rate": sample_rate,
             "seed": seed, "genres": list(DEMO_GENRES)}
@@ -147,7 +141,7 @@ def make_demo_dataset(root: Path, clips_per_genre: int = 12, seconds: float = 8.
     root.mkdir(parents=True, exist_ok=True)
     resume = _read_json(started) == args  # existing clips are kept only if they came from these arguments
     done.unlink(missing_ok=True)
-    _write_atomic(started, lambda tmp: Path(tmp).write_text(json.dumps(args)))
+    atomic_write_text(started, json.dumps(args))
     for g, genre in enumerate(DEMO_GENRES):
         folder = root / genre
         folder.mkdir(exist_ok=True)
@@ -160,9 +154,8 @@ def make_demo_dataset(root: Path, clips_per_genre: int = 12, seconds: float = 8.
             if resume and path.exists():
                 continue
             y = synth_clip(genre, seconds, sample_rate, np.random.default_rng([seed, g, i]))
-            _write_atomic(path, partial(sf.write, data=y, samplerate=sample_rate, subtype="PCM_16",
-                                        format="WAV"))
-    _write_atomic(done, lambda tmp: Path(tmp).write_text(json.dumps(args)))
+            atomic_write(path, partial(sf.write, data=y, samplerate=sample_rate, subtype="PCM_16", format="WAV"))
+    atomic_write_text(done, json.dumps(args))
     started.unlink(missing_ok=True)
     return root
 
@@ -172,7 +165,7 @@ if __name__ == "__main__":
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--clips-per-genre", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--sample-rate", type=int, default=22050)
+    parser.add_argument("--sample-rate", type=int, default=None, help="Hz (default: the front end's)")
     parser.add_argument("--seed", type=int, default=0)
     a = parser.parse_args()
     print(make_demo_dataset(a.out_dir, a.clips_per_genre, a.seconds, a.sample_rate, a.seed))

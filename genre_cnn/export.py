@@ -5,8 +5,8 @@
 The graph takes `waveform`, float32 (1, samples), mono at the model's sample rate (metadata `sample_rate`),
 of any length (the samples axis is dynamic); it returns `probabilities`, float32 (1, n_genres), in the order
 of the JSON list in metadata `genres`. Inside: torch.stft (ONNX STFT, opset 20), log-mel + chroma, the
-half-overlapping windows of the whole track (a track shorter than one window is looped, as in
-`GenreClassifier.windows_of`), the CNN, and the mean of the windows' softmax. With onnxruntime:
+half-overlapping windows of the whole track (`genre_cnn.frontend.track_windows`: a track shorter than one
+window is looped), the CNN, and the mean of the windows' softmax. With onnxruntime:
 
     import json, onnxruntime as ort
     session = ort.InferenceSession("model.onnx")
@@ -22,35 +22,28 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genre_cnn.lit import CNNClassifier
+from genre_cnn.classifiers import WindowClassifier
 
 MIN_SAMPLES = 4096  # the shortest input the graph is exported for: two STFT frames' worth
 
 
 class WaveformToProbs(nn.Module):
-    """Export-only wrapper: waveform (1, samples) -> probabilities (1, n), the same computation as
-    `CNNClassifier.predict_waveform`, written without shape-dependent Python branches."""
+    """Export-only wrapper: waveform (1, samples) -> probabilities (1, n), exactly the classifier's own
+    `predict_waveform` computation (front end, `track_windows`, network, mean of the windows' softmax)."""
 
-    def __init__(self, model: CNNClassifier):
+    def __init__(self, model: WindowClassifier):
         super().__init__()
-        self.frontend, self.net, self.window = model.frontend, model.net, model.window
+        self.model = model
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        feats = self.frontend(waveform)[0]  # (C, T)
-        t = feats.shape[-1]
-        feats = feats.repeat(1, (self.window + t - 1) // t)  # (C, T') loops a short track; T' = T if T >= W
-        step = max(1, self.window // 2)
-        k = (feats.shape[-1] - self.window) // step + 1  # windows, as Tensor.unfold counts them
-        index = torch.arange(k)[:, None] * step + torch.arange(self.window)[None, :]  # (K, W)
-        windows = feats[:, index].transpose(0, 1)  # (C, K, W) -> (K, C, W)
-        return self.net(windows).softmax(-1).mean(dim=0, keepdim=True)  # (K, n) -> (1, n)
+        return self.model.clip_probs(self.model.track_inputs(waveform[0])[None])[0]  # (1, n)
 
 
-def export_onnx(model: CNNClassifier, out: Path, seconds: float = 30.0) -> Path:
+def export_onnx(model: WindowClassifier, out: Path, seconds: float = 30.0) -> Path:
     """Writes `model` (front end included) to `out` as a single ONNX file and returns `out`.
 
     Args:
-        model: a trained CNNClassifier (moved to CPU and eval mode for the export).
+        model: a trained WindowClassifier (moved to CPU and eval mode for the export).
         out: the .onnx file to write (its folder is created).
         seconds: length of the example input used for tracing; any length works at inference.
     """
@@ -59,12 +52,12 @@ def export_onnx(model: CNNClassifier, out: Path, seconds: float = 30.0) -> Path:
 
     from torch.export import Dim
 
-    if not isinstance(model, CNNClassifier):
-        raise TypeError(f"ONNX export supports the CNN (CNNClassifier), not {type(model).__name__}")
+    if not isinstance(model, WindowClassifier):
+        raise TypeError(f"ONNX export supports the CNN (WindowClassifier), not {type(model).__name__}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = WaveformToProbs(model.cpu().eval()).eval()
-    sample_rate = int(model.hparams.sample_rate)
+    sample_rate = model.sample_rate
     example = 0.1 * torch.randn(1, max(MIN_SAMPLES, int(seconds * sample_rate)))  # (1, samples)
     samples = Dim("samples", min=MIN_SAMPLES, max=sample_rate * 3600)
     quiet = logging.getLogger("torch.onnx")  # it warns once per missing torchvision op
@@ -81,16 +74,8 @@ def export_onnx(model: CNNClassifier, out: Path, seconds: float = 30.0) -> Path:
     program.model.metadata_props.update({
         "genres": json.dumps(model.genres),
         "sample_rate": str(sample_rate),
-        "window_seconds": str(model.hparams.window_seconds),
         "producer_note": "genre_cnn: waveform (1, samples) float32 mono -> probabilities (1, len(genres))",
     })
     program.save(out, external_data=False)
     return out
 
-
-if __name__ == "__main__":
-    import sys
-
-    from genre_cnn.cli import main
-
-    sys.exit(main(["export", *sys.argv[1:]]))

@@ -1,77 +1,25 @@
-"""The feature front end shared by caching, training, evaluation, prediction and export.
+"""The dense baseline's hand-crafted vector, and what the feature cache stores for each clip.
 
     python -m genre_cnn.features FILE      # prints the shapes and ranges of both feature sets for one file
 
-`LogMelChroma` is an `nn.Module` (torch.stft + librosa's filterbanks as non-persistent buffers), so it runs
-on CPU or GPU and travels inside the model for prediction. `handcrafted` computes the dense baseline's
-vector with librosa from the same power spectrogram.
+`handcrafted` computes the vector from the front end's power spectrogram and features of the same clip
+(spectral shape, ZCR and RMS in numpy, checked against librosa in tests/test_features.py).
+`SpectralFeatures` is what the cache computes per clip for the CNN and dense families: the front end's
+(channels, frames) tensor and the hand-crafted vector.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from torch import nn
 
-N_CHROMA = 12
-AMIN = 1e-10  # power floor before log: -100 dB
+from genre_cnn.frontend import AMIN, N_CHROMA, FrontEnd, FrontEndConfig
 
-
-def num_frames(samples: int, hop_length: int) -> int:
-    """Frames of a centred STFT over `samples` samples."""
-    return 1 + samples // hop_length
-
-
-def windows(feats: torch.Tensor, window: int) -> torch.Tensor:
-    """Half-overlapping windows of one clip's features, (C, T) -> (K, C, window), K = 1 + (T - window) // hop.
-
-    The one rule for evaluation and prediction (export.py writes the same rule out for ONNX)."""
-    return feats.unfold(1, window, max(1, window // 2)).transpose(0, 1)  # (K, C, window)
-
-
-class LogMelChroma(nn.Module):
-    """Waveform (B, samples) -> features (B, n_mels + 12, frames): log-mel power in dB, then chroma.
-
-    Matches `librosa.power_to_db(librosa.feature.melspectrogram(y), ref=1.0, amin=1e-10, top_db=None)` and
-    `librosa.feature.chroma_stft(y, tuning=0)` (Hann window, centred frames, zero padding, Slaney mel
-    filters; chroma normalised to a maximum of 1 per frame). Tuning estimation is left out: it is slow,
-    per-file and not differentiable, and GTZAN is tuned near A440.
-
-    Args:
-        sample_rate: Hz. n_fft: FFT size in samples. hop_length: samples between frames. n_mels: mel bins.
-    """
-
-    def __init__(self, sample_rate: int = 22050, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 128):
-        super().__init__()
-        import librosa
-
-        self.n_fft, self.hop_length = n_fft, hop_length
-        mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)  # (n_mels, n_fft//2+1)
-        chroma = librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, n_chroma=N_CHROMA, tuning=0.0)  # (12, bins)
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
-        self.register_buffer("chroma_fb", torch.from_numpy(chroma).float(), persistent=False)
-
-    @property
-    def channels(self) -> int:
-        return self.mel_fb.shape[0] + N_CHROMA
-
-    def power(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, samples) -> power spectrogram (B, n_fft//2+1, frames)."""
-        spec = torch.stft(y.float(), self.n_fft, self.hop_length, window=self.window, center=True,
-                          pad_mode="constant", return_complex=True)  # (B, bins, frames)
-        return spec.real.square() + spec.imag.square()
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.from_power(self.power(y))
-
-    def from_power(self, power: torch.Tensor) -> torch.Tensor:
-        """Power spectrogram (B, bins, frames) -> features (B, n_mels + 12, frames)."""
-        mel = torch.matmul(self.mel_fb, power)  # (B, n_mels, frames)
-        mel_db = 10.0 * torch.log10(mel.clamp_min(AMIN))
-        chroma = torch.matmul(self.chroma_fb, power)  # (B, 12, frames)
-        chroma = chroma / chroma.amax(dim=1, keepdim=True).clamp_min(torch.finfo(chroma.dtype).tiny)
-        return torch.cat([mel_db, chroma], dim=1)  # (B, n_mels + 12, frames)
+# frame features of the hand-crafted vector: 4 spectral shape + ZCR + RMS + 7 contrast + 20 MFCC + 12 chroma
+FRAME_FEATURES = 4 + 1 + 1 + 7 + 20 + N_CHROMA
+HANDCRAFTED_SIZE = 2 * FRAME_FEATURES + 1  # mean and variance of each, plus tempo: 91
 
 
 def spectral_shape(mag: np.ndarray, power: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -107,7 +55,7 @@ def handcrafted(y: np.ndarray, power: np.ndarray, feats: np.ndarray, sample_rate
     contrast bands, 20 MFCCs (from the log-mel) and 12 chroma (the write-up's centroid, ZCR, MFCC and
     chroma, plus what else helps). Inputs: y (samples,), power (bins, frames) and the front end's
     features (n_mels + 12, frames) of the same clip.
-    Returns float32 (2 * 45 + 1,) = (91,).
+    Returns float32 (HANDCRAFTED_SIZE,) = (91,).
     """
     import librosa
 
@@ -130,13 +78,40 @@ def handcrafted(y: np.ndarray, power: np.ndarray, feats: np.ndarray, sample_rate
     return np.nan_to_num(vec).astype(np.float32)
 
 
-def extract(y: np.ndarray, frontend: LogMelChroma, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """One clip -> (spectral features (channels, frames) float32, hand-crafted vector (91,) float32)."""
+@dataclass(frozen=True)
+class SpectralFeatures:
+    """The cache's extractor for the CNN and dense families: one clip (samples,) -> {"spec": (channels, frames)
+    float16, "hand": (HANDCRAFTED_SIZE,) float32}. Picklable, so worker processes can run it."""
+
+    frontend: FrontEndConfig = FrontEndConfig()
+
+    def __post_init__(self):
+        if not self.frontend.chroma or self.frontend.compression != "db":
+            raise ValueError("the hand-crafted vector needs the dB log-mel + chroma front end")
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    def settings(self) -> dict:
+        return {"kind": "spectral", **self.frontend.as_dict()}
+
+    def build(self) -> FrontEnd:
+        return FrontEnd(self.frontend)
+
+    def __call__(self, y: np.ndarray, frontend: FrontEnd) -> dict[str, np.ndarray]:
+        spec, hand = extract(y, frontend)
+        return {"spec": spec.astype(np.float16), "hand": hand}
+
+
+def extract(y: np.ndarray, frontend: FrontEnd) -> tuple[np.ndarray, np.ndarray]:
+    """One clip (samples,) -> (front-end features (channels, frames) float32, hand-crafted vector (91,) float32)."""
     with torch.no_grad():
-        wav = torch.from_numpy(y)[None].to(frontend.window.device)  # (1, samples)
+        wav = torch.from_numpy(y)[None].to(frontend.hann.device)  # (1, samples)
         power = frontend.power(wav)  # (1, bins, frames)
         feats = frontend.from_power(power)[0].cpu().numpy()  # (channels, frames)
-    return feats, handcrafted(y, power[0].cpu().numpy(), feats, sample_rate, frontend.hop_length)
+    c = frontend.config
+    return feats, handcrafted(y, power[0].cpu().numpy(), feats, c.sample_rate, c.hop_length)
 
 
 def main() -> None:
@@ -148,8 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path)
     args = parser.parse_args()
-    y = load_audio(args.file)
-    feats, hand = extract(y, LogMelChroma(), 22050)
+    frontend = FrontEnd()
+    y = load_audio(args.file, frontend.config.sample_rate)
+    feats, hand = extract(y, frontend)
     print(f"log-mel + chroma {feats.shape}: dB {feats[:-N_CHROMA].min():.1f}..{feats[:-N_CHROMA].max():.1f}")
     print(f"hand-crafted {hand.shape}: {np.array2string(hand[:6], precision=3)} ...")
 

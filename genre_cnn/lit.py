@@ -1,15 +1,19 @@
-"""LightningModules that train the networks of `models.py`, with one shared step and torchmetrics.
+"""LightningModules that train the classifiers of `classifiers.py`, with one shared step and torchmetrics.
 
-Each module carries the feature front end (non-persistent buffers) and the genre list, and the dense
-model its training-split scaler, so a checkpoint alone rebuilds a model that predicts from a waveform
-(see `genre_cnn.predict`). Log keys: `train/loss`, `train/acc`, `val/loss`, `val/acc` (clip level),
-`val/window_acc`, `val/f1`, the same under `test/`. `train/acc` compares the predictions on augmented
-(mixed-up, masked) windows with their original labels, so it runs below `val/acc`.
+    python train.py --models [cnn]        # trains LitCNN (see genre_cnn/train.py); this module has no CLI
+
+One LightningModule per model family, each holding a plain classifier (`self.model`, which carries the front
+end, the genre list and, for vector models, the training-split scaler). A checkpoint's hyperparameters and
+state dict rebuild that classifier for prediction without Lightning (`genre_cnn.predict.load_model`).
+Log keys: `train/loss`, `train/acc`, `val/loss`, `val/acc` (clip level), `val/window_acc`, `val/f1`, the
+same under `test/`. `train/acc` compares the predictions on augmented (mixed-up, masked) windows with their
+original labels, so it runs below `val/acc`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import lightning as L
 import numpy as np
@@ -17,30 +21,28 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from genre_cnn.features import N_CHROMA, LogMelChroma, extract, num_frames, windows
-from genre_cnn.models import DenseNet, GenreCNN
+from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, WindowClassifier
+from genre_cnn.frontend import FrontEndConfig
 
 
-class GenreClassifier(L.LightningModule):
-    """Shared training, evaluation and prediction logic; subclasses define `net` and `clip_probs`.
+class LitGenre(L.LightningModule):
+    """Shared training and evaluation; subclasses name their `classifier_class` and may augment.
 
     Args:
-        genres: class names in label order (linked from the DataModule).
-        sample_rate, n_fft, hop_length, n_mels: front-end settings (linked from the DataModule).
-        window_seconds: the length of one input window (linked from the DataModule).
+        genres: class names in label order (from the DataModule).
+        frontend: the front-end settings (the CLI's `--frontend` group; saved as a plain dict).
         lr: peak learning rate of Adam (warm-up then cosine). weight_decay: decoupled (AdamW).
         label_smoothing: of the cross-entropy loss.
     """
 
-    input_kind = "spec"  # what the DataModule's training loader yields: "spec" windows or "hand" vectors
+    classifier_class: ClassVar[type[GenreClassifier]]
 
-    def __init__(self, genres: list[str], sample_rate: int = 22050, n_fft: int = 2048, hop_length: int = 512,
-                 n_mels: int = 128, window_seconds: float = 3.0, lr: float = 1e-3, weight_decay: float = 1e-2,
-                 label_smoothing: float = 0.0):
+    def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-2, label_smoothing: float = 0.0):
         super().__init__()
         self.save_hyperparameters()  # this signature's values and the subclass's, defaults included
-        self.frontend = LogMelChroma(sample_rate, n_fft, hop_length, n_mels)
-        self.window = num_frames(int(window_seconds * sample_rate), hop_length)
+        self.hparams["frontend"] = FrontEndConfig.of(frontend).as_dict()  # plain types: loads with weights_only
+        self.model = self.classifier_class.from_hparams(self.hparams)
         n = len(genres)
         for stage in ("val", "test"):
             setattr(self, f"{stage}_metrics", torch.nn.ModuleDict({
@@ -53,11 +55,7 @@ class GenreClassifier(L.LightningModule):
 
     @property
     def genres(self) -> list[str]:
-        return list(self.hparams.genres)
-
-    def clip_probs(self, windows: torch.Tensor, hand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """windows (B, K, C, W), hand (B, D) -> clip probabilities (B, n), window probabilities (B, K', n)."""
-        raise NotImplementedError
+        return self.model.genres
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training-time augmentation; returns inputs and soft targets (B, n)."""
@@ -66,16 +64,16 @@ class GenreClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         x, target = self.augment(x, y)
-        logits = self.net(x)  # (B, n)
+        logits = self.model(x)  # (B, n)
         loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
         self.train_acc(logits, y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], stage: str) -> None:
-        windows, hand, y = batch
-        probs, window_probs = self.clip_probs(windows, hand)  # (B, n), (B, K, n)
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        x, y = batch  # x: the model's evaluation inputs, e.g. windows (B, K, C, W) or vectors (B, D)
+        probs, window_probs = self.model.clip_probs(x)  # (B, n), (B, K, n)
         loss = F.nll_loss(probs.clamp_min(1e-8).log(), y)
         metrics = getattr(self, f"{stage}_metrics")
         for name in ("acc", "f1", "confusion"):
@@ -125,41 +123,33 @@ class GenreClassifier(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["genre_cnn_class"] = type(self).__name__  # lets `load_model` rebuild it without pickle
-
-    def windows_of(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Waveform (samples,) -> half-overlapping windows of front-end features (K, C, W)."""
-        feats = self.frontend(waveform[None])[0]  # (C, T)
-        if feats.shape[-1] < self.window:  # shorter than one window: loop it
-            feats = feats.repeat(1, -(-self.window // feats.shape[-1]))  # (C, >= W)
-        return windows(feats, self.window)  # (K, C, W)
-
-    @torch.no_grad()
-    def predict_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Mono waveform (samples,) at the model's sample rate -> genre probabilities (n,)."""
-        raise NotImplementedError
+        # lets `genre_cnn.predict.load_model` rebuild the plain classifier, without pickle or Lightning
+        checkpoint["genre_cnn_class"] = self.classifier_class.__name__
 
 
-class CNNClassifier(GenreClassifier):
-    """Trains `GenreCNN` on random 3-s windows; evaluates a clip by averaging its windows' probabilities.
+class LitCNN(LitGenre):
+    """Trains `WindowClassifier` (the CNN) on random windows; evaluates a clip by averaging its windows'
+    probabilities.
 
     Augmentation (training only, on the batch's device): a random gain of up to +-gain_db on the log-mel
     channels, one frequency mask of up to freq_mask mel bins and one time mask of up to time_mask frames
     (SpecAugment, Park et al. 2019), and mixup (Zhang et al. 2018) with Beta(mixup_alpha, mixup_alpha).
     """
 
-    def __init__(self, genres: list[str], widths: tuple[int, ...] = (512, 256, 128, 64), kernel_size: int = 3,
-                 dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16, time_mask: int = 20,
-                 mixup_alpha: float = 0.2, **kwargs):
-        """Network and augmentation settings; `kwargs` are GenreClassifier's (front end, optimiser)."""
+    classifier_class = WindowClassifier
+
+    def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
+                 kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
+                 time_mask: int = 20, mixup_alpha: float = 0.2, **kwargs):
+        """Input length (s, linked from the DataModule), network and augmentation settings; `kwargs` are
+        LitGenre's (front end, optimiser)."""
         super().__init__(genres, **kwargs)
-        self.net = GenreCNN(self.frontend.channels, len(genres), tuple(widths), kernel_size, dropout)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hparams
         b, c, t = x.shape
         x = x.clone()
-        n_mels = c - N_CHROMA
+        n_mels = self.model.frontend.config.n_mels
         x[:, :n_mels] += (torch.rand(b, 1, 1, device=x.device) * 2 - 1) * hp.gain_db
         fill = x.mean(dim=2, keepdim=True)  # (B, C, 1)
         for size, length, axis in ((hp.freq_mask, n_mels, 1), (hp.time_mask, t, 2)):
@@ -180,53 +170,16 @@ class CNNClassifier(GenreClassifier):
             target = lam * target + (1 - lam) * target[perm]  # (B, n)
         return x, target
 
-    def clip_probs(self, windows: torch.Tensor, hand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, k = windows.shape[:2]
-        window_probs = self.net(windows.flatten(0, 1)).softmax(-1).view(b, k, -1)  # (B, K, n)
-        return window_probs.mean(dim=1), window_probs
 
-    @torch.no_grad()
-    def predict_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
-        windows = self.windows_of(waveform.to(self.device))  # (K, C, W)
-        return self.clip_probs(windows[None], torch.empty(0))[0][0]  # (n,)
+class LitDense(LitGenre):
+    """Trains `HandcraftedClassifier` (the dense baseline) on hand-crafted vectors. Its scaler is the training
+    split's statistics, handed over by the trainer (`model.model.set_scaler(*dm.vector_stats())`) before the fit
+    and saved with the weights. `clip_seconds` (linked from the DataModule): prediction takes the same centred
+    excerpt of a track that training took of each clip."""
 
+    classifier_class = HandcraftedClassifier
 
-class DenseClassifier(GenreClassifier):
-    """Trains `DenseNet` on standardised hand-crafted vectors; the scaler is fitted on the training split
-    only (in `setup`) and saved with the weights as buffers. `clip_seconds` (linked from the DataModule):
-    prediction takes the same centred excerpt of a track that training took of each clip."""
-
-    input_kind = "hand"
-
-    def __init__(self, genres: list[str], in_features: int = 91, widths: tuple[int, ...] = (512, 256, 128, 64),
-                 dropout: float = 0.3, clip_seconds: float = 30.0, **kwargs):
-        """Network settings and the training clip length; `kwargs` are GenreClassifier's."""
+    def __init__(self, genres: list[str], clip_seconds: float = 30.0, widths: tuple[int, ...] = (512, 256, 128, 64),
+                 dropout: float = 0.3, **kwargs):
+        """The training clip length and network settings; `kwargs` are LitGenre's."""
         super().__init__(genres, **kwargs)
-        self.net = DenseNet(in_features, len(genres), tuple(widths), dropout)
-        self.register_buffer("mean", torch.zeros(in_features))
-        self.register_buffer("std", torch.ones(in_features))
-
-    def setup(self, stage: str) -> None:
-        dm = self.trainer.datamodule
-        if stage == "fit" and dm is not None:
-            train = torch.from_numpy(dm.hand[dm.train_idx]).double()  # (N_train, D)
-            self.mean.copy_(train.mean(0).float())  # (D,)
-            self.std.copy_(train.std(0).clamp_min(1e-6).float())  # (D,)
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return super().training_step(((x - self.mean) / self.std, y), batch_idx)  # x: (B, D)
-
-    def clip_probs(self, windows: torch.Tensor, hand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = self.net((hand - self.mean) / self.std).softmax(-1)  # (B, n)
-        return probs, probs[:, None]  # one "window": the whole clip
-
-    @torch.no_grad()
-    def predict_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
-        from genre_cnn.audio import fix_length
-
-        sr = self.hparams.sample_rate
-        y = fix_length(waveform.float().cpu().numpy(), int(round(self.hparams.clip_seconds * sr)))  # as in training
-        _, hand = extract(y, self.frontend, sr)  # (D,)
-        hand = torch.from_numpy(hand).to(self.device)[None]  # (1, D)
-        return self.clip_probs(torch.empty(0), hand)[0][0]  # (n,)

@@ -13,7 +13,7 @@ from torch import nn
 
 
 class GenreCNN(nn.Module):
-    """A 1-D convolutional network over time: the 140 log-mel + chroma bins are the input channels.
+    """A 1-D convolutional network over time: the front end's bins (128 log-mel + 12 chroma) are its channels.
 
     A 1-D convolution treats each frame's whole spectrum as one vector, as in Choi et al.'s
     "Automatic tagging using deep convolutional neural networks" (ISMIR 2016) time-axis variants and
@@ -26,7 +26,7 @@ class GenreCNN(nn.Module):
     Input (B, in_channels, frames) -> logits (B, num_classes).
     """
 
-    def __init__(self, in_channels: int = 140, num_classes: int = 10, widths: tuple[int, ...] = (512, 256, 128, 64),
+    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3):
         super().__init__()
         self.input_norm = nn.BatchNorm1d(in_channels)  # dB and chroma differ in scale by ~100x
@@ -49,7 +49,7 @@ class DenseNet(nn.Module):
     Input (B, in_features) standardised hand-crafted vectors -> logits (B, num_classes).
     """
 
-    def __init__(self, in_features: int = 91, num_classes: int = 10, widths: tuple[int, ...] = (512, 256, 128, 64),
+    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
                  dropout: float = 0.3):
         super().__init__()
         layers: list[nn.Module] = []
@@ -62,5 +62,10 @@ class DenseNet(nn.Module):
 
 
 if __name__ == "__main__":
-    for net in (GenreCNN(), DenseNet()):
+    from genre_cnn.audio import GTZAN_GENRES
+    from genre_cnn.features import HANDCRAFTED_SIZE
+    from genre_cnn.frontend import FrontEndConfig
+
+    n = len(GTZAN_GENRES)
+    for net in (GenreCNN(FrontEndConfig().channels, n), DenseNet(HANDCRAFTED_SIZE, n)):
         print(net, f"\n{sum(p.numel() for p in net.parameters()):,} parameters\n")

@@ -52,5 +52,10 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
     return dest
 
 
+def atomic_write_text(dest: Path, text: str) -> Path:
+    """`atomic_write` of a UTF-8 text (JSON records, manifests)."""
+    return atomic_write(dest, lambda f: f.write(text.encode()))
+
+
 if __name__ == "__main__":
     print(project_root())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from genre_cnn.lit import GenreClassifier
+    from genre_cnn.classifiers import GenreClassifier
 
 TIME_PANELS = 7  # waveform, spectrogram, log-mel, chroma, MFCC, centroid, ZCR; +1 bar chart with a model
 
@@ -33,17 +33,15 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
     import numpy as np
     import torch
 
-    from genre_cnn.audio import load_audio
-    from genre_cnn.features import N_CHROMA, LogMelChroma
-    from genre_cnn.predict import PREDICT_MIN_SECONDS
+    from genre_cnn.audio import PREDICT_MIN_SECONDS, load_audio
+    from genre_cnn.frontend import N_CHROMA, FrontEnd
 
     path = Path(path)
-    frontend = model.frontend if model is not None else LogMelChroma()
-    sr = int(model.hparams.sample_rate) if model is not None else 22050
-    n_fft, hop = frontend.n_fft, frontend.hop_length
+    frontend = model.frontend if model is not None else FrontEnd()
+    sr, n_fft, hop = frontend.config.sample_rate, frontend.config.n_fft, frontend.config.hop_length
     y = load_audio(path, sr, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
     with torch.no_grad():
-        wav = torch.from_numpy(y)[None].to(frontend.window.device)  # (1, samples)
+        wav = torch.from_numpy(y)[None].to(frontend.hann.device)  # (1, samples)
         power_t = frontend.power(wav)  # (1, bins, frames)
         feats = frontend.from_power(power_t)[0].cpu().numpy()  # (n_mels + 12, frames)
         probs = model.predict_waveform(torch.from_numpy(y)).cpu().numpy() if model is not None else None
@@ -112,10 +110,3 @@ def plot_file(path: Path, out_png: Path, model: GenreClassifier | None = None) -
     plt.close(fig)
     return out_png
 
-
-if __name__ == "__main__":
-    import sys
-
-    from genre_cnn.cli import main
-
-    sys.exit(main(["plot", *sys.argv[1:]]))

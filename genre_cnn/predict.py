@@ -1,7 +1,6 @@
 """Use a trained model: load a checkpoint safely and predict the genre of whole audio files.
 
     genre-cnn predict song.mp3 more/ --top-k 3         # the command line (see genre_cnn.cli)
-    python -m genre_cnn.predict song.mp3                # the same, without installing the console script
 
 From Python:
 
@@ -10,8 +9,9 @@ From Python:
     results, errors = predict_files(model, [Path("song.mp3")])
 
 A checkpoint is read with `torch.load(weights_only=True)`, which refuses any pickled callable, and the model
-class is looked up by name among `genre_cnn.lit`'s classifiers only, so loading never runs code from the file.
-Each file is predicted as a whole track: the model averages its outputs over every window of the file.
+class is looked up by name among `genre_cnn.classifiers`' classes only, so loading never runs code from the
+file. The model is a plain `nn.Module` (no Lightning is imported on this path). Each file is predicted as a
+whole track: the model averages its outputs over every window of the file.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genre_cnn.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from genre_cnn.audio import AUDIO_EXTENSIONS, PREDICT_MIN_SECONDS, AudioError, load_audio
 
 if TYPE_CHECKING:
-    from genre_cnn.lit import GenreClassifier
-
-PREDICT_MIN_SECONDS = 0.5  # shorter files are refused; longer ones are used whole (looped up to one window)
+    from genre_cnn.classifiers import GenreClassifier
 
 
 class CheckpointError(ValueError):
@@ -41,12 +39,12 @@ def _one_line(err: BaseException) -> str:
 
 
 def _model_classes() -> dict[str, type]:
-    """The classifiers that a checkpoint may name: `genre_cnn.lit`'s subclasses of GenreClassifier."""
-    from genre_cnn import lit
+    """The classifiers that a checkpoint may name: `genre_cnn.classifiers`' model families (those with `inputs`)."""
+    from genre_cnn import classifiers
 
-    return {name: obj for name, obj in vars(lit).items()
-            if isinstance(obj, type) and issubclass(obj, lit.GenreClassifier)
-            and obj is not lit.GenreClassifier and obj.__module__ == lit.__name__}
+    return {name: obj for name, obj in vars(classifiers).items()
+            if isinstance(obj, type) and issubclass(obj, classifiers.GenreClassifier)
+            and "inputs" in vars(obj) and obj.__module__ == classifiers.__name__}
 
 
 def load_model(path: Path, map_location="cpu") -> GenreClassifier:
@@ -74,9 +72,10 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
     name = checkpoint["genre_cnn_class"]
     if name not in classes:
         raise CheckpointError(f"{path}: unknown model class {name!r} (known: {', '.join(sorted(classes))})")
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}  # LightningModule's prefix
     try:
-        model = classes[name](**dict(checkpoint["hyper_parameters"]))
-        model.load_state_dict(checkpoint["state_dict"])
+        model = classes[name].from_hparams(dict(checkpoint["hyper_parameters"]))
+        model.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - wrong arguments or shapes: the file does not fit the code
         raise CheckpointError(f"{path}: does not fit {name} ({_one_line(err)})") from None
     if isinstance(map_location, (str, torch.device)):
@@ -90,7 +89,7 @@ def latest_checkpoint(root: Path | None = None, model: str = "cnn") -> Path:
     The most recent run is the one whose newest best.ckpt was written last; if it has no `model`, its first
     model (alphabetically) is used. Raises CheckpointError, saying to train first, if there is none.
     """
-    from genre_cnn.datamodule import project_root
+    from genre_cnn.paths import project_root
 
     checkpoints = Path(root or project_root()) / "checkpoints"
     runs: dict[Path, list[Path]] = {}
@@ -138,7 +137,7 @@ def predict_files(model: GenreClassifier, paths: list[Path], top_k: int = 3,
     results: list[dict] = []
     for path in tqdm(files, desc="predicting", unit="file", disable=not progress or len(files) < 2):
         try:
-            y = load_audio(path, model.hparams.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
+            y = load_audio(path, model.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
         except AudioError as err:
             errors.append(str(err))
             continue
@@ -152,10 +151,3 @@ def predict_files(model: GenreClassifier, paths: list[Path], top_k: int = 3,
         })
     return results, errors
 
-
-if __name__ == "__main__":
-    import sys
-
-    from genre_cnn.cli import main
-
-    sys.exit(main(["predict", *sys.argv[1:]]))

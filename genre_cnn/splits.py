@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
+
+from genre_cnn.paths import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,7 @@ def load_or_save(path: Path, split: dict[str, list[str]]) -> dict[str, list[str]
             return saved
         log.warning("the clips changed since %s was saved: making a new split", path)
     check_disjoint(split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # several DDP processes may save at once
-    tmp.write_text(json.dumps(split, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(split, indent=1))  # DDP processes may save at once: a temp file each
     return split
 
 

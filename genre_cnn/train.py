@@ -8,14 +8,16 @@
     python train.py --help                            # every option, with its default
     tensorboard --logdir runs                         # the curves
 
-Defaults live in the typed `__init__` signatures of GenreDataModule, CNNClassifier and DenseClassifier;
-YAML files under configs/ state only overrides. The front-end settings are linked from `data` to both
-models. Writes runs/<run>/{config.yaml, report.md, report.json, confusion_*.png, <model>/ TensorBoard logs}
-and checkpoints/<run>/<model>/{best,last}.ckpt.
+Defaults live in the typed `__init__` signatures of FrontEndConfig (`--frontend`), GenreDataModule (`--data`),
+LitCNN (`--cnn`) and LitDense (`--dense`); YAML files under configs/ state only overrides. Each model family
+gets a DataModule of its own that serves the inputs the family declares, with the same front end and split.
+Writes runs/<run>/{config.yaml, report.md, report.json, confusion_*.png, <model>/ TensorBoard logs} and
+checkpoints/<run>/<model>/{best,last}.ckpt.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -26,13 +28,20 @@ from typing import Literal
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from genre_cnn.datamodule import GenreDataModule, project_root
-from genre_cnn.lit import CNNClassifier, DenseClassifier
+from genre_cnn.datamodule import GenreDataModule
+from genre_cnn.frontend import FrontEndConfig
+from genre_cnn.lit import LitCNN, LitDense
+from genre_cnn.paths import atomic_write_text, project_root
 
 log = logging.getLogger("genre_cnn")
 
-MODELS = {"cnn": CNNClassifier, "dense": DenseClassifier}
-LINKED = ("sample_rate", "n_fft", "hop_length", "n_mels", "window_seconds")
+RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
+
+
+class RunError(RuntimeError):
+    """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
+
+MODELS = {"cnn": LitCNN, "dense": LitDense}  # the `--models` names; the class is also each option group
 
 
 def build_parser() -> ArgumentParser:
@@ -50,11 +59,11 @@ def build_parser() -> ArgumentParser:
                         help="after the validated run, retrain on train + val for as many epochs and test that model")
     parser.add_argument("--output_root", type=Path | None, default=None,
                         help="where runs/ and checkpoints/ go (default: the project folder)")
-    parser.add_class_arguments(GenreDataModule, "data", instantiate=False)
+    parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
+    parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "inputs", "fit_on"})
     for name, cls in MODELS.items():
-        parser.add_class_arguments(cls, name, instantiate=False, skip={"genres"})
-        for arg in LINKED:
-            parser.link_arguments(f"data.{arg}", f"{name}.{arg}")
+        parser.add_class_arguments(cls, name, instantiate=False, skip={"genres", "frontend"})
+    parser.link_arguments("data.window_seconds", "cnn.window_seconds")
     parser.link_arguments("data.clip_seconds", "dense.clip_seconds")
     parser.add_class_arguments(Trainer, "trainer", instantiate=False, skip={
         "callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"})
@@ -70,29 +79,16 @@ def _latest_run(checkpoints: Path) -> str:
 
 
 def atomic_checkpoint_io():
-    """Lightning's checkpoint writer, but through a temporary file in the same folder and an atomic rename,
-    so that a run killed while saving never leaves a truncated `last.ckpt` to resume from."""
-    import os
-    import tempfile
-
+    """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
+    saving never leaves a truncated `last.ckpt` to resume from."""
     import torch
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+    from genre_cnn.paths import atomic_write
+
     class AtomicCheckpointIO(TorchCheckpointIO):
         def save_checkpoint(self, checkpoint, path, storage_options=None):
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o644)  # mkstemp makes it private
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
 
     return AtomicCheckpointIO()
 
@@ -112,19 +108,39 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
                      plugins=[atomic_checkpoint_io()])
 
 
-def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckpt_dir: Path) -> dict:
+def data_module(cfg: Namespace, name: str, fit_on: str = "train") -> GenreDataModule:
+    """The DataModule of model family `name`: the `--data` options, the front end, and the family's inputs;
+    features cached and split loaded, so that its genres and training statistics can be handed over."""
+    dm = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)),
+                         inputs=MODELS[name].classifier_class.inputs, fit_on=fit_on)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def new_model(name: str, cfg: Namespace, dm: GenreDataModule):
+    """A fresh model of family `name` for `dm`'s genres; a vector model gets `dm`'s training statistics."""
+    import lightning as L
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = MODELS[name](genres=dm.genres, frontend=FrontEndConfig(**vars(cfg.frontend)), **vars(cfg[name]))
+    if hasattr(model.model, "set_scaler"):
+        model.model.set_scaler(*dm.vector_stats())
+    return model
+
+
+def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict:
     """Fits one model (resuming from last.ckpt if asked and present) and tests its best checkpoint.
 
     With `cfg.refit`, a fresh model is then trained on train + val for as many epochs as the validated run
     trained (early stopping included), and that model (checkpoints/<run>/<name>/refit.ckpt) is the one tested.
     """
-    import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from genre_cnn.report import metrics_from_confusion
 
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
+    dm = data_module(cfg, name)
+    model = new_model(name, cfg, dm)
     checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max",
                                  enable_version_counter=False)
     # every epoch, for --resume (Lightning's save_last only follows saves of the best checkpoint)
@@ -142,24 +158,21 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
         trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
         result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0)}
         if trainer.is_global_zero:
-            fitted.write_text(json.dumps({**result, "max_epochs": cfg.trainer.max_epochs}))
+            atomic_write_text(fitted, json.dumps({**result, "max_epochs": cfg.trainer.max_epochs}))
     result["checkpoint"] = str(best)
     if cfg.refit:
         epochs = result["epochs"]  # as many as the validated run trained, early stopping included
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        model = MODELS[name](genres=dm.genres, **vars(cfg[name]))
+        dm = data_module(cfg, name, fit_on="train+val")
+        model = new_model(name, cfg, dm)
         trainer = make_trainer(cfg, run_dir, name, [LearningRateMonitor("epoch")], version="refit",
                                max_epochs=epochs, limit_val_batches=0, enable_checkpointing=False)
-        dm.train_parts = ("train", "val")
-        try:  # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
-            trainer.fit(model, datamodule=dm)
-        finally:
-            dm.train_parts = ("train",)
+        # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
+        trainer.fit(model, datamodule=dm)
         trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt")
         result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
     result["train_seconds"] = time.time() - start
     test = trainer.test(model, datamodule=dm, ckpt_path=None if cfg.refit else best, weights_only=True)[0]
-    result.update(metrics_from_confusion(trainer.lightning_module.test_confusion, dm.genres),
+    result.update(metrics_from_confusion(model.test_confusion, dm.genres),
                   window_acc=test["test/window_acc"])
     return result
 
@@ -167,8 +180,6 @@ def train_one(name: str, cfg: Namespace, dm: GenreDataModule, run_dir: Path, ckp
 def main(args: list[str] | None = None) -> dict[str, dict]:
     """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    from genre_cnn.report import side_by_side, write_report
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
@@ -181,14 +192,49 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
         if saved.is_file():
             cfg = parser.parse_args(["--config", str(saved), *args, "--run_name", run_name])
         cfg.run_name = run_name
-    # DDP's extra processes re-run this command: they must get rank 0's run name, not a later timestamp
-    cfg.run_name = cfg.run_name or os.environ.get("GENRE_CNN_RUN") or time.strftime("%Y-%m-%d_%H-%M-%S")
-    os.environ["GENRE_CNN_RUN"] = cfg.run_name
+    GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend))).prepare_data()  # data first
+    if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command: they join rank 0's run
+        cfg.run_name = os.environ[RUN_ENV]
+    elif not cfg.resume:
+        cfg.run_name = new_run(root / "runs", cfg.run_name)
     run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name
-    if rank_zero_only.rank == 0:
+    if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
         run_dir.mkdir(parents=True, exist_ok=True)
         parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
-    dm = GenreDataModule(**vars(cfg.data))
+    previous = os.environ.get(RUN_ENV)
+    os.environ[RUN_ENV] = cfg.run_name  # for DDP's processes, started during the fit; removed when done
+    try:
+        return train_all(cfg, run_dir, ckpt_dir)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_ENV, None)
+        else:
+            os.environ[RUN_ENV] = previous
+
+
+def new_run(runs: Path, name: str | None) -> str:
+    """Creates runs/<name> exclusively and returns the name: by default the date and time, with a suffix
+    (-2, -3, ...) if another run started in the same second. An existing name is refused, not reused."""
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for n in itertools.count(1):
+        candidate = name or (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            (runs / candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            if name:
+                raise RunError(f"run {name!r} already exists in {runs}: continue it with `--resume true "
+                               f"--run_name {name}`, or pick another --run_name") from None
+    raise AssertionError("unreachable")
+
+
+def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict[str, dict]:
+    """Trains and tests every model of `cfg.models` in the run, then writes and prints the report."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from genre_cnn.report import side_by_side, write_report
+
     results: dict[str, dict] = {}
     for name in cfg.models:
         done = run_dir / f"result_{name}.json"
@@ -196,9 +242,9 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
             log.info("%s already finished in run %s: reusing its result", name, cfg.run_name)
             results[name] = json.loads(done.read_text())
             continue
-        results[name] = train_one(name, cfg, dm, run_dir, ckpt_dir)
+        results[name] = train_one(name, cfg, run_dir, ckpt_dir)
         if rank_zero_only.rank == 0:
-            done.write_text(json.dumps(results[name]))
+            atomic_write_text(done, json.dumps(results[name]))
     if rank_zero_only.rank == 0:
         report = write_report(results, run_dir)
         print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {ckpt_dir}\n"
@@ -213,7 +259,7 @@ def cli() -> None:
 
     try:
         main()
-    except (DataError, DownloadError) as err:
+    except (DataError, DownloadError, RunError) as err:
         raise SystemExit(f"error: {err}") from None
 
 

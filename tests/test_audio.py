@@ -69,7 +69,7 @@ def test_empty_folder_and_unknown_extensions_are_logged(tmp_path, caplog):
 def test_stereo_and_other_rates_become_mono_22050(tmp_path, fmt):
     path = tmp_path / f"x.{fmt}"
     sf.write(path, tone(4.0, sr=48000, channels=2), 48000)
-    y = load_audio(path)
+    y = load_audio(path, SR)
     assert y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) - 4 * SR) < 100
 
@@ -79,7 +79,7 @@ def test_nan_samples_are_zeroed(tmp_path):
     y[1000:2000] = np.nan
     y[5000] = np.inf
     sf.write(tmp_path / "x.wav", y, SR, subtype="FLOAT")
-    out = load_audio(tmp_path / "x.wav")
+    out = load_audio(tmp_path / "x.wav", SR)
     assert np.isfinite(out).all()
 
 
@@ -113,7 +113,7 @@ def test_bad_files_raise_one_line_audio_error(tmp_path, kind, reason):
 
     path = write_bad(tmp_path, kind)
     with pytest.raises(AudioError) as err:
-        load_audio(path)
+        load_audio(path, SR)
     message = str(err.value)
     assert "\n" not in message and str(path) in message
     assert re.search(reason, message), message

@@ -15,6 +15,8 @@ import soundfile as sf
 
 from genre_cnn.audio import find_clips
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
+from genre_cnn.features import SpectralFeatures
+from genre_cnn.frontend import FrontEndConfig
 
 SR = 22050
 SETTINGS = FeatureSettings(clip_seconds=4.0)
@@ -66,7 +68,8 @@ def test_rebuild_does_no_work_and_an_edited_source_is_recomputed(tmp_path):
 def test_settings_and_source_change_the_cache_name():
     name = SETTINGS.cache_name("/music/gtzan")
     assert name.startswith("gtzan-") and "/" not in name  # a plain folder name, even for an absolute path
-    assert name != FeatureSettings(clip_seconds=4.0, n_mels=64).cache_name("/music/gtzan")
+    other = FeatureSettings(SpectralFeatures(FrontEndConfig(n_mels=64)), clip_seconds=4.0)
+    assert name != other.cache_name("/music/gtzan")
     assert name == FeatureSettings(clip_seconds=4.0).cache_name("/music/gtzan")
     assert name != SETTINGS.cache_name("/other/gtzan")
 
@@ -117,7 +120,7 @@ def test_single_process_build_keeps_threads_follows_settings_and_drops_files_gon
     threads = torch.get_num_threads()
     build_cache(clips, tmp_path / "a", SETTINGS, workers=1, progress=False)
     assert torch.get_num_threads() == threads  # training after caching keeps every core
-    small = FeatureSettings(clip_seconds=4.0, n_mels=64)
+    small = FeatureSettings(SpectralFeatures(FrontEndConfig(n_mels=64)), clip_seconds=4.0)
     build_cache(clips, tmp_path / "b", small, workers=1, progress=False)
     assert load_cache(clips, tmp_path / "b")[0].shape[1] == 64 + 12  # not the first build's front end
     time.sleep(0.01)

@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from genre_cnn.audio import DataError
-from genre_cnn.datamodule import GenreDataModule, project_root
+from genre_cnn.datamodule import GenreDataModule
+from genre_cnn.paths import project_root
 from tests.conftest import GTZAN_MINI, GTZAN_SPLITS, needs_gtzan_mini
 
 SR = 22050
@@ -24,11 +25,6 @@ def tone_folder(root: Path, genres=("low", "mid", "high"), per_genre: int = 5, s
     return root
 
 
-class FakeTrainer:
-    def __init__(self, kind: str):
-        self.lightning_module = type("M", (), {"input_kind": kind})()
-
-
 def make_dm(root: Path, **kw) -> GenreDataModule:
     dm = GenreDataModule(dataset="folder", data_dir=str(root), clip_seconds=4.0, batch_size=8, cache_workers=1,
                          **kw)
@@ -37,17 +33,29 @@ def make_dm(root: Path, **kw) -> GenreDataModule:
     return dm
 
 
-def test_loaders_yield_documented_shapes(tmp_path):
-    dm = make_dm(tone_folder(tmp_path / "a"), test_fraction=0.2, val_fraction=0.25)
+def test_loaders_yield_what_the_inputs_argument_asks_for(tmp_path):
+    root = tone_folder(tmp_path / "a")
+    dm = make_dm(root, test_fraction=0.2, val_fraction=0.25)  # no trainer needed, no model consulted
     assert dm.genres == ["high", "low", "mid"]
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (8, 140, 130) and str(x.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
-    windows, hand, y = next(iter(dm.test_dataloader()))
+    windows, y = next(iter(dm.test_dataloader()))
     frames = 1 + 4 * SR // 512  # 173 frames in a 4-s clip: windows of 130 frames, hop 65
-    assert windows.shape[1:] == (1 + (frames - 130) // 65, 140, 130) and hand.shape[1:] == (91,)
-    dm.trainer = FakeTrainer("hand")
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (8, 91)
+    assert windows.shape[1:] == (1 + (frames - 130) // 65, 140, 130)
+    vectors = make_dm(root, inputs="handcrafted")
+    x, y = next(iter(vectors.train_dataloader()))
+    assert x.shape == (8, 91) and str(x.dtype) == "torch.float32"
+    x, y = next(iter(vectors.test_dataloader()))
+    assert x.shape == (3, 91)  # the three test clips, one vector each
+    mean, std = vectors.vector_stats()
+    np.testing.assert_allclose(mean.numpy(), vectors.features[vectors.idx["train"]].mean(0), rtol=1e-5)
+
+
+def test_refit_data_adds_the_validation_clips(tmp_path):
+    root = tone_folder(tmp_path / "a")
+    dm, refit = make_dm(root, inputs="handcrafted"), make_dm(root, inputs="handcrafted", fit_on="train+val")
+    assert sorted(refit.train_idx) == sorted([*dm.idx["train"], *dm.idx["val"]])
+    assert not set(refit.train_idx) & set(dm.idx["test"])
 
 
 def test_split_is_by_track_and_reused(tmp_path):
@@ -58,8 +66,8 @@ def test_split_is_by_track_and_reused(tmp_path):
     assert not (parts["train"] & parts["val"])
     assert sum(map(len, parts.values())) == 15 and len(parts["test"]) == 3
     # the test loader holds exactly the test tracks' features, and no training window comes from them
-    test_rows = {tuple(dm.hand[i]) for i in dm.idx["test"]}
-    assert not test_rows & {tuple(dm.hand[i]) for i in dm.idx["train"]}
+    test_rows = {dm.features[i].tobytes() for i in dm.idx["test"]}
+    assert not test_rows & {dm.features[i].tobytes() for i in dm.idx["train"]}
     again = make_dm(root)
     assert again.split == dm.split
     assert list(dm.cache_dir.glob("split-random-*.json"))
@@ -89,4 +97,4 @@ def test_real_clips_with_the_artist_filtered_lists():
     dm.setup("fit")
     assert dm.genres[0] == "blues" and len(dm.genres) == 10
     assert {p: len(i) for p, i in dm.idx.items()} == {"train": 40, "val": 49, "test": 4}
-    assert dm.spec.shape == (100, 140, 1 + 30 * SR // 512)
+    assert dm.features.shape == (100, 140, 1 + 30 * SR // 512)

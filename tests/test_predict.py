@@ -146,7 +146,7 @@ class _MkdirWhenUnpickled:
 
 def test_load_model_rebuilds_the_trained_model(demo_run):
     model = load_model(checkpoint(demo_run))
-    assert type(model).__name__ == "CNNClassifier" and not model.training
+    assert type(model).__name__ == "WindowClassifier" and not model.training
     assert model.genres == list(DEMO_GENRES)
     probs = model.predict_waveform(torch.zeros(22050).uniform_(-0.5, 0.5))
     assert probs.shape == (len(DEMO_GENRES),) and abs(float(probs.sum()) - 1) < 1e-5

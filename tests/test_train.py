@@ -65,19 +65,19 @@ def test_tensorboard_has_the_curves_and_the_confusion_matrix(demo_run):
 
 
 def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
-    from genre_cnn.lit import DenseClassifier
+    from genre_cnn.classifiers import HandcraftedClassifier
 
     path = demo_run["root"] / "checkpoints" / "demo" / "dense" / "best.ckpt"
     ckpt = torch.load(path, weights_only=True, map_location="cpu")
-    assert ckpt["genre_cnn_class"] == "DenseClassifier"
-    model = DenseClassifier(**ckpt["hyper_parameters"])
-    model.load_state_dict(ckpt["state_dict"])
+    assert ckpt["genre_cnn_class"] == "HandcraftedClassifier"
+    model = HandcraftedClassifier.from_hparams(ckpt["hyper_parameters"])  # the plain module, no Lightning
+    model.load_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
     assert model.genres == ["ambient", "techno", "noise", "chiptune"]
     from genre_cnn.datamodule import GenreDataModule
 
-    dm = GenreDataModule(dataset="demo", clip_seconds=8.0)
+    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, inputs="handcrafted")
     dm.setup("fit")
-    train = dm.hand[dm.idx["train"]]  # fitted on the training split only, and saved with the weights
+    train = dm.features[dm.idx["train"]]  # fitted on the training split only, and saved with the weights
     np.testing.assert_allclose(model.mean.numpy(), train.mean(0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(model.std.numpy(), train.std(0, ddof=1), rtol=1e-3, atol=1e-4)
 
@@ -141,9 +141,9 @@ def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_h
     assert result["refit_epochs"] == 3 and result["checkpoint"].endswith("refit.ckpt")
     ckpt = tmp_path / "checkpoints" / "rf" / "dense" / "refit.ckpt"
     assert latest_checkpoint(tmp_path, "dense") == ckpt
-    dm = GenreDataModule(dataset="demo", clip_seconds=8.0)
+    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, inputs="handcrafted")
     dm.setup("fit")
-    seen = dm.hand[np.concatenate([dm.idx["train"], dm.idx["val"]])]  # the refit's scaler saw train + val
+    seen = dm.features[np.concatenate([dm.idx["train"], dm.idx["val"]])]  # the refit's scaler saw train + val
     model = load_model(ckpt)
     np.testing.assert_allclose(model.mean.numpy(), seen.mean(0), rtol=1e-4, atol=1e-4)
     # a resume with no options reads the run's own config (demo data, dense only), not the defaults

@@ -1,0 +1,151 @@
+"""The models as prediction uses them: plain `nn.Module`s (no Lightning) from a waveform to genre probabilities.
+
+    python -m genre_cnn.classifiers      # prints each family's classifier for GTZAN's genres and its size
+
+Each classifier carries its front end, so training and prediction cannot drift apart, and declares in
+`inputs` what the DataModule serves it for training and evaluation:
+- `WindowClassifier` ("windows"): the write-up's CNN (`GenreCNN`) on half-overlapping windows of log-mel +
+  chroma; a track's probabilities are the mean of its windows' (CLMR-style track-level evaluation).
+- `HandcraftedClassifier` ("handcrafted"): the write-up's dense network (`DenseNet`) on the standardised
+  hand-crafted vector of the track's centred `clip_seconds`, as in training.
+
+The LightningModules of `genre_cnn.lit` train these; `genre_cnn.predict.load_model` rebuilds one from a
+checkpoint's hyperparameters and state dict without importing Lightning.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from genre_cnn.features import HANDCRAFTED_SIZE, extract
+from genre_cnn.frontend import FrontEnd, FrontEndConfig, track_windows
+from genre_cnn.models import DenseNet, GenreCNN
+
+
+class GenreClassifier(nn.Module):
+    """What every family offers: logits for its training input, clip and window probabilities for a batch of
+    evaluation inputs, and the same for a whole waveform."""
+
+    inputs: ClassVar[str]  # what the DataModule serves: "windows" or a per-clip vector ("handcrafted", ...)
+
+    def __init__(self, genres: list[str]):
+        super().__init__()
+        self.genres = list(genres)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.config.sample_rate
+
+    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of evaluation inputs -> clip probabilities (B, n) and window probabilities (B, K, n)."""
+        raise NotImplementedError
+
+    def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mono waveform (samples,) at `sample_rate` -> this model's evaluation input for the track (unbatched)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mono waveform (samples,) at `sample_rate` -> genre probabilities (n,)."""
+        return self.clip_probs(self.track_inputs(waveform)[None])[0][0]  # (n,)
+
+    @torch.no_grad()
+    def window_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mono waveform (samples,) -> probabilities of each window along the track (K, n) (K = 1 for a
+        model that sees the track as one vector)."""
+        return self.clip_probs(self.track_inputs(waveform)[None])[1][0]  # (K, n)
+
+    @classmethod
+    def from_hparams(cls, hparams: dict) -> GenreClassifier:
+        """The classifier from a LightningModule's hyperparameters (training-only ones are ignored)."""
+        params = inspect.signature(cls.__init__).parameters
+        return cls(**{k: v for k, v in hparams.items() if k in params and k != "self"})
+
+
+class WindowClassifier(GenreClassifier):
+    """The CNN family: `GenreCNN` on half-overlapping `window_seconds` windows of the front end's features.
+
+    Args: genres (class names in label order), frontend (its settings), window_seconds (input length), and
+    GenreCNN's widths, kernel_size and dropout.
+    """
+
+    inputs = "windows"
+
+    def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, window_seconds: float = 3.0,
+                 widths: tuple[int, ...] = (512, 256, 128, 64), kernel_size: int = 3, dropout: float = 0.3):
+        super().__init__(genres)
+        self.frontend = FrontEnd(frontend)
+        self.window = self.frontend.config.window_frames(window_seconds)
+        self.net = GenreCNN(self.frontend.config.channels, len(genres), tuple(widths), kernel_size, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows (B, C, W) -> logits (B, n)."""
+        return self.net(x)
+
+    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, k = x.shape[:2]  # x: (B, K, C, W)
+        window_probs = self.net(x.flatten(0, 1)).softmax(-1).view(b, k, -1)  # (B, K, n)
+        return window_probs.mean(dim=1), window_probs
+
+    def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
+        feats = self.frontend(waveform.to(self.frontend.hann.device)[None])[0]  # (C, T)
+        return track_windows(feats, self.window)  # (K, C, W)
+
+
+class VectorClassifier(GenreClassifier):
+    """`DenseNet` on a standardised per-clip vector; the scaler (training-split mean and std) is saved with
+    the weights as buffers. Subclasses say where the vector comes from."""
+
+    def __init__(self, genres: list[str], in_features: int, widths: tuple[int, ...] = (512, 256, 128, 64),
+                 dropout: float = 0.3):
+        super().__init__(genres)
+        self.net = DenseNet(in_features, len(genres), tuple(widths), dropout)
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("std", torch.ones(in_features))
+
+    def set_scaler(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """The training split's per-feature mean and standard deviation, (D,) each."""
+        self.mean.copy_(mean.float())
+        self.std.copy_(std.clamp_min(1e-6).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw vectors (B, D) -> logits (B, n)."""
+        return self.net((x - self.mean) / self.std)
+
+    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = self(x).softmax(-1)  # (B, n)
+        return probs, probs[:, None]  # one "window": the whole clip
+
+
+class HandcraftedClassifier(VectorClassifier):
+    """The dense baseline: the hand-crafted vector of the track's centred `clip_seconds` (as in training).
+
+    Args: genres, frontend (its settings), clip_seconds, and DenseNet's widths and dropout.
+    """
+
+    inputs = "handcrafted"
+
+    def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, clip_seconds: float = 30.0,
+                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.3):
+        super().__init__(genres, HANDCRAFTED_SIZE, widths, dropout)
+        self.frontend = FrontEnd(frontend)
+        self.clip_samples = int(round(clip_seconds * self.frontend.config.sample_rate))
+
+    def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
+        from genre_cnn.audio import fix_length
+
+        y = fix_length(waveform.float().cpu().numpy(), self.clip_samples)  # (clip_samples,), as in training
+        _, hand = extract(y, self.frontend)  # (D,)
+        return torch.from_numpy(hand).to(self.mean.device)  # (D,)
+
+
+if __name__ == "__main__":
+    from genre_cnn.audio import GTZAN_GENRES
+
+    for family in (WindowClassifier, HandcraftedClassifier):
+        model = family(list(GTZAN_GENRES))
+        print(f"{family.__name__} ({family.inputs}): {sum(p.numel() for p in model.parameters()):,} parameters")

@@ -1,0 +1,93 @@
+"""The package's shape: no import cycles, a prediction path without the training stack, every config parses."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "genre_cnn"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """genre_cnn module -> the genre_cnn modules it imports anywhere in its source (function bodies too)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.glob("*.py"):
+        name = f"genre_cnn.{path.stem}" if path.stem != "__init__" else "genre_cnn"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("genre_cnn"):
+                deps.add(node.module)
+                deps |= {f"genre_cnn.{a.name}" for a in node.names if (PACKAGE / f"{a.name}.py").is_file()}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("genre_cnn.")}
+        graph[name] = deps - {name, "genre_cnn"}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_sees_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert "genre_cnn.predict" in graph and len(graph) > 10
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_every_module_imports_cleanly_in_a_fresh_process():
+    modules = [f"genre_cnn.{p.stem}" for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"]
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
+    proc = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_prediction_path_does_not_import_the_training_stack():
+    code = ("import sys, genre_cnn.cli, genre_cnn.predict, genre_cnn.classifiers\n"
+            "heavy = [m for m in ('lightning', 'torchmetrics', 'tensorboard', 'genre_cnn.lit', 'genre_cnn.datamodule')"
+            " if m in sys.modules]\nprint(heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_builds_through_the_cli_parser(config):
+    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.frontend import FrontEndConfig
+    from genre_cnn.train import MODELS, build_parser
+
+    cfg = build_parser().parse_args(["--config", str(config)])
+    frontend = FrontEndConfig(**vars(cfg.frontend))
+    dm = GenreDataModule(**vars(cfg.data), frontend=frontend)
+    assert dm.window == frontend.window_frames(cfg.data.window_seconds)
+    for name in cfg.models:
+        model = MODELS[name](genres=["a", "b", "c"], frontend=frontend, **vars(cfg[name]))
+        assert model.model.genres == ["a", "b", "c"]
