@@ -109,6 +109,24 @@ class _ConvBNReLU(nn.Module):
         time_pad = (0, 0, *self.pad) if x.dim() == 4 else self.pad  # time is dim 2 of (N, C, T, F), (N, C, T)
         return self.bn(F.relu(self.conv(F.pad(x, time_pad))))
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """max over frequency of forward(x): (N, 1, T, F) -> (N, C, T).
+
+        In eval mode, ReLU and batch norm are monotone per channel, so the max is taken first, on the conv output
+        (the min where the batch norm's scale is negative: those filters are negated), and ReLU and batch norm then
+        run on (N, C, T) instead of (N, C, T, F). Same result (tests/test_musicnn.py checks it).
+        """
+        if self.training:
+            return self.forward(x).amax(dim=3)
+        sign = torch.where(self.bn.weight < 0, -1.0, 1.0)  # (C,)
+        before, after = self.pad
+        y = F.conv2d(x, self.conv.weight * sign.view(-1, 1, 1, 1), self.conv.bias * sign,
+                     padding=(max(before, after), 0))  # (N, C, T + |after - before|, F)
+        y = y[:, :, after - before:] if after > before else y  # TF's 'same' pads the odd row at the end
+        bn = self.bn
+        return F.batch_norm(F.relu(y.amax(dim=3) * sign.view(1, -1, 1)), bn.running_mean, bn.running_var, bn.weight,
+                            bn.bias, False, 0.0, bn.eps)  # (N, C, T)
+
 
 def _same(k: int) -> tuple[int, int]:
     """TensorFlow's 'same' padding for stride 1: the odd pad goes at the end."""
@@ -142,8 +160,8 @@ class Musicnn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.input_bn(x.unsqueeze(1))  # (N, 1, T, F)
-        timbral = torch.cat([blk(x).amax(dim=3) for blk in self.timbral], dim=1)  # (N, 408, T)
-        temporal = torch.cat([blk(x).amax(dim=3) for blk in self.temporal], dim=1)  # (N, 153, T)
+        timbral = torch.cat([blk.pooled(x) for blk in self.timbral], dim=1)  # (N, 408, T)
+        temporal = torch.cat([blk.pooled(x) for blk in self.temporal], dim=1)  # (N, 153, T)
         front = torch.cat([timbral, temporal], dim=1)  # (N, 561, T)
         cnn1 = self.midend[0](front)
         cnn2 = self.midend[1](cnn1) + cnn1
