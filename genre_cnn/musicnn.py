@@ -12,7 +12,8 @@ Input: log-mel patches (N, 187, 96) = 3 s at 16 kHz, time-major as in the origin
   'same' padding: the extra pad at the end). Each conv -> ReLU -> batch norm -> max over frequency; 561 channels.
 - mid end: three 1-D convs over time (64 filters, width 7, ReLU then batch norm), the 2nd and 3rd residual;
   front-end and mid-end outputs concatenated densely: 561 + 3 x 64 = 753 channels.
-- back end: max and mean over time, interleaved per channel (TF flattens (N, 753, 2)) -> 1506 -> batch norm -> dense 200 + ReLU -> batch norm
+- back end: max and mean over time, interleaved per channel (TF flattens (N, 753, 2)) -> 1506 -> batch norm
+  -> dense 200 + ReLU -> batch norm
   (`penultimate`) -> dense 50 -> sigmoid (`taggram`). Batch norm in inference mode with TF's epsilon 1e-3.
 
 The weights are converted once from the wheel's TensorFlow checkpoint (genre_cnn.tfbundle, no TF needed) and
@@ -138,7 +139,8 @@ class Musicnn(nn.Module):
 
     forward returns a dict (N = patches, T = frames, channel-first):
       timbral (N, 408, T), temporal (N, 153, T), cnn1/cnn2/cnn3 (N, 64, T), max_pool/mean_pool (N, 753),
-      pooled (N, 1506) = max and mean interleaved per channel (as TF flattens them), penultimate (N, 200), logits and taggram (N, 50).
+      pooled (N, 1506) = max and mean interleaved per channel (as TF flattens them), penultimate (N, 200),
+      logits and taggram (N, 50).
     """
 
     def __init__(self, n_mels: int = 96, frontend_filters: float = 1.6, midend_filters: int = 64,

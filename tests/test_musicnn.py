@@ -19,7 +19,14 @@ import pytest
 import torch
 
 from genre_cnn.musicnn import (
-    INSTALL, MSD_TAGS, MusicnnFrontEnd, WeightsNotFound, cut_patches, embed, load_pretrained, pretrained_path,
+    INSTALL,
+    MSD_TAGS,
+    MusicnnFrontEnd,
+    WeightsNotFound,
+    cut_patches,
+    embed,
+    load_pretrained,
+    pretrained_path,
     wheel_checkpoint,
 )
 from genre_cnn.tfbundle import MAGIC, BundleError, masked_crc32c, read_bundle
