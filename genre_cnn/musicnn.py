@@ -13,8 +13,8 @@ Input: log-mel patches (N, 187, 96) = 3 s at 16 kHz, time-major as in the origin
 - mid end: three 1-D convs over time (64 filters, width 7, ReLU then batch norm), the 2nd and 3rd residual;
   front-end and mid-end outputs concatenated densely: 561 + 3 x 64 = 753 channels.
 - back end: max and mean over time, interleaved per channel (TF flattens (N, 753, 2)) -> 1506 -> batch norm
-  -> dense 200 + ReLU -> batch norm
-  (`penultimate`) -> dense 50 -> sigmoid (`taggram`). Batch norm in inference mode with TF's epsilon 1e-3.
+  -> dense 200 + ReLU -> batch norm (`penultimate`) -> dense 50 -> sigmoid (`taggram`).
+Batch norm runs in inference mode with TF's epsilon 1e-3.
 
 The weights are converted once from the wheel's TensorFlow checkpoint (genre_cnn.tfbundle, no TF needed) and
 cached as a plain state dict under project_root()/data/pretrained/msd_musicnn.pt.
@@ -228,11 +228,17 @@ def load_pretrained(map_location: str | torch.device = "cpu") -> Musicnn:
     from genre_cnn.tfbundle import read_bundle
 
     path = pretrained_path()
-    if not path.is_file():
+    state = None
+    if path.is_file():
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt from the wheel
+            state = None
+    if state is None:
         state = convert_tf_checkpoint(read_bundle(wheel_checkpoint("MSD_musicnn")))
         atomic_write(path, lambda f: torch.save(state, f))
     model = Musicnn()
-    model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True))
+    model.load_state_dict(state)
     return model.to(map_location).eval()
 
 

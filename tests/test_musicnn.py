@@ -157,6 +157,13 @@ def test_pretrained_weights_are_converted_once_and_cached(model, monkeypatch):
 
 
 @needs_wheel
+def test_a_corrupt_cache_is_rebuilt_from_the_wheel(model):
+    pretrained_path().write_bytes(b"not a torch file")
+    again = load_pretrained()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+@needs_wheel
 @needs_reference
 @pytest.mark.parametrize("clip", CLIPS)
 def test_every_layer_matches_the_original(model, clip):
