@@ -84,7 +84,7 @@ def main() -> None:
     def features(d: dict[str, np.ndarray], name: str) -> np.ndarray:
         return np.concatenate([d[k] for k in name.split("+")], axis=1)  # (clips, dim)
 
-    head = (f"{'features':22s} {'probe':6s} {'cv (mini, 5-fold)':>17s} | "
+    head = (f"{'features':26s} {'probe':6s} {'cv (mini, 5-fold)':>17s} | "
             f"{'unseen <- 100: cla  jaz  roc  mean':>35s} | {'unseen <- 80: cla  jaz  roc  mean':>34s}")
     print(head + "\n" + "-" * len(head))
     for name in ("taggram", "penultimate", "pooled", "penultimate+taggram"):
@@ -94,7 +94,7 @@ def main() -> None:
             all100 = unseen_recall(make, x, y, x_unseen, y_unseen)
             some80 = unseen_recall(make, x[train80], y[train80], x_unseen, y_unseen)
             cells = [" ".join(f"{r:4.2f}" for r in (*rec, np.mean(rec))) for rec in (all100, some80)]
-            print(f"{name + f' ({x.shape[1]})':22s} {probe:6s} {np.mean(cv):9.3f} +- {np.std(cv):.3f} | "
+            print(f"{name + f' ({x.shape[1]})':26s} {probe:6s} {np.mean(cv):9.3f} +- {np.std(cv):.3f} | "
                   f"{cells[0]:>35s} | {cells[1]:>34s}")
 
 
