@@ -8,3 +8,5 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==${TORCH_VERSION:-2.13.0}"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+# The pretrained musicnn weights (a TF checkpoint, read without TF): --no-deps, its metadata pins numpy<1.17 and TF.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "musicnn==0.1.0"
