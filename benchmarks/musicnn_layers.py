@@ -26,13 +26,14 @@ UNSEEN_GENRES = ("classical", "jazz", "rock")
 def embed_set(data_dir: Path) -> dict[str, np.ndarray]:
     """{"keys", "genres", "taggram", "penultimate", "pooled"} of every clip of a folder-per-genre set, sorted by key."""
     from genre_cnn.audio import dataset_clips, load_audio
-    from genre_cnn.musicnn import AUDIO, MusicnnFrontEnd, embed, load_pretrained
+    from genre_cnn.frontend import FrontEnd
+    from genre_cnn.musicnn import FRONTEND, embed, load_pretrained
 
-    model, front = load_pretrained(), MusicnnFrontEnd()
+    model, front = load_pretrained(), FrontEnd(FRONTEND)
     clips = sorted(dataset_clips(data_dir), key=lambda c: c.key)
     rows = []
     for i, clip in enumerate(clips):
-        out = embed(model, front, load_audio(clip.path, AUDIO.sample_rate))
+        out = embed(model, front, load_audio(clip.path, FRONTEND.sample_rate))
         rows.append({k: v.numpy() for k, v in out.items()})
         print(f"\r{data_dir.name}: {i + 1}/{len(clips)}", end="", flush=True)
     print()

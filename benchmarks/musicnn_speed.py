@@ -38,7 +38,8 @@ def main() -> None:
     import torch
 
     from genre_cnn.audio import dataset_clips, load_audio
-    from genre_cnn.musicnn import AUDIO, MusicnnFrontEnd, embed, load_pretrained
+    from genre_cnn.frontend import FrontEnd
+    from genre_cnn.musicnn import FRONTEND, embed, load_pretrained
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)
@@ -49,9 +50,9 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     t0 = time.perf_counter()
-    model, front = load_pretrained(), MusicnnFrontEnd()
+    model, front = load_pretrained(), FrontEnd(FRONTEND)
     print(f"load_pretrained + front end: {time.perf_counter() - t0:.2f} s")
-    wave = load_audio(CLIP, AUDIO.sample_rate)
+    wave = load_audio(CLIP, FRONTEND.sample_rate)
     wall, cpu = timed(lambda: embed(model, front, wave), args.runs)
     print(f"model time, one 30-s clip ({CLIP.name}): {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU "
           f"(median of {args.runs})")
@@ -69,7 +70,7 @@ def main() -> None:
     clips = dataset_clips(SHARED / "gtzan_mini")[: args.clips]
     t0 = time.perf_counter()
     for clip in clips:
-        embed(model, front, load_audio(clip.path, AUDIO.sample_rate))
+        embed(model, front, load_audio(clip.path, FRONTEND.sample_rate))
     elapsed = time.perf_counter() - t0
     print(f"embedding loop with file loading: {len(clips)} clips in {elapsed:.1f} s = "
           f"{len(clips) / elapsed:.2f} clips/s")

@@ -2,6 +2,8 @@
 
     python -m genre_cnn.musicnn FILE [FILE ...]     # top 5 of the 50 Million Song Dataset tags of each file
 
+Its front end is genre_cnn's own `FrontEnd` with the settings `FRONTEND` below (16 kHz, 96 mel bands, log10(10000 S
++ 1)); the network takes non-overlapping 3-s patches of it (`cut_patches`).
 Port of J. Pons and X. Serra, "musicnn: pre-trained convolutional neural networks for music audio tagging",
 ISMIR 2019 late-breaking demo (arXiv:1909.06654), model MSD_musicnn of the `musicnn==0.1.0` wheel (ISC licence).
 Checked layer by layer against the original's activations in ../shared/musicnn_reference (tests/test_musicnn.py).
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genre_cnn.frontend import FrontEnd, FrontEndConfig
 from genre_cnn.paths import atomic_write, project_root
 
 MSD_TAGS: tuple[str, ...] = (
@@ -46,54 +48,25 @@ TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default (torch's i
 INSTALL = ".venv/bin/pip install --no-deps musicnn==0.1.0"
 
 
-@dataclass(frozen=True)
-class MusicnnAudio:
-    """What the pretrained model was trained on: settings that travel together, written once."""
-
-    sample_rate: int = 16000
-    n_fft: int = 512
-    hop_length: int = 256
-    n_mels: int = 96
-    patch_frames: int = 187  # 3 s
-
-
-AUDIO = MusicnnAudio()
+# What the pretrained model was trained on: 16 kHz, 512-point FFT, hop 256, 96 Slaney mel bands, power,
+# log10(10000 S + 1) in float32 (the wheel's own extractor casts to float16 first and overflows on loud frames).
+FRONTEND = FrontEndConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, chroma=False,
+                          compression="log10_1e4")
+PATCH_FRAMES = 187  # 3 s: the input length the network was trained on
 
 
 class WeightsNotFound(FileNotFoundError):
     """The musicnn wheel (which carries the TensorFlow checkpoint) is not installed; the message says how to get it."""
 
 
-class MusicnnFrontEnd(nn.Module):
-    """Waveform (B, samples) at 16 kHz -> log-compressed mel spectrogram (B, 96, frames), frames = 1 + samples // 256.
-
-    As the original: centred STFT (zero padding), periodic Hann window, power spectrogram, Slaney mel filters,
-    then log10(10000 * S + 1), all in float32.
-    """
-
-    def __init__(self, audio: MusicnnAudio = AUDIO) -> None:
-        super().__init__()
-        import librosa
-
-        self.audio = audio
-        mel = librosa.filters.mel(sr=audio.sample_rate, n_fft=audio.n_fft, n_mels=audio.n_mels)  # (96, 257)
-        self.register_buffer("mel", torch.from_numpy(mel.astype(np.float32)), persistent=False)
-        self.register_buffer("window", torch.hann_window(audio.n_fft), persistent=False)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wave, self.audio.n_fft, self.audio.hop_length, window=self.window, center=True,
-                          pad_mode="constant", return_complex=True)  # (B, 257, frames)
-        power = spec.real.square() + spec.imag.square()
-        return torch.log10(10000.0 * torch.matmul(self.mel, power) + 1.0)  # (B, 96, frames)
-
-
-def cut_patches(logmel: torch.Tensor, patch_frames: int = AUDIO.patch_frames) -> torch.Tensor:
-    """(B, 96, frames) -> (B, P, patch_frames, 96): non-overlapping patches, the last partial one dropped."""
+def cut_patches(logmel: torch.Tensor, patch_frames: int = PATCH_FRAMES) -> torch.Tensor:
+    """(B, 96, frames) -> (B, P, patch_frames, 96): non-overlapping patches, the last partial one dropped; a track
+    shorter than one patch is looped to fill it. No shape-dependent Python branch, so it exports to ONNX."""
+    t = logmel.shape[-1]
+    logmel = logmel.repeat(1, 1, (patch_frames + t - 1) // t)  # (B, F, T'): loops a short track; T' = T if T >= 187
     n = logmel.shape[-1] // patch_frames
-    if n == 0:
-        raise ValueError(f"{logmel.shape[-1]} frames: shorter than one patch of {patch_frames} frames (3 s)")
     frames = logmel[..., : n * patch_frames].transpose(-1, -2)  # (B, n * T, F)
-    return frames.reshape(*frames.shape[:-2], n, patch_frames, frames.shape[-1])  # (B, P, T, F)
+    return frames.reshape(frames.shape[0], n, patch_frames, frames.shape[-1])  # (B, P, T, F)
 
 
 class _ConvBNReLU(nn.Module):
@@ -243,7 +216,7 @@ def load_pretrained(map_location: str | torch.device = "cpu") -> Musicnn:
 
 
 @torch.inference_mode()
-def embed(model: Musicnn, front: MusicnnFrontEnd, wave: np.ndarray | torch.Tensor,
+def embed(model: Musicnn, front: FrontEnd, wave: np.ndarray | torch.Tensor,
           keys: tuple[str, ...] = ("taggram", "penultimate", "pooled")) -> dict[str, torch.Tensor]:
     """Clip-level outputs: `keys` of the model averaged over all 3-s patches of one waveform (samples,) at 16 kHz."""
     wave = torch.as_tensor(wave, dtype=torch.float32).reshape(1, -1)  # (1, samples)
@@ -257,9 +230,9 @@ def main(argv: list[str]) -> None:
 
     if not argv:
         sys.exit("usage: python -m genre_cnn.musicnn FILE [FILE ...]")
-    model, front = load_pretrained(), MusicnnFrontEnd()
+    model, front = load_pretrained(), FrontEnd(FRONTEND)
     for file in argv:
-        tags = embed(model, front, load_audio(Path(file), AUDIO.sample_rate), keys=("taggram",))["taggram"]
+        tags = embed(model, front, load_audio(Path(file), FRONTEND.sample_rate), keys=("taggram",))["taggram"]
         top = torch.argsort(tags, descending=True)[:5]
         print(f"{file}: " + ", ".join(f"{MSD_TAGS[i]} {tags[i]:.2f}" for i in top.tolist()))
 

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import torch
 
+from genre_cnn.frontend import FrontEnd
 from genre_cnn.musicnn import (
+    FRONTEND,
     INSTALL,
     MSD_TAGS,
-    MusicnnFrontEnd,
     WeightsNotFound,
     cut_patches,
     embed,
@@ -193,9 +194,9 @@ def test_front_end_and_top_tags_match_the_original_from_the_audio_file(model, cl
     meta = json.loads((REFERENCE / "reference.json").read_text())["clips"][clip]
     wave = load_audio(SHARED / "gtzan_mini" / meta["file"], 16000)  # soxr_hq, as librosa.load(sr=16000)
     with torch.inference_mode():
-        patches = cut_patches(MusicnnFrontEnd()(torch.from_numpy(wave)[None]))[0]  # (P, 187, 96)
+        patches = cut_patches(FrontEnd(FRONTEND)(torch.from_numpy(wave)[None]))[0]  # (P, 187, 96)
     close(patches.numpy(), np.load(REFERENCE / f"{clip}.npz")["input"])
-    tags = embed(model, MusicnnFrontEnd(), wave, keys=("taggram",))["taggram"]
+    tags = embed(model, FrontEnd(FRONTEND), wave, keys=("taggram",))["taggram"]
     assert [MSD_TAGS[i] for i in torch.argsort(tags, descending=True)[:5]] == meta["top_tags"]
 
 
@@ -212,6 +213,6 @@ def test_patches_are_non_overlapping_and_drop_the_last_partial_one():
     patches = cut_patches(logmel)
     assert patches.shape == (2, 2, 187, 96)
     assert torch.equal(patches[1, 1], logmel[1, :, 187:374].T)
-    with pytest.raises(ValueError, match="shorter than one patch"):
-        cut_patches(logmel[..., :100])
-    assert MusicnnFrontEnd()(torch.zeros(1, 16000 * 30)).shape == (1, 96, 1876)
+    short = cut_patches(logmel[..., :100])  # 100 frames, looped to one patch
+    assert short.shape == (2, 1, 187, 96) and torch.equal(short[0, 0, 100:], logmel[0, :, :87].T)
+    assert FrontEnd(FRONTEND)(torch.zeros(1, 16000 * 30)).shape == (1, 96, 1876)
