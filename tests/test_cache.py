@@ -32,6 +32,7 @@ def make_folder(root: Path, per_genre: int = 3, seconds: float = 4.0) -> Path:
     return root
 
 
+@pytest.mark.slow  # a 2-process pool: each worker imports torch and librosa
 def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog):
     root = make_folder(tmp_path / "audio")
     (root / "low" / "bad.wav").write_text("not audio")
