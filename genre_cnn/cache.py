@@ -26,6 +26,7 @@ import numpy as np
 
 from genre_cnn.audio import AudioError, Clip
 from genre_cnn.features import SpectralFeatures
+from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class FeatureSettings:
     """Everything that determines a clip's cached features: what is extracted (`extractor`, with its front-end
     settings) and the clip-length policy (seconds)."""
 
-    extractor: SpectralFeatures = SpectralFeatures()
+    extractor: SpectralFeatures | MusicnnEmbeddings = SpectralFeatures()
     clip_seconds: float = 30.0
     min_seconds: float = 3.0
 
@@ -67,6 +68,7 @@ def _is_fresh(entry: Path, source: Path) -> bool:
 
 
 _EXTRACTOR: tuple | None = None  # (settings, built front end) of this process
+_REPORTED: set[str] = set()  # skip reasons already logged by this process
 
 
 def _watch_parent(parent: int) -> None:
@@ -154,7 +156,9 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
         for clip, reason in zip(todo, reasons):
             if reason is not None:
                 failed[clip.key] = reason
-                log.warning("skipped %s", reason)
+                if reason not in _REPORTED:  # once per process: each model family's DataModule rebuilds
+                    log.warning("skipped %s", reason)
+                    _REPORTED.add(reason)
     usable = [c for c in clips if c.key not in failed]
     if failed:
         log.warning("%d of %d file(s) skipped as unusable; %d usable", len(failed), len(clips), len(usable))

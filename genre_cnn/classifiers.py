@@ -8,6 +8,8 @@ Each classifier carries its front end, so training and prediction cannot drift a
   chroma; a track's probabilities are the mean of its windows' (CLMR-style track-level evaluation).
 - `HandcraftedClassifier` ("handcrafted"): the write-up's dense network (`DenseNet`) on the standardised
   hand-crafted vector of the track's centred `clip_seconds`, as in training.
+- `MusicnnClassifier` ("musicnn"): the same dense network on embeddings of the pretrained musicnn tagger
+  (genre_cnn.musicnn), one per 3-s patch; a track's probabilities are the mean of its patches'.
 
 The LightningModules of `genre_cnn.lit` train these; `genre_cnn.predict.load_model` rebuilds one from a
 checkpoint's hyperparameters and state dict without importing Lightning.
@@ -16,7 +18,7 @@ checkpoint's hyperparameters and state dict without importing Lightning.
 from __future__ import annotations
 
 import inspect
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from torch import nn
 from genre_cnn.features import HANDCRAFTED_SIZE, extract
 from genre_cnn.frontend import FrontEnd, FrontEndConfig, track_windows
 from genre_cnn.models import DenseNet, GenreCNN
+from genre_cnn.musicnn import EMBEDDING_SIZE, FRONTEND, Musicnn, patch_embeddings
 
 
 class GenreClassifier(nn.Module):
@@ -143,9 +146,54 @@ class HandcraftedClassifier(VectorClassifier):
         return torch.from_numpy(hand).to(self.mean.device)  # (D,)
 
 
+EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SIZE), "both": slice(0, EMBEDDING_SIZE)}
+
+
+class MusicnnClassifier(GenreClassifier):
+    """Transfer learning: the pretrained musicnn tagger (frozen, Pons & Serra 2019) turns each 3-s patch into an
+    embedding (its penultimate layer and/or its 50 tag logits); `DenseNet` classifies each patch; the track's
+    probabilities are the mean over its patches.
+
+    Args: genres, embedding ("penultimate" (200), "tags" (50 logits) or "both" (250)), and DenseNet's widths and
+    dropout. The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
+    """
+
+    inputs = "musicnn"
+
+    def __init__(self, genres: list[str], embedding: Literal["penultimate", "tags", "both"] = "both",
+                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.3):
+        super().__init__(genres)
+        self.frontend = FrontEnd(FRONTEND)
+        self.backbone = Musicnn().eval().requires_grad_(False)
+        self.part = EMBEDDING_PARTS[embedding]
+        self.head = VectorClassifier(genres, self.part.stop - self.part.start, widths, dropout)
+
+    def train(self, mode: bool = True) -> MusicnnClassifier:
+        super().train(mode)
+        self.backbone.eval()  # frozen: its batch norms keep their pretrained statistics
+        return self
+
+    def set_scaler(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-dimension mean and std (EMBEDDING_SIZE,) of the training patches' embeddings."""
+        self.head.set_scaler(mean[self.part], std[self.part])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings (B, 250) -> logits (B, n)."""
+        return self.head(x[:, self.part])
+
+    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, p = x.shape[:2]  # x: (B, P, 250)
+        patch_probs = self(x.flatten(0, 1)).softmax(-1).view(b, p, -1)  # (B, P, n)
+        return patch_probs.mean(dim=1), patch_probs
+
+    def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
+        wave = waveform.to(self.frontend.hann.device)[None]  # (1, samples) at 16 kHz
+        return patch_embeddings(self.backbone, self.frontend, wave)[0]  # (P, 250)
+
+
 if __name__ == "__main__":
     from genre_cnn.audio import GTZAN_GENRES
 
-    for family in (WindowClassifier, HandcraftedClassifier):
+    for family in (WindowClassifier, HandcraftedClassifier, MusicnnClassifier):
         model = family(list(GTZAN_GENRES))
         print(f"{family.__name__} ({family.inputs}): {sum(p.numel() for p in model.parameters()):,} parameters")

@@ -7,7 +7,9 @@ else (C = the front end's channels, W = frames of one window, K = windows of one
 - "windows": training yields random windows, x (B, C, W) float32, y (B,) int64; validation and test yield
   every window of each whole clip, so a model can average over the track: x (B, K, C, W), y (B,);
 - "handcrafted": the per-clip vector, x (B, D) float32, y (B,) (in training each clip crops_per_clip times
-  an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler.
+  an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler;
+- "musicnn": per-patch embeddings of the pretrained musicnn tagger (genre_cnn.musicnn): training yields random
+  patches x (B, D), evaluation every patch of each clip x (B, P, D); `vector_stats()` is over training patches.
 `fit_on="train+val"` trains on both parts (the refit after validation chose the number of epochs).
 """
 
@@ -28,12 +30,13 @@ from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.features import SpectralFeatures
 from genre_cnn.frontend import FrontEndConfig, track_windows
+from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import project_root, resolve
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 
 log = logging.getLogger(__name__)
 
-CACHED = {"windows": "spec", "handcrafted": "hand"}  # which cached array serves each kind of input
+CACHED = {"windows": "spec", "handcrafted": "hand", "musicnn": "embedding"}  # the cached array of each kind of input
 
 
 class RandomWindows(Dataset):
@@ -50,6 +53,21 @@ class RandomWindows(Dataset):
         start = int(torch.randint(0, self.spec.shape[-1] - self.window + 1, ()))
         x = torch.from_numpy(self.spec[clip, :, start:start + self.window].astype(np.float32))  # (C, W)
         return x, int(self.labels[clip])
+
+
+class RandomPatches(Dataset):
+    """`crops_per_clip` random patch embeddings of each clip per epoch: (D,) float32 and the label."""
+
+    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, crops_per_clip: int):
+        self.embeddings, self.labels, self.crops = embeddings, labels, crops_per_clip  # (N, P, D)
+
+    def __len__(self) -> int:
+        return len(self.labels) * self.crops
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        clip = i // self.crops
+        patch = int(torch.randint(0, self.embeddings.shape[1], ()))
+        return torch.from_numpy(self.embeddings[clip, patch]), int(self.labels[clip])  # (D,)
 
 
 class ClipWindows(Dataset):
@@ -121,7 +139,7 @@ class GenreDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_workers: int | None = None,
         demo_clips_per_genre: int = 12,
-        inputs: Literal["windows", "handcrafted"] = "windows",
+        inputs: Literal["windows", "handcrafted", "musicnn"] = "windows",
         fit_on: Literal["train", "train+val"] = "train",
     ):
         super().__init__()
@@ -129,7 +147,8 @@ class GenreDataModule(L.LightningDataModule):
         self.frontend = FrontEndConfig.of(frontend)
         self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
         self.data_dir = resolve(data_dir) if data_dir else project_root() / "data" / dataset
-        self.settings = FeatureSettings(SpectralFeatures(self.frontend), clip_seconds, min_seconds)
+        extractor = MusicnnEmbeddings() if inputs == "musicnn" else SpectralFeatures(self.frontend)
+        self.settings = FeatureSettings(extractor, clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
         if window_seconds > clip_seconds:
             raise ValueError(f"window_seconds ({window_seconds}) is longer than clip_seconds ({clip_seconds})")
@@ -170,6 +189,15 @@ class GenreDataModule(L.LightningDataModule):
         """
         if getattr(self, "_prepared", False):
             return
+        self.ensure_audio()
+        usable = build_cache(self.clips, self.cache_dir, self.settings, self.hparams.cache_workers)
+        if not usable:
+            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
+        self._prepared = True
+
+    def ensure_audio(self) -> None:
+        """Generates the demo set or downloads GTZAN if needed; DataError (saying what to do) if there is no
+        audio. Computes no features."""
         hp = self.hparams
         if hp.dataset == "demo":
             from genre_cnn.demo import make_demo_dataset
@@ -180,10 +208,7 @@ class GenreDataModule(L.LightningDataModule):
             from genre_cnn.download import download_gtzan
 
             download_gtzan(self.data_dir)
-        usable = build_cache(self.clips, self.cache_dir, self.settings, hp.cache_workers)
-        if not usable:
-            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
-        self._prepared = True
+        self._genre_root()
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features that `inputs` needs and the saved (or new) track-level split."""
@@ -226,7 +251,8 @@ class GenreDataModule(L.LightningDataModule):
 
     def vector_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation (D,) of the training rows' vectors: a vector model's scaler."""
-        train = torch.from_numpy(self.features[self.train_idx]).double()  # (N_train, D)
+        train = torch.from_numpy(self.features[self.train_idx]).double()  # (N_train, D) or (N_train, P, D)
+        train = train.flatten(0, -2)  # (rows, D)
         return train.mean(0), train.std(0)
 
     def _vectors(self, rows: np.ndarray) -> TensorDataset:
@@ -236,6 +262,8 @@ class GenreDataModule(L.LightningDataModule):
         i = self.train_idx
         if self.hparams.inputs == "windows":
             ds = RandomWindows(self.features[i], self.labels[i], self.window, self.hparams.crops_per_clip)
+        elif self.hparams.inputs == "musicnn":
+            ds = RandomPatches(self.features[i], self.labels[i], self.hparams.crops_per_clip)
         else:  # each clip crops_per_clip times, like the windows
             ds = self._vectors(np.tile(i, self.hparams.crops_per_clip))  # (N_train * crops_per_clip,) rows
         return self._loader(ds, self.hparams.batch_size, shuffle=True)
@@ -246,7 +274,9 @@ class GenreDataModule(L.LightningDataModule):
             ds = ClipWindows(self.features[i], self.labels[i], self.window)
             batch_size = max(1, batch_size // (len(ds[0][0]) if len(ds) else 1))  # clips of K windows each
         else:
-            ds = self._vectors(i)
+            ds = self._vectors(i)  # (D,) or (P, D) per clip
+            if self.features.ndim == 3:
+                batch_size = max(1, batch_size // self.features.shape[1])  # clips of P patches each
         several = self.trainer is not None and self.trainer.world_size > 1
         sampler = EveryClipOnce(ds, self.trainer.world_size, self.trainer.global_rank) if several else None
         return self._loader(ds, batch_size, shuffle=False, sampler=sampler)

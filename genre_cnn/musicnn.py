@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,36 @@ def embed(model: Musicnn, front: FrontEnd, wave: np.ndarray | torch.Tensor,
     patches = cut_patches(front(wave))[0]  # (P, 187, 96)
     out = model(patches)
     return {k: out[k].mean(dim=0) for k in keys}
+
+
+EMBEDDING_SIZE = 200 + 50  # per patch: the penultimate layer, then the 50 tag logits
+
+
+def patch_embeddings(model: Musicnn, front: FrontEnd, wave: torch.Tensor) -> torch.Tensor:
+    """Waveform (B, samples) at 16 kHz -> per-patch embeddings (B, P, 250): penultimate layer and tag logits."""
+    patches = cut_patches(front(wave))  # (B, P, 187, 96)
+    out = model(patches.flatten(0, 1))  # (B * P, ...)
+    emb = torch.cat([out["penultimate"], out["logits"]], dim=1)  # (B * P, 250)
+    return emb.view(patches.shape[0], patches.shape[1], EMBEDDING_SIZE)  # (B, P, 250)
+
+
+@dataclass(frozen=True)
+class MusicnnEmbeddings:
+    """The feature cache's extractor for the musicnn family: one clip (samples,) at 16 kHz -> {"embedding": (P, 250)
+    float32}, the pretrained network's penultimate layer and tag logits for each 3-s patch. Picklable."""
+
+    sample_rate: int = FRONTEND.sample_rate
+
+    def settings(self) -> dict:
+        return {"kind": "musicnn", "weights": "MSD_musicnn", **FRONTEND.as_dict(), "patch_frames": PATCH_FRAMES}
+
+    def build(self) -> tuple[Musicnn, FrontEnd]:
+        return load_pretrained(), FrontEnd(FRONTEND)
+
+    def __call__(self, y: np.ndarray, built: tuple[Musicnn, FrontEnd]) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            emb = patch_embeddings(*built, torch.from_numpy(y)[None])[0]  # (P, 250)
+        return {"embedding": emb.numpy()}
 
 
 def main(argv: list[str]) -> None:

@@ -30,7 +30,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from genre_cnn.datamodule import GenreDataModule
 from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.lit import LitCNN, LitDense
+from genre_cnn.lit import LitCNN, LitDense, LitMusicnn
 from genre_cnn.paths import atomic_write_text, project_root
 
 log = logging.getLogger("genre_cnn")
@@ -41,7 +41,9 @@ RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while 
 class RunError(RuntimeError):
     """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
 
-MODELS = {"cnn": LitCNN, "dense": LitDense}  # the `--models` names; the class is also each option group
+
+# the `--models` names, each also the option group of its LightningModule (e.g. --musicnn.embedding tags)
+MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
 
 
 def build_parser() -> ArgumentParser:
@@ -49,7 +51,8 @@ def build_parser() -> ArgumentParser:
 
     parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
-    parser.add_argument("--models", type=list[Literal["cnn", "dense"]], default=["cnn", "dense"])
+    parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
+                        help="the model families to train and compare")
     parser.add_argument("--run_name", type=str | None, default=None, help="default: the date and time")
     parser.add_argument("--resume", type=bool, default=False,
                         help="continue run_name (default: the latest run) from its last checkpoints")
@@ -192,7 +195,7 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
         if saved.is_file():
             cfg = parser.parse_args(["--config", str(saved), *args, "--run_name", run_name])
         cfg.run_name = run_name
-    GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend))).prepare_data()  # data first
+    GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend))).ensure_audio()  # before a run
     if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command: they join rank 0's run
         cfg.run_name = os.environ[RUN_ENV]
     elif not cfg.resume:
