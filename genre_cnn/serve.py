@@ -1,0 +1,190 @@
+"""A local web page: drop a song, see its genre and what the model heard (issue 14).
+
+    pip install -e .[app]                                   # starlette + uvicorn, once
+    genre-cnn serve                                         # http://127.0.0.1:8000, the `predict` default model
+    genre-cnn serve --ckpt checkpoints/RUN/cnn/best.ckpt --port 8080 --max-mb 50 [--host 0.0.0.0]
+
+The page (genre_cnn/static/serve.html) takes a dropped or picked audio file, or a microphone recording
+(encoded to WAV in the browser), and shows the top genres as a bar chart with the model that answered, the
+genre probabilities of every window along the track, and the log-mel spectrogram and chroma the network saw.
+
+Why Starlette + uvicorn and not Gradio: Gradio is the usual ML demo, but it brings ~40 packages, takes
+seconds to import and changes its API between majors; here one ASGI app of two routes and one static page
+is all we need, it installs in seconds (starlette, uvicorn: pure Python), and tests drive it over plain HTTP
+or a real browser. Nothing is fetched at run time: the charts are inline SVG drawn by the page's own script,
+the spectrogram and chroma PNGs are rendered here with matplotlib.
+
+Uploads arrive as the raw request body (POST /api/analyse?name=FILE), are streamed to a temporary file and
+refused past --max-mb while streaming, and the file is deleted in `finally`. The model runs in a threadpool,
+so the server keeps answering while it works. Unusable uploads get a one-line JSON error, never a traceback.
+`analyse` is the only function that touches the model.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Route
+
+log = logging.getLogger(__name__)
+PAGE = Path(__file__).resolve().parent / "static" / "serve.html"
+MAX_SECONDS = 15 * 60  # longer audio is refused: its spectrogram alone would take GBs
+
+
+def analyse(model, path: Path, max_seconds: float = MAX_SECONDS) -> dict:
+    """The model adapter: one audio file -> what the page shows. Raises AudioError (one line) for bad audio.
+
+    Returns {"model": class name, "genres": [n], "probabilities": [n] (whole file, as `predict`),
+    "window_times": [K] (s, window centres), "window_probabilities": [K][n] (one point for a one-shot model),
+    "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) dB, "chroma": (12, T) numpy arrays}.
+    """
+    import torch
+
+    from genre_cnn.audio import AudioError, load_audio
+    from genre_cnn.features import N_CHROMA, windows
+    from genre_cnn.lit import CNNClassifier
+    from genre_cnn.predict import PREDICT_MIN_SECONDS
+
+    sr, hop = int(model.hparams.sample_rate), model.frontend.hop_length
+    y = load_audio(path, sr, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
+    duration = y.size / sr
+    if duration > max_seconds:
+        raise AudioError(f"{path}: too long ({duration / 60:.1f} min > {max_seconds / 60:g} min)")
+    wave = torch.from_numpy(y)
+    with torch.no_grad():
+        feats = model.frontend(wave[None].to(model.device))[0].cpu()  # (n_mels + 12, T)
+        probs = model.predict_waveform(wave).float().cpu()  # (n,)
+        if isinstance(model, CNNClassifier):
+            window_probs = model.net(model.windows_of(wave.to(model.device))).softmax(-1).float().cpu()  # (K, n)
+            t = feats.shape[-1]
+            centres = (windows(torch.arange(t, dtype=torch.float32)[None], model.window)[:, 0].mean(-1) * hop / sr
+                       if t >= model.window else torch.full((len(window_probs),), duration / 2))  # (K,)
+        else:  # one prediction for the whole clip
+            window_probs, centres = probs[None], torch.tensor([duration / 2])  # (1, n), (1,)
+    return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
+            "window_times": centres.tolist(), "window_probabilities": window_probs.tolist(),
+            "duration": duration, "hop_seconds": hop / sr,
+            "logmel": feats[:-N_CHROMA].numpy(), "chroma": feats[-N_CHROMA:].numpy()}
+
+
+def feature_png(data, hop_seconds: float, kind: str) -> str:
+    """A (bins, T) log-mel (kind "logmel", dB) or chroma ("chroma") array as a labelled PNG data URL."""
+    import numpy as np
+    from matplotlib.figure import Figure  # no pyplot: its global state is not thread-safe
+
+    logmel = kind == "logmel"
+    fig = Figure(figsize=(9, 2.6 if logmel else 1.9), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    extent = (0, data.shape[1] * hop_seconds, 0, data.shape[0])
+    img = ax.imshow(data, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
+                    cmap="magma" if logmel else "viridis",
+                    vmin=max(float(data.min()), float(data.max()) - 80) if logmel else 0, vmax=None if logmel else 1)
+    ax.set(xlabel="time (s)", ylabel="mel bin" if logmel else "pitch class",
+           title="log-mel spectrogram (model input)" if logmel else "chroma (model input)")
+    if not logmel:
+        ax.set_yticks(np.arange(12) + 0.5, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"],
+                      fontsize=7)
+    fig.colorbar(img, ax=ax, pad=0.01).set_label("dB" if logmel else "relative energy")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _answer(model, path: Path, checkpoint: str) -> dict:
+    """analyse + PNGs: the JSON the page gets."""
+    result = analyse(model, path)
+    for kind in ("logmel", "chroma"):
+        result[f"{kind}_png"] = feature_png(result.pop(kind), result["hop_seconds"], kind)
+    return {**result, "checkpoint": checkpoint}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | None = None) -> Starlette:
+    """The ASGI app: GET / (the page), GET /api/info (model, genres, limit), POST /api/analyse?name=FILE
+    (raw file body -> the `_answer` JSON, or {"error": one line} with 400, 413, 422 or 500)."""
+    max_bytes = int(max_mb * 1024 * 1024)
+    upload_dir = Path(upload_dir or tempfile.gettempdir())
+    info = {"model": type(model).__name__, "checkpoint": checkpoint, "genres": model.genres, "max_mb": max_mb}
+
+    async def page(request: Request) -> FileResponse:
+        return FileResponse(PAGE, media_type="text/html")
+
+    async def api_info(request: Request) -> JSONResponse:
+        return JSONResponse(info)
+
+    async def api_analyse(request: Request) -> JSONResponse:
+        from genre_cnn.audio import AudioError
+
+        name = Path(request.query_params.get("name", "upload")).name or "upload"
+        too_big = f"{name}: larger than the {max_mb:g} MB limit (--max-mb)"
+        if int(request.headers.get("content-length") or 0) > max_bytes:
+            return _error(413, too_big)
+        suffix = Path(name).suffix.lower()
+        suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ""
+        fd, tmp = tempfile.mkstemp(prefix="genre-cnn-", suffix=suffix, dir=upload_dir)
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        return _error(413, too_big)
+                    f.write(chunk)
+            if size == 0:
+                return _error(400, f"{name}: empty upload")
+            try:
+                return JSONResponse(await run_in_threadpool(_answer, model, Path(tmp), checkpoint))
+            except AudioError as err:
+                return _error(422, str(err).replace(tmp, name))
+            except Exception as err:  # noqa: BLE001 - the page gets one line, the log the traceback
+                log.exception("analysing %s failed", name)
+                return _error(500, f"{name}: could not analyse ({type(err).__name__})")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    return Starlette(routes=[Route("/", page), Route("/api/info", api_info),
+                             Route("/api/analyse", api_analyse, methods=["POST"])])
+
+
+def serve_in_thread(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> tuple[str, Callable[[], None]]:
+    """Starts `app` on a background thread (port 0: a free one); returns (base URL, stop function)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+    return f"http://{host}:{sock.getsockname()[1]}", stop
+
+
+def run(model, checkpoint: Path, host: str = "127.0.0.1", port: int = 8000, max_mb: float = 50.0) -> int:
+    """Serves the page until Ctrl+C (the `genre-cnn serve` command)."""
+    app = make_app(model, str(checkpoint), max_mb)
+    print(f"genre-cnn serve: http://{host}:{port}/  model {type(model).__name__} from {checkpoint}  "
+          f"(uploads up to {max_mb:g} MB; Ctrl+C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0
