@@ -14,8 +14,9 @@ is all we need, it installs in seconds (starlette, uvicorn: pure Python), and te
 or a real browser. Nothing is fetched at run time: the charts are inline SVG drawn by the page's own script,
 the spectrogram and chroma PNGs are rendered here with matplotlib.
 
-Uploads arrive as the raw request body (POST /api/analyse?name=FILE), are streamed to a temporary file and
-refused past --max-mb while streaming, and the file is deleted in `finally`. The model runs in a threadpool,
+Uploads arrive as the raw request body (POST /api/analyse?name=FILE) and are streamed to a temporary file,
+which is deleted in `finally`; nothing past --max-mb is stored, and the answer is then 413 (the page checks
+the size before it sends). The model runs in a threadpool,
 so the server keeps answering while it works. Unusable uploads get a one-line JSON error, never a traceback.
 `analyse` is the only function that touches the model.
 """
@@ -42,6 +43,7 @@ from starlette.routing import Route
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parent / "static" / "serve.html"
 MAX_SECONDS = 15 * 60  # longer audio is refused: its spectrogram alone would take GBs
+DRAIN = 4  # an upload over the limit is read (not stored) up to DRAIN x the limit before the 413 answer
 
 
 def analyse(model, path: Path, max_seconds: float = MAX_SECONDS) -> dict:
@@ -86,8 +88,10 @@ def feature_png(data, hop_seconds: float, kind: str) -> str:
     from matplotlib.figure import Figure  # no pyplot: its global state is not thread-safe
 
     logmel = kind == "logmel"
-    fig = Figure(figsize=(9, 2.6 if logmel else 1.9), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    height = 2.6 if logmel else 1.9  # inches; fixed margins, so that both images share one time axis
+    fig = Figure(figsize=(9, height), dpi=100)
+    bottom, top = 0.45 / height, 1 - 0.3 / height
+    ax = fig.add_axes((0.08, bottom, 0.8, top - bottom))
     extent = (0, data.shape[1] * hop_seconds, 0, data.shape[0])
     img = ax.imshow(data, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
                     cmap="magma" if logmel else "viridis",
@@ -97,7 +101,8 @@ def feature_png(data, hop_seconds: float, kind: str) -> str:
     if not logmel:
         ax.set_yticks(np.arange(12) + 0.5, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"],
                       fontsize=7)
-    fig.colorbar(img, ax=ax, pad=0.01).set_label("dB" if logmel else "relative energy")
+    cax = fig.add_axes((0.895, bottom, 0.015, top - bottom))
+    fig.colorbar(img, cax=cax).set_label("dB" if logmel else "relative energy")
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -132,9 +137,6 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
         from genre_cnn.audio import AudioError
 
         name = Path(request.query_params.get("name", "upload")).name or "upload"
-        too_big = f"{name}: larger than the {max_mb:g} MB limit (--max-mb)"
-        if int(request.headers.get("content-length") or 0) > max_bytes:
-            return _error(413, too_big)
         suffix = Path(name).suffix.lower()
         suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ""
         fd, tmp = tempfile.mkstemp(prefix="genre-cnn-", suffix=suffix, dir=upload_dir)
@@ -143,9 +145,12 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
             with os.fdopen(fd, "wb") as f:
                 async for chunk in request.stream():
                     size += len(chunk)
-                    if size > max_bytes:
-                        return _error(413, too_big)
-                    f.write(chunk)
+                    if size <= max_bytes:
+                        f.write(chunk)
+                    elif size > DRAIN * max_bytes:  # hang up; up to here we read on, so the client sees the 413
+                        break
+            if size > max_bytes:
+                return _error(413, f"{name}: larger than the {max_mb:g} MB limit (--max-mb)")
             if size == 0:
                 return _error(400, f"{name}: empty upload")
             try:
