@@ -72,8 +72,9 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS) -> dict:
         if isinstance(model, CNNClassifier):
             window_probs = model.net(model.windows_of(wave.to(model.device))).softmax(-1).float().cpu()  # (K, n)
             t = feats.shape[-1]
-            centres = (windows(torch.arange(t, dtype=torch.float32)[None], model.window)[:, 0].mean(-1) * hop / sr
-                       if t >= model.window else torch.full((len(window_probs),), duration / 2))  # (K,)
+            frames = windows(torch.arange(t, dtype=torch.float32)[None], model.window)  # (K, 1, W) frame numbers
+            centres = (frames[:, 0].mean(-1) * hop / sr if t >= model.window  # (K,) seconds
+                       else torch.full((len(window_probs),), duration / 2))  # looped: each covers the whole clip
         else:  # one prediction for the whole clip
             window_probs, centres = probs[None], torch.tensor([duration / 2])  # (1, n), (1,)
     return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),

@@ -120,6 +120,30 @@ def test_a_demo_clip_gives_the_same_genre_as_predict(server, ckpt, demo_dir):
     assert list(server["uploads"].iterdir()) == []
 
 
+def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
+    import threading
+
+    from genre_cnn import serve
+    from genre_cnn.audio import AudioError
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_analyse(model, path):
+        started.set()
+        release.wait(30)
+        raise AudioError(f"{path}: released")
+
+    monkeypatch.setattr(serve, "analyse", slow_analyse)
+    clip = sorted(demo_dir.rglob("*.wav"))[0]
+    upload = threading.Thread(target=post, args=(server["url"], clip.read_bytes(), clip.name))
+    upload.start()
+    assert started.wait(30)
+    with urllib.request.urlopen(server["url"] + "/api/info", timeout=5) as resp:  # not stuck behind the model
+        assert resp.status == 200
+    release.set()
+    upload.join(30)
+
+
 def test_dense_model_gives_one_point(demo_run, demo_dir):
     from genre_cnn.predict import latest_checkpoint, load_model
     from genre_cnn.serve import analyse
