@@ -8,11 +8,13 @@ The page (genre_cnn/static/serve.html) takes a dropped or picked audio file, or 
 (encoded to WAV in the browser), and shows the top genres as a bar chart with the model that answered, the
 genre probabilities of every window along the track, and the log-mel spectrogram and chroma the network saw.
 
-Why Starlette + uvicorn and not Gradio: Gradio is the usual ML demo, but it brings ~40 packages, takes
-seconds to import and changes its API between majors; here one ASGI app of two routes and one static page
-is all we need, it installs in seconds (starlette, uvicorn: pure Python), and tests drive it over plain HTTP
-or a real browser. Nothing is fetched at run time: the charts are inline SVG drawn by the page's own script,
-the spectrogram and chroma PNGs are rendered here with matplotlib.
+Why Starlette + uvicorn and not Gradio: Gradio is the usual ML demo, but it pulls in dozens of packages
+(FastAPI, pydantic, pandas, huggingface-hub, ...), is slow to import, changes its API between majors and its
+themes use web fonts from the internet; what we need is one ASGI app of three routes and one static page,
+two small pure-Python packages (starlette, uvicorn) that FastAPI and Gradio are themselves built on, and
+tests drive it over plain HTTP or in a real browser. Nothing is fetched from elsewhere at run time: the
+charts are inline SVG drawn by the page's own script, the spectrogram and chroma PNGs are rendered here
+with matplotlib.
 
 Uploads arrive as the raw request body (POST /api/analyse?name=FILE) and are streamed to a temporary file,
 which is deleted in `finally`; nothing past --max-mb is stored, and the answer is then 413 (the page checks
