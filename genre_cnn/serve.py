@@ -18,9 +18,9 @@ with matplotlib.
 
 Uploads arrive as the raw request body (POST /api/analyse?name=FILE) and are streamed to a temporary file,
 which is deleted in `finally`; nothing past --max-mb is stored, and the answer is then 413 (the page checks
-the size before it sends). The model runs in a threadpool,
-so the server keeps answering while it works. Unusable uploads get a one-line JSON error, never a traceback.
-`analyse` is the only function that touches the model.
+the size before it sends). The model runs in a threadpool, so the server keeps answering while it works.
+Unusable uploads get a one-line JSON error, never a traceback. `analyse` is the only function that touches
+the model: re-point it when the prediction API changes.
 """
 
 from __future__ import annotations
