@@ -173,7 +173,8 @@ def chrome():
                     "(apt-get install chromium chromium-driver; .ci/run does it)")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1800"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1800",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):  # a microphone that beeps
         options.add_argument(arg)
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
 
@@ -208,3 +209,27 @@ def test_browser_shows_the_predicted_genre_and_a_clear_error(server_big, ckpt, t
     finally:
         browser.quit()
     assert list(server_big["uploads"].iterdir()) == []
+
+
+def test_browser_records_from_the_microphone(server_big):
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from genre_cnn.demo import DEMO_GENRES
+
+    browser = chrome()
+    try:
+        browser.get(server_big["url"] + "/")
+        record = browser.find_element(By.ID, "record")
+        record.click()
+        time.sleep(4)
+        record.click()  # stop: the page decodes the recording, encodes it as WAV and uploads it
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "result").is_displayed()
+                                         or b.find_element(By.ID, "error").text)
+        assert browser.find_element(By.ID, "error").text == ""
+        assert browser.find_element(By.ID, "file-name").text == "recording.wav"
+        assert browser.find_element(By.ID, "top-genre").text in DEMO_GENRES
+    finally:
+        browser.quit()
