@@ -59,7 +59,6 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS) -> dict:
 
     from genre_cnn.audio import AudioError, load_audio
     from genre_cnn.features import N_CHROMA, windows
-    from genre_cnn.lit import CNNClassifier
     from genre_cnn.predict import PREDICT_MIN_SECONDS
 
     sr, hop = int(model.hparams.sample_rate), model.frontend.hop_length
@@ -71,7 +70,7 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS) -> dict:
     with torch.no_grad():
         feats = model.frontend(wave[None].to(model.device))[0].cpu()  # (n_mels + 12, T)
         probs = model.predict_waveform(wave).float().cpu()  # (n,)
-        if isinstance(model, CNNClassifier):
+        if model.input_kind == "spec":  # the CNN: one prediction per window (no genre_cnn.lit import here)
             window_probs = model.net(model.windows_of(wave.to(model.device))).softmax(-1).float().cpu()  # (K, n)
             t = feats.shape[-1]
             frames = windows(torch.arange(t, dtype=torch.float32)[None], model.window)  # (K, 1, W) frame numbers
