@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio import AudioError, Clip
+from genre_cnn.audio import AudioError, Clip, warn_once
 from genre_cnn.features import SpectralFeatures
 from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import atomic_write, atomic_write_text
@@ -68,7 +68,6 @@ def _is_fresh(entry: Path, source: Path) -> bool:
 
 
 _EXTRACTOR: tuple | None = None  # (settings, built front end) of this process
-_REPORTED: set[str] = set()  # skip reasons already logged by this process
 
 
 def _watch_parent(parent: int) -> None:
@@ -156,9 +155,7 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
         for clip, reason in zip(todo, reasons):
             if reason is not None:
                 failed[clip.key] = reason
-                if reason not in _REPORTED:  # once per process: each model family's DataModule rebuilds
-                    log.warning("skipped %s", reason)
-                    _REPORTED.add(reason)
+                warn_once(f"skipped {reason}")
     usable = [c for c in clips if c.key not in failed]
     if failed:
         log.warning("%d of %d file(s) skipped as unusable; %d usable", len(failed), len(clips), len(usable))
