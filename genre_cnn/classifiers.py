@@ -8,8 +8,8 @@ Each classifier carries its front end, so training and prediction cannot drift a
   chroma; a track's probabilities are the mean of its windows' (CLMR-style track-level evaluation).
 - `HandcraftedClassifier` ("handcrafted"): the write-up's dense network (`DenseNet`) on the standardised
   hand-crafted vector of the track's centred `clip_seconds`, as in training.
-- `MusicnnClassifier` ("musicnn"): the same dense network on embeddings of the pretrained musicnn tagger
-  (genre_cnn.musicnn), one per 3-s patch; a track's probabilities are the mean of its patches'.
+- `MusicnnClassifier` ("musicnn"): the same dense network on the clip's mean embedding (tag logits) of the
+  pretrained musicnn tagger (genre_cnn.musicnn) over its 3-s patches.
 
 The LightningModules of `genre_cnn.lit` train these; `genre_cnn.predict.load_model` rebuilds one from a
 checkpoint's hyperparameters and state dict without importing Lightning.
@@ -149,24 +149,23 @@ class HandcraftedClassifier(VectorClassifier):
 EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SIZE), "both": slice(0, EMBEDDING_SIZE)}
 
 
-class MusicnnClassifier(GenreClassifier):
-    """Transfer learning: the pretrained musicnn tagger (frozen, Pons & Serra 2019) turns each 3-s patch into an
-    embedding (its penultimate layer and/or its 50 tag logits); `DenseNet` classifies each patch; the track's
-    probabilities are the mean over its patches.
+class MusicnnClassifier(VectorClassifier):
+    """Transfer learning: the pretrained musicnn tagger (frozen; Pons & Serra 2019) turns each 3-s patch into an
+    embedding (its 50 tag logits and/or its 200-unit penultimate layer); `DenseNet` classifies the mean embedding of
+    the clip's patches. `window_probs` applies the same head to each patch alone, to show a track's course.
 
-    Args: genres, embedding ("penultimate" (200), "tags" (50 logits) or "both" (250)), and DenseNet's widths and
+    Args: genres, embedding ("tags" (50 logits), "penultimate" (200) or "both" (250)), and DenseNet's widths and
     dropout. The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
     """
 
     inputs = "musicnn"
 
-    def __init__(self, genres: list[str], embedding: Literal["penultimate", "tags", "both"] = "both",
-                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.3):
-        super().__init__(genres)
+    def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
+                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5):
+        self.part = EMBEDDING_PARTS[embedding]
+        super().__init__(genres, self.part.stop - self.part.start, widths, dropout)
         self.frontend = FrontEnd(FRONTEND)
         self.backbone = Musicnn().eval().requires_grad_(False)
-        self.part = EMBEDDING_PARTS[embedding]
-        self.head = VectorClassifier(genres, self.part.stop - self.part.start, widths, dropout)
 
     def train(self, mode: bool = True) -> MusicnnClassifier:
         super().train(mode)
@@ -174,21 +173,24 @@ class MusicnnClassifier(GenreClassifier):
         return self
 
     def set_scaler(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Per-dimension mean and std (EMBEDDING_SIZE,) of the training patches' embeddings."""
-        self.head.set_scaler(mean[self.part], std[self.part])
+        """Per-dimension mean and std (EMBEDDING_SIZE,) of the training clips' embeddings."""
+        super().set_scaler(mean[self.part], std[self.part])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch embeddings (B, 250) -> logits (B, n)."""
-        return self.head(x[:, self.part])
+        """Clip embeddings (B, EMBEDDING_SIZE) -> logits (B, n)."""
+        return super().forward(x[:, self.part])
 
-    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, p = x.shape[:2]  # x: (B, P, 250)
-        patch_probs = self(x.flatten(0, 1)).softmax(-1).view(b, p, -1)  # (B, P, n)
-        return patch_probs.mean(dim=1), patch_probs
+    def patches(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mono waveform (samples,) at 16 kHz -> embeddings of its 3-s patches (P, EMBEDDING_SIZE)."""
+        wave = waveform.to(self.frontend.hann.device)[None]  # (1, samples)
+        return patch_embeddings(self.backbone, self.frontend, wave)[0]  # (P, 250)
 
     def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
-        wave = waveform.to(self.frontend.hann.device)[None]  # (1, samples) at 16 kHz
-        return patch_embeddings(self.backbone, self.frontend, wave)[0]  # (P, 250)
+        return self.patches(waveform).mean(dim=0)  # (250,): the clip's mean embedding, as cached for training
+
+    @torch.no_grad()
+    def window_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self(self.patches(waveform)).softmax(-1)  # (P, n): each patch on its own
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ else (C = the front end's channels, W = frames of one window, K = windows of one
   every window of each whole clip, so a model can average over the track: x (B, K, C, W), y (B,);
 - "handcrafted": the per-clip vector, x (B, D) float32, y (B,) (in training each clip crops_per_clip times
   an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler;
-- "musicnn": per-patch embeddings of the pretrained musicnn tagger (genre_cnn.musicnn): training yields random
-  patches x (B, D), evaluation every patch of each clip x (B, P, D); `vector_stats()` is over training patches.
+- "musicnn": the same for each clip's embedding by the pretrained musicnn tagger (the mean over its 3-s patches
+  of what genre_cnn.musicnn caches per patch).
 `fit_on="train+val"` trains on both parts (the refit after validation chose the number of epochs).
 """
 
@@ -53,21 +53,6 @@ class RandomWindows(Dataset):
         start = int(torch.randint(0, self.spec.shape[-1] - self.window + 1, ()))
         x = torch.from_numpy(self.spec[clip, :, start:start + self.window].astype(np.float32))  # (C, W)
         return x, int(self.labels[clip])
-
-
-class RandomPatches(Dataset):
-    """`crops_per_clip` random patch embeddings of each clip per epoch: (D,) float32 and the label."""
-
-    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, crops_per_clip: int):
-        self.embeddings, self.labels, self.crops = embeddings, labels, crops_per_clip  # (N, P, D)
-
-    def __len__(self) -> int:
-        return len(self.labels) * self.crops
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        clip = i // self.crops
-        patch = int(torch.randint(0, self.embeddings.shape[1], ()))
-        return torch.from_numpy(self.embeddings[clip, patch]), int(self.labels[clip])  # (D,)
 
 
 class ClipWindows(Dataset):
@@ -115,7 +100,8 @@ class GenreDataModule(L.LightningDataModule):
         batch_size: windows (training) or vectors per batch; evaluation batches hold batch_size // K clips.
         cache_workers: processes for feature caching (default: all cores).
         inputs: what the loaders yield (the model family's `inputs`, see above).
-        fit_on: the parts a model learns from: "train", or "train+val" for a refit.
+        fit_on: the parts a model learns from: "train", "train+val" for a refit, or every clip (for a model
+            that is not tested on this data, such as the ready model of genre_cnn.make_ready).
     """
 
     def __init__(
@@ -140,7 +126,7 @@ class GenreDataModule(L.LightningDataModule):
         cache_workers: int | None = None,
         demo_clips_per_genre: int = 12,
         inputs: Literal["windows", "handcrafted", "musicnn"] = "windows",
-        fit_on: Literal["train", "train+val"] = "train",
+        fit_on: Literal["train", "train+val", "train+val+test"] = "train",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -236,6 +222,8 @@ class GenreDataModule(L.LightningDataModule):
         index = {k: i for i, k in enumerate(keys)}
         # (N, C, T) float16 windows' source, or (N, D) float32 vectors
         self.features = load_cache(clips, self.cache_dir, (CACHED[hp.inputs],))[0]
+        if hp.inputs == "musicnn":
+            self.features = self.features.mean(axis=1)  # (N, P, D) patches -> (N, D) the clip's mean embedding
         self.labels = np.array(labels, dtype=np.int64)
         self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
         log.info("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
@@ -251,8 +239,7 @@ class GenreDataModule(L.LightningDataModule):
 
     def vector_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation (D,) of the training rows' vectors: a vector model's scaler."""
-        train = torch.from_numpy(self.features[self.train_idx]).double()  # (N_train, D) or (N_train, P, D)
-        train = train.flatten(0, -2)  # (rows, D)
+        train = torch.from_numpy(self.features[self.train_idx]).double()  # (N_train, D)
         return train.mean(0), train.std(0)
 
     def _vectors(self, rows: np.ndarray) -> TensorDataset:
@@ -262,8 +249,6 @@ class GenreDataModule(L.LightningDataModule):
         i = self.train_idx
         if self.hparams.inputs == "windows":
             ds = RandomWindows(self.features[i], self.labels[i], self.window, self.hparams.crops_per_clip)
-        elif self.hparams.inputs == "musicnn":
-            ds = RandomPatches(self.features[i], self.labels[i], self.hparams.crops_per_clip)
         else:  # each clip crops_per_clip times, like the windows
             ds = self._vectors(np.tile(i, self.hparams.crops_per_clip))  # (N_train * crops_per_clip,) rows
         return self._loader(ds, self.hparams.batch_size, shuffle=True)
@@ -274,9 +259,7 @@ class GenreDataModule(L.LightningDataModule):
             ds = ClipWindows(self.features[i], self.labels[i], self.window)
             batch_size = max(1, batch_size // (len(ds[0][0]) if len(ds) else 1))  # clips of K windows each
         else:
-            ds = self._vectors(i)  # (D,) or (P, D) per clip
-            if self.features.ndim == 3:
-                batch_size = max(1, batch_size // self.features.shape[1])  # clips of P patches each
+            ds = self._vectors(i)
         several = self.trainer is not None and self.trainer.world_size > 1
         sampler = EveryClipOnce(ds, self.trainer.world_size, self.trainer.global_rank) if several else None
         return self._loader(ds, batch_size, shuffle=False, sampler=sampler)

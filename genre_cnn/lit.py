@@ -191,14 +191,15 @@ class LitDense(LitGenre):
 
 
 class LitMusicnn(LitGenre):
-    """Trains the genre head of `MusicnnClassifier` on cached per-patch embeddings of the pretrained musicnn tagger
-    (random patches, crops_per_clip per clip an epoch, mixup between them); evaluates a clip by averaging its
-    patches' probabilities. The frozen backbone starts from the musicnn wheel's weights (genre_cnn.musicnn)."""
+    """Trains the genre head of `MusicnnClassifier` on the cached clip embeddings of the pretrained musicnn tagger
+    (the mean of its patches' tag logits by default; each clip crops_per_clip times an epoch, optional mixup).
+    The frozen backbone starts from the musicnn wheel's weights (genre_cnn.musicnn). The defaults are the best of
+    six heads compared in benchmarks/musicnn_heads.py (BENCHMARKS.md)."""
 
     classifier_class = MusicnnClassifier
 
-    def __init__(self, genres: list[str], embedding: Literal["penultimate", "tags", "both"] = "both",
-                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.3, mixup_alpha: float = 0.2,
+    def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
+                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5, mixup_alpha: float = 0.0,
                  **kwargs):
         """What the head sees, its network settings and mixup; `kwargs` are LitGenre's."""
         super().__init__(genres, **kwargs)

@@ -79,7 +79,7 @@ def test_page_and_info_are_served(server, ckpt):
         assert resp.status == 200 and b'id="drop"' in resp.read()
     with urllib.request.urlopen(server["url"] + "/api/info", timeout=10) as resp:
         info = json.loads(resp.read())
-    assert info["checkpoint"] == str(ckpt) and info["model"] == "CNNClassifier" and info["max_mb"] == 1.0
+    assert info["checkpoint"] == str(ckpt) and info["model"] == "WindowClassifier" and info["max_mb"] == 1.0
 
 
 def test_text_file_named_wav_is_a_clear_422_and_leaves_no_file(server):
@@ -150,7 +150,7 @@ def test_dense_model_gives_one_point(demo_run, demo_dir):
 
     model = load_model(latest_checkpoint(demo_run["root"], model="dense"))
     r = analyse(model, sorted(demo_dir.rglob("*.wav"))[0])
-    assert r["model"] == "DenseClassifier" and len(r["window_probabilities"]) == 1
+    assert r["model"] == "HandcraftedClassifier" and len(r["window_probabilities"]) == 1
     assert r["window_probabilities"][0] == pytest.approx(r["probabilities"])
     assert r["logmel"].shape[0] == model.hparams.n_mels and r["chroma"].shape[0] == 12
 
