@@ -202,6 +202,9 @@ class GenreDataModule(L.LightningDataModule):
             from genre_cnn.download import download_gtzan
 
             download_gtzan(self.data_dir)
+        if len(self.genres) < 2:  # before any feature work
+            raise SettingsError(f"--data.data_dir {self.data_dir}: a classifier needs at least 2 genres, found "
+                                f"{len(self.genres)} ({', '.join(self.genres) or 'none'})")
         usable = build_cache(self.clips, self.cache_dir, self.settings, hp.cache_workers)
         if not usable:
             raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
