@@ -176,7 +176,7 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
                                max_epochs=epochs, limit_val_batches=0, enable_checkpointing=False)
         # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
         trainer.fit(model, datamodule=dm)
-        trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt")
+        trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt", weights_only=True)  # for prediction: no optimiser
         result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
         say(f"refit {name}: done in {time.time() - refit_start:.0f} s -> {result['checkpoint']}")
     else:  # the best epoch's weights, read as plain tensors (no pickled code runs)
