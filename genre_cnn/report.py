@@ -16,8 +16,9 @@ import numpy as np
 log = logging.getLogger("genre_cnn")
 
 # Lightning's info lines that repeat for every model and refit or that the phase lines say better
+# (kept: "Restoring states from the checkpoint path", which only a resumed fit prints now)
 LIGHTNING_NOISE = ("GPU available", "TPU available", "HPU available", "LOCAL_RANK", "💡 Tip",
-                   "Loading `train_dataloader`", "Restoring states", "Loaded model weights", "`Trainer.fit` stopped")
+                   "Loading `train_dataloader`", "Loaded model weights", "`Trainer.fit` stopped")
 WARNING_NOISE = (
     r".*isinstance\(treespec, LeafSpec\)",  # Lightning 2.6 vs torch 2.13: nothing a user can act on
     r"The number of training batches .* is smaller than the logging interval",  # we log per epoch only
