@@ -136,13 +136,10 @@ class GenreDataModule(L.LightningDataModule):
     def _check_ranges(self) -> None:
         """Raises SettingsError, naming the option, for a setting that could only end in a traceback later."""
         hp = self.hparams
-        for option, value in (("batch_size", hp.batch_size), ("crops_per_clip", hp.crops_per_clip),
-                              ("num_folds", hp.num_folds), ("demo_clips_per_genre", hp.demo_clips_per_genre)):
-            check_range(f"--data.{option}", value, 1)
-        check_range("--data.num_workers", hp.num_workers, 0)
+        for option, low in (("batch_size", 1), ("crops_per_clip", 1), ("demo_clips_per_genre", 1), ("num_folds", 2),
+                            ("num_workers", 0), ("min_seconds", 0), ("window_seconds", 0.1)):
+            check_range(f"--data.{option}", hp[option], low)
         check_range("--data.fold", hp.fold, 0, hp.num_folds - 1)
-        check_range("--data.min_seconds", hp.min_seconds, 0)
-        check_range("--data.window_seconds", hp.window_seconds, 0.1)
         if hp.window_seconds > hp.clip_seconds:
             raise SettingsError(f"--data.window_seconds ({hp.window_seconds}) must be <= --data.clip_seconds "
                                 f"({hp.clip_seconds}): a window is cut from one clip")
