@@ -27,6 +27,17 @@ AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
 PREDICT_MIN_SECONDS = 0.5  # prediction refuses shorter files; longer ones are used whole (looped up to one window)
 
 
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Logs a warning about the data once per process: a run builds a DataModule per model family (and one
+    for a refit), and each lists and caches the same folder."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
+
+
 class AudioError(ValueError):
     """A file that cannot be used as audio; the message is one line fit for a log."""
 
@@ -70,7 +81,7 @@ def discover_genres(genre_root: Path) -> tuple[str, ...]:
     if set(names) == set(GTZAN_GENRES):
         return GTZAN_GENRES
     for empty in (n for n in names if not _audio_files(genre_root / n)):
-        log.warning("%s: empty genre folder, no audio files: not a class", genre_root / empty)
+        warn_once(f"{genre_root / empty}: empty genre folder, no audio files: not a class")
     return tuple(n for n in names if _audio_files(genre_root / n))
 
 
@@ -80,16 +91,16 @@ def find_clips(genre_root: Path, genres: tuple[str, ...]) -> list[Clip]:
     for genre in genres:
         folder = genre_root / genre
         if not folder.is_dir():
-            log.warning("no folder for genre %r in %s: that class has no clips", genre, genre_root)
+            warn_once(f"no folder for genre {genre!r} in {genre_root}: that class has no clips")
             continue
         files = _audio_files(folder)
         ignored = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in AUDIO_EXTENSIONS
                    and not p.name.startswith(".")]
         if ignored:
-            log.warning("%s: ignored %d file(s) with unknown extensions (%s)", folder, len(ignored),
-                        ", ".join(ignored[:3]) + (", ..." if len(ignored) > 3 else ""))
+            warn_once(f"{folder}: ignored {len(ignored)} file(s) with unknown extensions ("
+                      + ", ".join(ignored[:3]) + (", ...)" if len(ignored) > 3 else ")"))
         if not files:
-            log.warning("%s: empty genre folder, no audio files", folder)
+            warn_once(f"{folder}: empty genre folder, no audio files")
         clips.extend(Clip(p, genre) for p in files)
     return clips
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio import AudioError, Clip
+from genre_cnn.audio import AudioError, Clip, warn_once
 from genre_cnn.features import SpectralFeatures
+from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class FeatureSettings:
     """Everything that determines a clip's cached features: what is extracted (`extractor`, with its front-end
     settings) and the clip-length policy (seconds)."""
 
-    extractor: SpectralFeatures = SpectralFeatures()
+    extractor: SpectralFeatures | MusicnnEmbeddings = SpectralFeatures()
     clip_seconds: float = 30.0
     min_seconds: float = 3.0
 
@@ -169,7 +170,7 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
         for clip, reason in zip(todo, reasons):
             if reason is not None:
                 failed[clip.key] = reason
-                log.warning("skipped %s", reason)
+                warn_once(f"skipped {reason}")
     usable = [c for c in clips if c.key not in failed]
     if failed:
         log.warning("%d of %d file(s) skipped as unusable; %d usable", len(failed), len(clips), len(usable))

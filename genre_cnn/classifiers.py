@@ -8,6 +8,8 @@ Each classifier carries its front end, so training and prediction cannot drift a
   chroma; a track's probabilities are the mean of its windows' (CLMR-style track-level evaluation).
 - `HandcraftedClassifier` ("handcrafted"): the write-up's dense network (`DenseNet`) on the standardised
   hand-crafted vector of the track's centred `clip_seconds`, as in training.
+- `MusicnnClassifier` ("musicnn"): the same dense network on the clip's mean embedding (tag logits) of the
+  pretrained musicnn tagger (genre_cnn.musicnn) over its 3-s patches.
 
 The LightningModules of `genre_cnn.lit` train these; `genre_cnn.predict.load_model` rebuilds one from a
 checkpoint's hyperparameters and state dict without importing Lightning.
@@ -16,7 +18,7 @@ checkpoint's hyperparameters and state dict without importing Lightning.
 from __future__ import annotations
 
 import inspect
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from torch import nn
 from genre_cnn.features import HANDCRAFTED_SIZE, extract
 from genre_cnn.frontend import FrontEnd, FrontEndConfig, track_windows
 from genre_cnn.models import DenseNet, GenreCNN
+from genre_cnn.musicnn import EMBEDDING_SIZE, FRONTEND, Musicnn, patch_embeddings
 
 
 class GenreClassifier(nn.Module):
@@ -143,9 +146,56 @@ class HandcraftedClassifier(VectorClassifier):
         return torch.from_numpy(hand).to(self.mean.device)  # (D,)
 
 
+EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SIZE), "both": slice(0, EMBEDDING_SIZE)}
+
+
+class MusicnnClassifier(VectorClassifier):
+    """Transfer learning: the pretrained musicnn tagger (frozen; Pons & Serra 2019) turns each 3-s patch into an
+    embedding (its 50 tag logits and/or its 200-unit penultimate layer); `DenseNet` classifies the mean embedding of
+    the clip's patches. `window_probs` applies the same head to each patch alone, to show a track's course.
+
+    Args: genres, embedding ("tags" (50 logits), "penultimate" (200) or "both" (250)), and DenseNet's widths and
+    dropout. The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
+    """
+
+    inputs = "musicnn"
+
+    def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
+                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5):
+        self.part = EMBEDDING_PARTS[embedding]
+        super().__init__(genres, self.part.stop - self.part.start, widths, dropout)
+        self.frontend = FrontEnd(FRONTEND)
+        self.backbone = Musicnn().eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> MusicnnClassifier:
+        super().train(mode)
+        self.backbone.eval()  # frozen: its batch norms keep their pretrained statistics
+        return self
+
+    def set_scaler(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-dimension mean and std (EMBEDDING_SIZE,) of the training clips' embeddings."""
+        super().set_scaler(mean[self.part], std[self.part])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings (B, EMBEDDING_SIZE) -> logits (B, n)."""
+        return super().forward(x[:, self.part])
+
+    def patches(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mono waveform (samples,) at 16 kHz -> embeddings of its 3-s patches (P, EMBEDDING_SIZE)."""
+        wave = waveform.to(self.frontend.hann.device)[None]  # (1, samples)
+        return patch_embeddings(self.backbone, self.frontend, wave)[0]  # (P, 250)
+
+    def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.patches(waveform).mean(dim=0)  # (250,): the clip's mean embedding, as cached for training
+
+    @torch.no_grad()
+    def window_probs(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self(self.patches(waveform)).softmax(-1)  # (P, n): each patch on its own
+
+
 if __name__ == "__main__":
     from genre_cnn.audio import GTZAN_GENRES
 
-    for family in (WindowClassifier, HandcraftedClassifier):
+    for family in (WindowClassifier, HandcraftedClassifier, MusicnnClassifier):
         model = family(list(GTZAN_GENRES))
         print(f"{family.__name__} ({family.inputs}): {sum(p.numel() for p in model.parameters()):,} parameters")

@@ -1,4 +1,4 @@
-"""The `genre-cnn` command: predict, plot, export and train.
+"""The `genre-cnn` command: predict, plot, export, serve and train.
 
     genre-cnn predict song.mp3 album/                  # top-3 genres of each file (folders: every audio file)
     genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
@@ -6,6 +6,7 @@
     genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
     genre-cnn export --out genre_cnn.onnx               # the CNN with its front end as one ONNX graph
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
+    genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
 
 Without --ckpt the CNN of the most recent run under `<project>/checkpoints/` is used (GENRE_CNN_HOME moves
 the project folder). `python -m genre_cnn.cli ...` works without installing the console script.
@@ -25,7 +26,7 @@ from pathlib import Path
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-cnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,plot,export,train}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,plot,export,train,serve}")
     ckpt_help = "a checkpoint (default: checkpoints/<latest run>/cnn/best.ckpt of the project)"
 
     p = sub.add_parser("predict", help="the genres of audio files or folders")
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="the CNN with its front end as one ONNX graph")
     p.add_argument("--ckpt", type=Path, help=ckpt_help)
     p.add_argument("--out", type=Path, help="the .onnx file (default: model.onnx beside the checkpoint)")
+
+    p = sub.add_parser("serve", help="a local web page: drop a song, see its genre (needs .[app])")
+    p.add_argument("--ckpt", type=Path, help=ckpt_help)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    p.add_argument("--port", type=int, default=8000, help="(default: 8000)")
+    p.add_argument("--max-mb", type=float, default=50.0, help="largest upload in MB (default: 50)")
 
     sub.add_parser("train", help="train both models: the same as `python train.py ARGS...` (try --help)",
                    add_help=False)
@@ -123,6 +130,18 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    try:
+        from genre_cnn.serve import run
+    except ModuleNotFoundError as err:
+        if err.name not in {"starlette", "uvicorn", "anyio"}:
+            raise
+        print(f"error: genre-cnn serve needs {err.name}: pip install -e .[app]", file=sys.stderr)
+        return 1
+    ckpt, model = _load(args.ckpt)
+    return run(model, ckpt, host=args.host, port=args.port, max_mb=args.max_mb)
+
+
 def train(args: list[str]) -> int:
     from genre_cnn.audio import DataError
     from genre_cnn.download import DownloadError
@@ -150,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     from genre_cnn.predict import CheckpointError
 
     try:
-        return {"predict": predict, "plot": plot, "export": export}[args.command](args)
+        return {"predict": predict, "plot": plot, "export": export, "serve": serve}[args.command](args)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

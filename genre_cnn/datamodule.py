@@ -7,7 +7,9 @@ else (C = the front end's channels, W = frames of one window, K = windows of one
 - "windows": training yields random windows, x (B, C, W) float32, y (B,) int64; validation and test yield
   every window of each whole clip, so a model can average over the track: x (B, K, C, W), y (B,);
 - "handcrafted": the per-clip vector, x (B, D) float32, y (B,) (in training each clip crops_per_clip times
-  an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler.
+  an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler;
+- "musicnn": the same for each clip's embedding by the pretrained musicnn tagger (the mean over its 3-s patches
+  of what genre_cnn.musicnn caches per patch).
 `fit_on="train+val"` trains on both parts (the refit after validation chose the number of epochs).
 """
 
@@ -28,12 +30,13 @@ from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.features import SpectralFeatures
 from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range, track_windows
+from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import project_root, resolve
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 
 log = logging.getLogger(__name__)
 
-CACHED = {"windows": "spec", "handcrafted": "hand"}  # which cached array serves each kind of input
+CACHED = {"windows": "spec", "handcrafted": "hand", "musicnn": "embedding"}  # the cached array of each kind of input
 
 
 class RandomWindows(Dataset):
@@ -97,7 +100,8 @@ class GenreDataModule(L.LightningDataModule):
         batch_size: windows (training) or vectors per batch; evaluation batches hold batch_size // K clips.
         cache_workers: processes for feature caching (default: all cores).
         inputs: what the loaders yield (the model family's `inputs`, see above).
-        fit_on: the parts a model learns from: "train", or "train+val" for a refit.
+        fit_on: the parts a model learns from: "train", "train+val" for a refit, or every clip (for a model
+            that is not tested on this data, such as the ready model of genre_cnn.make_ready).
     """
 
     def __init__(
@@ -121,15 +125,16 @@ class GenreDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_workers: int | None = None,
         demo_clips_per_genre: int = 12,
-        inputs: Literal["windows", "handcrafted"] = "windows",
-        fit_on: Literal["train", "train+val"] = "train",
+        inputs: Literal["windows", "handcrafted", "musicnn"] = "windows",
+        fit_on: Literal["train", "train+val", "train+val+test"] = "train",
     ):
         super().__init__()
         self.save_hyperparameters()
         self.frontend = FrontEndConfig.of(frontend)
         self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
         self.data_dir = resolve(data_dir) if data_dir else project_root() / "data" / dataset
-        self.settings = FeatureSettings(SpectralFeatures(self.frontend), clip_seconds, min_seconds)
+        extractor = MusicnnEmbeddings() if inputs == "musicnn" else SpectralFeatures(self.frontend)
+        self.settings = FeatureSettings(extractor, clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
         self._check_ranges()
 
@@ -189,6 +194,15 @@ class GenreDataModule(L.LightningDataModule):
         """
         if getattr(self, "_prepared", False):
             return
+        self.ensure_audio()
+        usable = build_cache(self.clips, self.cache_dir, self.settings, self.hparams.cache_workers)
+        if not usable:
+            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
+        self._prepared = True
+
+    def ensure_audio(self) -> None:
+        """Generates the demo set or downloads GTZAN if needed; DataError (saying what to do) if there is no
+        audio. Computes no features."""
         hp = self.hparams
         if hp.dataset == "demo":
             from genre_cnn.demo import make_demo_dataset
@@ -199,13 +213,10 @@ class GenreDataModule(L.LightningDataModule):
             from genre_cnn.download import download_gtzan
 
             download_gtzan(self.data_dir)
+        self._genre_root()
         if len(self.genres) < 2:  # before any feature work
             raise SettingsError(f"--data.data_dir {self.data_dir}: a classifier needs at least 2 genres, found "
                                 f"{len(self.genres)} ({', '.join(self.genres) or 'none'})")
-        usable = build_cache(self.clips, self.cache_dir, self.settings, hp.cache_workers)
-        if not usable:
-            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
-        self._prepared = True
 
     def make_split(self) -> dict[str, list[str]]:
         """The track-level split of the cached clips (saved beside the cache and reused); after prepare_data()."""
@@ -229,6 +240,8 @@ class GenreDataModule(L.LightningDataModule):
         index = {k: i for i, k in enumerate(keys)}
         # (N, C, T) float16 windows' source, or (N, D) float32 vectors
         self.features = load_cache(clips, self.cache_dir, (CACHED[hp.inputs],))[0]
+        if hp.inputs == "musicnn":
+            self.features = self.features.mean(axis=1)  # (N, P, D) patches -> (N, D) the clip's mean embedding
         self.labels = np.array(labels, dtype=np.int64)
         self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
         log.debug("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
@@ -266,9 +279,11 @@ class GenreDataModule(L.LightningDataModule):
         """A DataModule over the same prepared data (no second listing or cache check, so each odd file is
         reported once) that serves `inputs` and learns from `fit_on`."""
         dm = GenreDataModule(**{**self.hparams, "frontend": self.frontend, "inputs": inputs, "fit_on": fit_on})
-        dm.__dict__.update(clips=self.clips, genres=self.genres, _prepared=getattr(self, "_prepared", False))
-        if getattr(self, "split", None) is not None:
-            dm.split, dm._cached_clips = self.split, self._cached_clips
+        dm.__dict__.update(clips=self.clips, genres=self.genres)
+        if dm.cache_dir == self.cache_dir:  # the same features (musicnn embeddings have a cache of their own)
+            dm._prepared = getattr(self, "_prepared", False)
+            if getattr(self, "split", None) is not None:
+                dm.split, dm._cached_clips = self.split, self._cached_clips
         return dm
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import lightning as L
 import numpy as np
@@ -22,8 +22,18 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, WindowClassifier
+from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
 from genre_cnn.frontend import FrontEndConfig
+
+
+def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """mixup (Zhang et al. 2018): each example blended with another of the batch, weight ~ Beta(alpha, alpha).
+    x (B, ...), target (B, n) -> the same shapes; alpha <= 0 leaves both as they are."""
+    if alpha <= 0:
+        return x, target
+    lam = float(np.random.beta(alpha, alpha))
+    perm = torch.randperm(len(x), device=x.device)
+    return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
 
 
 class LitGenre(L.LightningModule):
@@ -111,7 +121,8 @@ class LitGenre(L.LightningModule):
         The schedule is a function of the trainer's current max_epochs, so a run resumed with more epochs
         stretches it instead of stepping past its end.
         """
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        params = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone is not optimised
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
         def factor(step: int) -> float:
             total = max(1, int(self.trainer.estimated_stepping_batches))
@@ -177,13 +188,7 @@ class LitCNN(LitGenre):
             if axis == 1:
                 mask = mask & (pos < n_mels)
             x = torch.where(mask, fill, x)  # (B, C, T)
-        target = F.one_hot(y, len(self.genres)).float()  # (B, n)
-        if hp.mixup_alpha > 0:
-            lam = float(np.random.beta(hp.mixup_alpha, hp.mixup_alpha))
-            perm = torch.randperm(b, device=x.device)
-            x = lam * x + (1 - lam) * x[perm]  # (B, C, T)
-            target = lam * target + (1 - lam) * target[perm]  # (B, n)
-        return x, target
+        return mixup(x, F.one_hot(y, len(self.genres)).float(), hp.mixup_alpha)  # (B, C, T), (B, n)
 
 
 class LitDense(LitGenre):
@@ -198,3 +203,24 @@ class LitDense(LitGenre):
                  dropout: float = 0.3, **kwargs):
         """The training clip length and network settings; `kwargs` are LitGenre's."""
         super().__init__(genres, **kwargs)
+
+
+class LitMusicnn(LitGenre):
+    """Trains the genre head of `MusicnnClassifier` on the cached clip embeddings of the pretrained musicnn tagger
+    (the mean of its patches' tag logits by default; each clip crops_per_clip times an epoch, optional mixup).
+    The frozen backbone starts from the musicnn wheel's weights (genre_cnn.musicnn). The defaults are the best of
+    six heads compared in benchmarks/musicnn_heads.py (BENCHMARKS.md)."""
+
+    classifier_class = MusicnnClassifier
+
+    def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
+                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5, mixup_alpha: float = 0.0,
+                 **kwargs):
+        """What the head sees, its network settings and mixup; `kwargs` are LitGenre's."""
+        super().__init__(genres, **kwargs)
+        from genre_cnn.musicnn import load_pretrained
+
+        self.model.backbone.load_state_dict(load_pretrained().state_dict())
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return mixup(x, F.one_hot(y, len(self.genres)).float(), self.hparams.mixup_alpha)

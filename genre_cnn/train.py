@@ -32,7 +32,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter,
 
 from genre_cnn.datamodule import GenreDataModule
 from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range
-from genre_cnn.lit import LitCNN, LitDense, atomic_checkpoint_io
+from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, atomic_checkpoint_io
 from genre_cnn.paths import atomic_write_text, project_root
 from genre_cnn.report import say, seen
 
@@ -44,7 +44,9 @@ RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while 
 class RunError(RuntimeError):
     """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
 
-MODELS = {"cnn": LitCNN, "dense": LitDense}  # the `--models` names; the class is also each option group
+
+# the `--models` names, each also the option group of its LightningModule (e.g. --musicnn.embedding tags)
+MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -56,7 +58,8 @@ def build_parser() -> ArgumentParser:
 
     parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
-    parser.add_argument("--models", type=list[Literal["cnn", "dense"]], default=["cnn", "dense"])
+    parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
+                        help="the model families to train and compare")
     parser.add_argument("--run_name", type=str | None, default=None, help="default: the date and time")
     parser.add_argument("--resume", type=bool, default=False,
                         help="continue run_name (default: the latest run) from its last checkpoints")
@@ -215,7 +218,8 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
         check_range("--trainer.max_epochs", cfg.trainer.max_epochs, 1)
     check_range("--patience", cfg.patience, 0)
     # settings, data, features and split first: a run that cannot start leaves no run folder behind
-    data = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)))
+    data = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)),
+                           inputs=MODELS[cfg.models[0]].classifier_class.inputs)
     start = time.time()
     data.prepare_data()
     split = data.make_split()

@@ -65,22 +65,43 @@ def test_empty_folder_and_unknown_extensions_are_logged(tmp_path, caplog):
     assert "empty genre folder" in caplog.text
 
 
-@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
-def test_stereo_and_other_rates_become_mono_22050(tmp_path, fmt):
+def two_tones(seconds: float, sr: int) -> np.ndarray:
+    """Stereo with different channels, (samples, 2): 440 Hz on the left, a louder 660 Hz on the right."""
+    t = np.arange(int(seconds * sr)) / sr
+    return np.stack([0.2 * np.sin(2 * np.pi * 440 * t), 0.4 * np.sin(2 * np.pi * 660 * t)], axis=1)
+
+
+@pytest.mark.parametrize("fmt,tol", [("wav", 1e-3), ("flac", 1e-3), ("ogg", 0.02)])  # ogg is lossy
+def test_stereo_and_other_rates_become_mono_22050(tmp_path, fmt, tol):
+    import librosa
+
     path = tmp_path / f"x.{fmt}"
-    sf.write(path, tone(4.0, sr=48000, channels=2), 48000)
+    stereo = two_tones(4.0, sr=48000)
+    sf.write(path, stereo, 48000)
     y = load_audio(path, SR)
     assert y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) - 4 * SR) < 100
+    mean = librosa.resample(stereo.mean(axis=1), orig_sr=48000, target_sr=SR)  # the channels' average
+    n = min(len(y), len(mean))
+    assert np.sqrt(np.mean((y[:n] - mean[:n]) ** 2)) < tol  # RMS error; either channel alone is off by > 0.1
 
 
-def test_nan_samples_are_zeroed(tmp_path):
+def test_stereo_at_the_native_rate_is_the_mean_of_its_channels(tmp_path):
+    stereo = two_tones(4.0, sr=SR).astype(np.float32)
+    sf.write(tmp_path / "x.wav", stereo, SR, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(tmp_path / "x.wav", SR), stereo.mean(axis=1), atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_become_zero(tmp_path, bad):
     y = tone(4.0).astype(np.float32)
-    y[1000:2000] = np.nan
-    y[5000] = np.inf
+    y[1000:2000] = bad
+    y[5000] = bad
     sf.write(tmp_path / "x.wav", y, SR, subtype="FLOAT")
     out = load_audio(tmp_path / "x.wav", SR)
-    assert np.isfinite(out).all()
+    assert (out[1000:2000] == 0).all() and out[5000] == 0  # the documented value: 0, not a clip to +-1
+    finite = np.isfinite(y)
+    np.testing.assert_array_equal(out[finite], y[finite])  # and nothing else changes
 
 
 def write_bad(tmp_path, kind: str):

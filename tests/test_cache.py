@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from genre_cnn.audio import find_clips
@@ -33,6 +34,7 @@ def make_folder(root: Path, per_genre: int = 3, seconds: float = 4.0) -> Path:
     return root
 
 
+@pytest.mark.slow  # a 2-process pool: each worker imports torch and librosa
 def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog):
     root = make_folder(tmp_path / "audio")
     (root / "low" / "bad.wav").write_text("not audio")
@@ -80,27 +82,79 @@ from pathlib import Path
 from genre_cnn.audio import find_clips
 from genre_cnn.cache import FeatureSettings, build_cache
 clips = find_clips(Path(sys.argv[1]), ("low", "high"))
-build_cache(clips, Path(sys.argv[2]), FeatureSettings(clip_seconds=4.0), workers=1, progress=False)
+build_cache(clips, Path(sys.argv[2]), FeatureSettings(clip_seconds=4.0), workers=int(sys.argv[3]), progress=False)
 """
 
 
-def test_killed_build_resumes_without_redoing_finished_clips(tmp_path):
-    root = make_folder(tmp_path / "audio", per_genre=40)
-    cache = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(root), str(cache)],
+def start_and_kill_part_way(root: Path, cache: Path, workers: int, whole_group: bool = True):
+    """Starts a build of `root` in a new process group and SIGKILLs it once 5 clips are cached: the whole
+    group (as `kill -9 -PGID` would), or only the parent (as the OOM killer would).
+    Returns (clips, the pids of the build's other processes, seen just before the kill)."""
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(root), str(cache), str(workers)],
                             cwd=Path(__file__).resolve().parents[1], start_new_session=True)
     clips = find_clips(root, ("low", "high"))
     deadline = time.time() + 120
     while time.time() < deadline and sum(entry_path(cache, c).exists() for c in clips) < 5:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    children = descendants(proc.pid)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    return clips, children
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, their children, ...), from /proc."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parent[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return "?"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])  # 2: the default forkserver pool, its workers killed with it
+def test_killed_build_resumes_without_redoing_finished_clips(tmp_path, workers):
+    root = make_folder(tmp_path / "audio", per_genre=40)
+    cache = tmp_path / "cache"
+    clips, _ = start_and_kill_part_way(root, cache, workers)
     done = {c.key: entry_path(cache, c).stat().st_mtime_ns for c in clips if entry_path(cache, c).exists()}
     assert 5 <= len(done) < len(clips), "the kill should land part-way"
-    # a half-written file from the kill (or planted here) is never read back as a finished clip
-    planted = entry_path(cache, clips[-1]).parent / f".{clips[-1].path.name}.npz.999.tmp"
+    # A temporary file left by a killed writer (planted here: complete, with the source's stamp, as a kill
+    # between writing and renaming leaves it, but with NaN features) is never read back as a finished clip.
+    last = clips[-1]
+    planted = entry_path(cache, last).parent / f".{entry_path(cache, last).name}.999.tmp"
     planted.parent.mkdir(parents=True, exist_ok=True)
-    planted.write_bytes(b"partial")
+    with np.load(entry_path(cache, next(c for c in clips if c.key in done))) as z:
+        fake = {k: z[k] for k in z.files}
+    fake["spec"] = np.full_like(fake["spec"], np.nan)
+    fake["source"] = np.array([last.path.stat().st_size, last.path.stat().st_mtime_ns], dtype=np.int64)
+    with open(planted, "wb") as f:
+        np.savez(f, **fake)
     entry_path(cache, clips[-2]).write_bytes(b"truncated garbage")
     usable = build_cache(clips, cache, SETTINGS, workers=2, progress=False)
     assert len(usable) == len(clips)
@@ -108,8 +162,30 @@ def test_killed_build_resumes_without_redoing_finished_clips(tmp_path):
         clip = next(c for c in clips if c.key == key)
         if clip != clips[-2]:
             assert entry_path(cache, clip).stat().st_mtime_ns == mtime, f"{key} was recomputed"
-    spec, _ = load_cache(usable, cache)
-    assert np.isfinite(spec.astype(np.float32)).all()
+    spec, hand = load_cache(usable, cache)  # every entry loads
+    assert spec.shape == (len(clips), 140, 1 + 4 * SR // 512) and hand.shape == (len(clips), 91)
+    assert np.isfinite(spec.astype(np.float32)).all() and np.isfinite(hand).all()
+    fresh = build_cache([last], tmp_path / "fresh", SETTINGS, workers=1, progress=False)
+    fresh_spec, fresh_hand = load_cache(fresh, tmp_path / "fresh")
+    # the clip's own features, not the planted file's (to float32 rounding: 1 and 2 workers run torch with
+    # different thread counts)
+    np.testing.assert_allclose(spec[-1].astype(np.float32), fresh_spec[0].astype(np.float32), rtol=1e-3)
+    np.testing.assert_allclose(hand[-1], fresh_hand[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_pool_workers_die_with_a_killed_parent(tmp_path):
+    root = make_folder(tmp_path / "audio", per_genre=40)
+    clips, children = start_and_kill_part_way(root, tmp_path / "cache", workers=2, whole_group=False)
+    assert len(children) >= 2, "the pool should be running at the kill"
+    deadline = time.time() + 5
+    while time.time() < deadline and any(alive(p) for p in children):
+        time.sleep(0.1)
+    left = sorted(p for p in children if alive(p))
+    commands = {p: cmdline(p) for p in left}
+    for p in left:  # clean up what the killed run left behind: these are this test's processes
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"{len(left)} process(es) of the killed build still alive 5 s later: {commands}"
 
 
 def test_single_process_build_keeps_threads_follows_settings_and_drops_files_gone_bad(tmp_path):

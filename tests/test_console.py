@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+MODELS = ("cnn", "dense", "musicnn")  # train.py's default --models
 NOISE = ["Total Flops", "Modules in train mode", "GPU available", "TPU available", "LeafSpec", "log_every_n_steps",
          "weights_only", "Restoring states", "Loaded model weights", "Tip:", "Test metric"]
 
 
 @pytest.fixture(scope="module")
 def console(project_home, demo_dir, tmp_path_factory) -> dict:
-    """The demo with a refit, run as a user runs it: (stdout + stderr), the run folder."""
+    """The demo with a refit, every model family, run as a user runs it: (stdout + stderr), the run folder."""
     out = tmp_path_factory.mktemp("console")
     cmd = [sys.executable, str(REPO / "train.py"), "--config", str(REPO / "configs" / "demo.yaml"),
            "--trainer.max_epochs", "2", "--refit", "true", "--output_root", str(out), "--run_name", "c"]
@@ -39,17 +40,18 @@ def test_console_has_a_line_per_phase_and_no_lightning_noise(console):
         assert noise not in text, f"{noise!r} in the console:\n{text[-3000:]}"
     lines = [line.strip() for line in text.replace("\r", "\n").splitlines()]
     assert any(line.startswith("features: ") and " ready in " in line for line in lines)
-    for name in ("cnn", "dense"):
+    for name in MODELS:
         for phase, what in (("fit", "up to 2 epochs on"), ("refit", "train + val"), ("test", "refit.ckpt")):
             starts = [line for line in lines if line.startswith(f"{phase} {name}") and "done in" not in line]
             assert len(starts) == 1 and what in starts[0], (phase, name, starts)
             assert sum(line.startswith(f"{phase} {name}: done in ") for line in lines) == 1, (phase, name)
-    assert "| tested checkpoint | refit.ckpt | refit.ckpt |" in text
+    assert "| tested checkpoint |" + " refit.ckpt |" * len(MODELS) in text
 
 
 def test_report_says_which_checkpoint_was_tested_and_how_it_was_trained(console):
     report = (console["run"] / "report.md").read_text()
-    assert "| validated fit: epochs | 2 | 2 |" in report and "| refit: epochs on train+val | 2 | 2 |" in report
+    assert "| validated fit: epochs |" + " 2 |" * len(MODELS) in report
+    assert "| refit: epochs on train+val |" + " 2 |" * len(MODELS) in report
     assert "| validated fit: best val accuracy |" in report and "| epochs |" not in report
     assert "cnn: " in report and "refit.ckpt, a fresh model trained on train + val for 2 epochs" in report
 
@@ -58,7 +60,7 @@ def test_tensorboard_has_the_hyperparameters_with_the_test_metrics(console):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    for name in ("cnn", "dense"):
+    for name in MODELS:
         found = {}
         for events in (console["run"] / name).rglob("events.out.tfevents.*"):
             acc = EventAccumulator(str(events))

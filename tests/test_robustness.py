@@ -55,12 +55,14 @@ def hostile_folder(root: Path, demo_dir: Path) -> dict[str, Path]:
     # usable but unusual: 48 kHz stereo, a 10-minute file, NaN samples, unknown extensions, an empty genre
     t48 = np.arange(int(8 * 48000)) / 48000
     square = 0.2 * np.sign(np.sin(2 * np.pi * 880 * t48))
-    sf.write(root / "chiptune" / "stereo48k.wav", np.stack([square, square], axis=1), 48000)
+    bass = 0.4 * np.sin(2 * np.pi * 110 * t48)  # a different right channel: only their mean is the mono file
+    sf.write(root / "chiptune" / "stereo48k.wav", np.stack([square, bass], axis=1), 48000)
     long = np.tile(sf.read(demo_dir / "techno" / "techno.00000.wav")[0], 75)  # 10 minutes
     sf.write(root / "techno" / "ten_minutes.flac", long, SR)
     nan = sf.read(demo_dir / "noise" / "noise.00000.wav")[0]
     nan[1000:3000] = np.nan
     nan[5000] = np.inf
+    nan[6000:6100] = -np.inf
     sf.write(root / "noise" / "with_nan.wav", nan, SR, subtype="FLOAT")
     (root / "noise" / "cover.jpg").write_bytes(b"\xff\xd8\xff")
     (root / "empty_genre").mkdir()
@@ -82,6 +84,7 @@ def unreadable_as_root(monkeypatch):
     monkeypatch.setattr(soundfile, "read", read)
 
 
+@pytest.mark.slow
 def test_training_skips_every_bad_file_with_one_line_each(project_home, demo_dir, tmp_path, caplog,
                                                           unreadable_as_root):
     from genre_cnn.train import main
@@ -105,6 +108,29 @@ def test_training_skips_every_bad_file_with_one_line_each(project_home, demo_dir
         assert np.isfinite(r["val_acc"]) and r["clip_acc"] > 0.5
 
 
+def test_the_usable_odd_files_of_the_messy_folder_load_as_documented(demo_dir, tmp_path):
+    """Stereo is the mean of both channels (resampled to 22050 Hz); NaN and +-inf samples become 0."""
+    import librosa
+
+    from genre_cnn.audio import load_audio
+
+    root = tmp_path / "messy"
+    hostile_folder(root, demo_dir)
+    stereo, sr = sf.read(root / "chiptune" / "stereo48k.wav")  # (samples, 2) as written (16-bit)
+    assert np.abs(stereo[:, 0] - stereo[:, 1]).max() > 0.1
+    mean = librosa.resample(stereo.mean(axis=1), orig_sr=sr, target_sr=SR, res_type="soxr_hq")
+    y = load_audio(root / "chiptune" / "stereo48k.wav", 22050)
+    assert len(y) == len(mean)
+    assert np.abs(y - mean).max() < 1e-4  # float32 arithmetic; keeping one channel is off by > 0.1
+    raw = sf.read(root / "noise" / "with_nan.wav", dtype="float32")[0]
+    y = load_audio(root / "noise" / "with_nan.wav", 22050)
+    bad = ~np.isfinite(raw)
+    assert np.isnan(raw).any() and np.isposinf(raw).any() and np.isneginf(raw).any()
+    assert (y[bad] == 0).all()
+    np.testing.assert_array_equal(y[~bad], np.clip(raw[~bad], -1, 1))
+
+
+@pytest.mark.slow
 def test_all_bad_folder_is_a_one_line_error_naming_it(tmp_path):
     for g in ("rock", "jazz"):
         (tmp_path / "bad" / g).mkdir(parents=True)
@@ -118,6 +144,7 @@ def test_all_bad_folder_is_a_one_line_error_naming_it(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_dataset_offline_says_what_to_do(tmp_path):
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.download", "false"],
@@ -126,6 +153,7 @@ def test_missing_dataset_offline_says_what_to_do(tmp_path):
     assert "configs/demo.yaml" in proc.stderr and "data_dir" in proc.stderr
 
 
+@pytest.mark.slow
 def test_training_killed_after_an_epoch_resumes_from_last(project_home, demo_dir, tmp_path):
     ckpt = tmp_path / "checkpoints" / "kill" / "cnn" / "last.ckpt"
     cmd = [sys.executable, str(REPO / "train.py"), *DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path),
@@ -188,6 +216,7 @@ def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch)
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_predict_on_the_messy_folder(demo_run, demo_dir, tmp_path, capsys, unreadable_as_root):
     import json
 

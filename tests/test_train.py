@@ -31,17 +31,19 @@ def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_demo_trains_both_models_well_above_chance(demo_run):
+def test_demo_trains_every_model_well_above_chance(demo_run):
     results = demo_run["results"]
-    assert set(results) == {"cnn", "dense"}
-    for name, r in results.items():  # four balanced classes: chance is 25%
-        assert r["clip_acc"] >= 0.8, f"{name}: {r['clip_acc']:.2f}"
+    assert set(results) == {"cnn", "dense", "musicnn"}
+    # four balanced classes: chance is 25%; musicnn's tags were learnt on real music, not on these synthetic sounds
+    floor = {"cnn": 0.8, "dense": 0.8, "musicnn": 0.6}
+    for name, r in results.items():
+        assert r["clip_acc"] >= floor[name], f"{name}: {r['clip_acc']:.2f}"
         assert r["clips"] == 10 and len(r["per_genre"]) == 4  # 20% of 48 clips
     run = demo_run["root"] / "runs" / "demo"
     report = (run / "report.md").read_text()
-    assert "| clip accuracy |" in report and "| cnn | dense |" in report
+    assert "| clip accuracy |" in report and "| cnn | dense | musicnn |" in report
     assert json.loads((run / "report.json").read_text())["cnn"]["clip_acc"] == results["cnn"]["clip_acc"]
-    for name in ("cnn", "dense"):
+    for name in results:
         assert (run / f"confusion_{name}.png").stat().st_size > 5000
         for ckpt in ("best.ckpt", "last.ckpt"):
             assert (demo_run["root"] / "checkpoints" / "demo" / name / ckpt).is_file()
