@@ -22,6 +22,7 @@ LIGHTNING_NOISE = ("GPU available", "TPU available", "HPU available", "LOCAL_RAN
 WARNING_NOISE = (
     r".*isinstance\(treespec, LeafSpec\)",  # Lightning 2.6 vs torch 2.13: nothing a user can act on
     r"The number of training batches .* is smaller than the logging interval",  # we log per epoch only
+    r"Found \d+ module\(s\) in eval mode at the start of training",  # musicnn's tagger is frozen on purpose
 )
 
 

@@ -19,7 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("cnn", "dense", "musicnn")  # train.py's default --models
 NOISE = ["Total Flops", "Modules in train mode", "GPU available", "TPU available", "LeafSpec", "log_every_n_steps",
-         "weights_only", "Restoring states", "Loaded model weights", "Tip:", "Test metric"]
+         "weights_only", "Restoring states", "Loaded model weights", "Tip:", "Test metric",
+         "in eval mode at the start of training"]
 
 
 @pytest.fixture(scope="module")
