@@ -32,6 +32,7 @@ from genre_cnn.paths import atomic_write, atomic_write_text
 log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 2  # bump when the feature code changes in a way the settings do not show
+STARTED = time.time()  # about when this process started: a temporary file older than that is no one's
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,18 @@ def entry_path(cache_dir: Path, clip: Clip) -> Path:
     return cache_dir / "clips" / clip.genre / f"{clip.path.name}.npz"
 
 
+def remove_stale_tmp(cache_dir: Path, before: float | None = None) -> int:
+    """Removes the `.*.tmp` files of `atomic_write` under cache_dir last written before `before` (default:
+    this process's start), left by a run killed mid-write; a concurrent run's file being written is newer."""
+    before = STARTED if before is None else before
+    stale = [p for p in cache_dir.rglob(".*.tmp") if p.is_file() and p.stat().st_mtime < before]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d stale temporary file(s) of an interrupted run from %s", len(stale), cache_dir)
+    return len(stale)
+
+
 def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, workers: int | None = None,
                 progress: bool = True) -> list[Clip]:
     """Computes the features of every clip not yet cached; returns the clips that are usable.
@@ -134,6 +147,8 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
     """
     from tqdm.auto import tqdm
 
+    if cache_dir.is_dir():
+        remove_stale_tmp(cache_dir)
     todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path)]
     failed: dict[str, str] = {}
     if todo:

@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     p.add_argument("--ckpt", type=Path, help=ckpt_help)
-    p.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs (default: .)")
+    p.add_argument("--out", type=Path, default=Path("."),
+                   help="folder for the PNGs (default: .): song.png per file; files that share a name get "
+                        "song.mp3.png, song.flac.png, and song.wav-2.png for a second song.wav, never overwritten")
 
     p = sub.add_parser("export", help="the CNN with its front end as one ONNX graph")
     p.add_argument("--ckpt", type=Path, help=ckpt_help)
@@ -99,7 +101,7 @@ def predict(args: argparse.Namespace) -> int:
 
 def plot(args: argparse.Namespace) -> int:
     from genre_cnn.audio import AudioError
-    from genre_cnn.plot import plot_file
+    from genre_cnn.plot import plot_file, png_names
     from genre_cnn.predict import expand_paths
 
     _, model = _load(args.ckpt)
@@ -107,9 +109,9 @@ def plot(args: argparse.Namespace) -> int:
     for line in errors:
         print(line, file=sys.stderr)
     written = 0
-    for path in files:
+    for path, png in zip(files, png_names(files)):
         try:
-            print(plot_file(path, args.out / f"{path.stem}.png", model))
+            print(plot_file(path, args.out / png, model))
             written += 1
         except AudioError as err:
             print(err, file=sys.stderr)
@@ -143,11 +145,15 @@ def serve(args: argparse.Namespace) -> int:
 def train(args: list[str]) -> int:
     from genre_cnn.audio import DataError
     from genre_cnn.download import DownloadError
+    from genre_cnn.frontend import SettingsError
     from genre_cnn.train import RunError
     from genre_cnn.train import main as train_main
 
     try:
         train_main(args)
+    except SettingsError as err:  # a setting out of range: one line naming the option, as train.py says it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (DataError, DownloadError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorData
 from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.features import SpectralFeatures
-from genre_cnn.frontend import FrontEndConfig, track_windows
+from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range, track_windows
 from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import project_root, resolve
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
@@ -136,8 +136,21 @@ class GenreDataModule(L.LightningDataModule):
         extractor = MusicnnEmbeddings() if inputs == "musicnn" else SpectralFeatures(self.frontend)
         self.settings = FeatureSettings(extractor, clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
-        if window_seconds > clip_seconds:
-            raise ValueError(f"window_seconds ({window_seconds}) is longer than clip_seconds ({clip_seconds})")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Raises SettingsError, naming the option, for a setting that could only end in a traceback later."""
+        hp = self.hparams
+        for option, low in (("batch_size", 1), ("crops_per_clip", 1), ("demo_clips_per_genre", 1), ("num_folds", 2),
+                            ("num_workers", 0), ("min_seconds", 0), ("window_seconds", 0.1)):
+            check_range(f"--data.{option}", hp[option], low)
+        check_range("--data.fold", hp.fold, 0, hp.num_folds - 1)
+        if hp.window_seconds > hp.clip_seconds:
+            raise SettingsError(f"--data.window_seconds ({hp.window_seconds}) must be <= --data.clip_seconds "
+                                f"({hp.clip_seconds}): a window is cut from one clip")
+        for option, value in (("test_fraction", hp.test_fraction), ("val_fraction", hp.val_fraction)):
+            if not 0 < value < 1:  # validation picks the best epoch: it cannot be empty
+                raise SettingsError(f"--data.{option} must be between 0 and 1 (exclusive), got {value}")
 
     @functools.cached_property
     def genres(self) -> list[str]:
@@ -160,6 +173,12 @@ class GenreDataModule(L.LightningDataModule):
             from genre_cnn.download import OFFLINE_HELP
 
             raise DataError(f"no audio found in {self.data_dir} (expected one folder per genre). " + OFFLINE_HELP)
+        if self.hparams.dataset == "gtzan":
+            foreign = sorted(set(discover_genres(root)) - set(GTZAN_GENRES))
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise SettingsError(f"--data.data_dir {self.data_dir} has genre folders that are not GTZAN's "
+                                    f"({shown}): for your own collection add --data.dataset folder")
         return root
 
     @functools.cached_property
@@ -195,30 +214,29 @@ class GenreDataModule(L.LightningDataModule):
 
             download_gtzan(self.data_dir)
         self._genre_root()
+        if len(self.genres) < 2:  # before any feature work
+            raise SettingsError(f"--data.data_dir {self.data_dir}: a classifier needs at least 2 genres, found "
+                                f"{len(self.genres)} ({', '.join(self.genres) or 'none'})")
+
+    def make_split(self) -> dict[str, list[str]]:
+        """The track-level split of the cached clips (saved beside the cache and reused); after prepare_data()."""
+        if getattr(self, "split", None) is None:
+            clips = [c for c in self.clips if entry_path(self.cache_dir, c).is_file()]
+            if not clips:
+                raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
+            self._cached_clips = clips
+            split, name = self._split([c.key for c in clips], [self.genres.index(c.genre) for c in clips])
+            self.split = load_or_save(self.cache_dir / name, split)
+        return self.split
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features that `inputs` needs and the saved (or new) track-level split."""
         if getattr(self, "features", None) is not None:
             return
         hp = self.hparams
-        clips = [c for c in self.clips if entry_path(self.cache_dir, c).is_file()]
-        if not clips:
-            raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
-        keys = [c.key for c in clips]
-        labels = [self.genres.index(c.genre) for c in clips]
-        if hp.split == "lists":
-            if hp.split_lists_dir is None:
-                raise ValueError("split='lists' needs split_lists_dir (e.g. ../shared/gtzan_splits)")
-            lists = resolve(hp.split_lists_dir)
-            tag = hashlib.sha256(str(lists.resolve()).encode()).hexdigest()[:8]  # another list set, another file
-            split, name = list_split(keys, lists), f"split-lists-{tag}.json"
-        elif hp.split == "kfold":
-            split = kfold_split(keys, labels, hp.fold, hp.num_folds, hp.val_fraction, hp.seed)
-            name = f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json"
-        else:
-            split = random_split(keys, labels, hp.test_fraction, hp.val_fraction, hp.seed)
-            name = f"split-random-{hp.test_fraction:g}-{hp.val_fraction:g}-seed{hp.seed}.json"
-        self.split = load_or_save(self.cache_dir / name, split)
+        self.make_split()
+        clips = self._cached_clips
+        keys, labels = [c.key for c in clips], [self.genres.index(c.genre) for c in clips]
         index = {k: i for i, k in enumerate(keys)}
         # (N, C, T) float16 windows' source, or (N, D) float32 vectors
         self.features = load_cache(clips, self.cache_dir, (CACHED[hp.inputs],))[0]
@@ -226,7 +244,47 @@ class GenreDataModule(L.LightningDataModule):
             self.features = self.features.mean(axis=1)  # (N, P, D) patches -> (N, D) the clip's mean embedding
         self.labels = np.array(labels, dtype=np.int64)
         self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
-        log.info("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
+        log.debug("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
+
+    def _split(self, keys: list[str], labels: list[int]) -> tuple[dict[str, list[str]], str]:
+        """The track-level split the settings ask for, and the file name it is saved under; a dataset too small
+        for it is a SettingsError naming the options, with the clip count of each genre."""
+        hp = self.hparams
+        counts = {g: labels.count(i) for i, g in enumerate(self.genres) if labels.count(i)}
+        if len(counts) < 2:
+            raise SettingsError(f"--data.data_dir {self.data_dir}: a classifier needs at least 2 genres with "
+                                f"usable clips, found {len(counts)} ({', '.join(counts) or 'none'})")
+        try:
+            if hp.split == "lists":
+                if hp.split_lists_dir is None:
+                    raise SettingsError("--data.split lists needs --data.split_lists_dir (e.g. ../shared/gtzan_splits)")
+                lists = resolve(hp.split_lists_dir)
+                tag = hashlib.sha256(str(lists.resolve()).encode()).hexdigest()[:8]  # another list set, another file
+                return list_split(keys, lists), f"split-lists-{tag}.json"
+            if hp.split == "kfold":
+                return (kfold_split(keys, labels, hp.fold, hp.num_folds, hp.val_fraction, hp.seed),
+                        f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json")
+            return (random_split(keys, labels, hp.test_fraction, hp.val_fraction, hp.seed),
+                    f"split-random-{hp.test_fraction:g}-{hp.val_fraction:g}-seed{hp.seed}.json")
+        except SettingsError:
+            raise
+        except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
+            options = ("--data.num_folds, --data.val_fraction" if hp.split == "kfold"
+                       else "--data.test_fraction, --data.val_fraction")
+            sizes = ", ".join(f"{g} {n}" for g, n in counts.items())
+            raise SettingsError(f"{options}: {len(keys)} clips ({sizes}) cannot be split by genre into "
+                                f"train, val and test parts with these settings ({err})") from None
+
+    def sibling(self, inputs: str, fit_on: str = "train") -> GenreDataModule:
+        """A DataModule over the same prepared data (no second listing or cache check, so each odd file is
+        reported once) that serves `inputs` and learns from `fit_on`."""
+        dm = GenreDataModule(**{**self.hparams, "frontend": self.frontend, "inputs": inputs, "fit_on": fit_on})
+        dm.__dict__.update(clips=self.clips, genres=self.genres)
+        if dm.cache_dir == self.cache_dir:  # the same features (musicnn embeddings have a cache of their own)
+            dm._prepared = getattr(self, "_prepared", False)
+            if getattr(self, "split", None) is not None:
+                dm.split, dm._cached_clips = self.split, self._cached_clips
+        return dm
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,

@@ -17,6 +17,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 
@@ -29,8 +30,9 @@ CHUNK = 1 << 20
 OFFLINE_HELP = (
     "To go on without downloading: put a copy of GTZAN in the data folder (the original tarball's "
     "genres/<genre>/*.au, Kaggle's genres_original/<genre>/*.wav, or any folder per genre) or point at it "
-    "with --data.data_dir PATH (add --data.dataset folder for your own collection); or try everything on "
-    "synthetic clips with: python train.py --config configs/demo.yaml"
+    "with --data.data_dir PATH (add --data.dataset folder for your own collection); train on the 100 real "
+    "GTZAN clips of ../shared/gtzan_mini with: .venv/bin/python train.py --config configs/mini.yaml; or try "
+    "everything on synthetic clips with: .venv/bin/python train.py --config configs/demo.yaml"
 )
 
 
@@ -56,8 +58,10 @@ def download_file(url: str, dest: Path, sha256: str | None, progress: bool = Tru
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    connected = False  # an error before the server answered is no network; after, an interrupted download
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
+            connected = True
             if have and response.status != 206:  # the server ignored the range: start again
                 have = 0
             total = response.length + have if response.length is not None else None
@@ -75,7 +79,14 @@ def download_file(url: str, dest: Path, sha256: str | None, progress: bool = Tru
             raise DownloadError(f"could not download {url} (HTTP {err.code} {err.reason}). " + OFFLINE_HELP) from None
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         reason = getattr(err, "reason", err)
-        raise DownloadError(f"could not download {url} ({reason}); run again to resume. " + OFFLINE_HELP) from None
+        if not connected:
+            host = urllib.parse.urlsplit(url).netloc
+            kept = f" (the {have / 1e6:.1f} MB already downloaded are kept for then)" if have else ""
+            raise DownloadError(f"could not reach {host} to download {url} ({reason}): no network, or the host "
+                                f"is down; it downloads when the host can be reached{kept}. " + OFFLINE_HELP) from None
+        got = part.stat().st_size if part.is_file() else 0
+        raise DownloadError(f"download of {url} was interrupted after {got / 1e6:.1f} MB ({reason}); run again "
+                            "to resume it. " + OFFLINE_HELP) from None
     if sha256 is not None and (actual := sha256_of(part)) != sha256:
         part.unlink()
         raise DownloadError(f"{url}: SHA-256 mismatch, expected {sha256} but got {actual}; "

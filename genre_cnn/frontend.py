@@ -21,6 +21,19 @@ N_CHROMA = 12
 AMIN = 1e-10  # power floor before the dB log: -100 dB
 
 
+class SettingsError(ValueError):
+    """A setting out of its sane range; the message names the option as the command line spells it
+    (e.g. "--data.batch_size must be >= 1, got 0"), and `python train.py` prints it as one line."""
+
+
+def check_range(option: str, value, low=None, high=None) -> None:
+    """Raises SettingsError unless low <= value <= high (either bound may be None)."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if low is not None and high is not None else (
+            f">= {low}" if low is not None else f"<= {high}")
+        raise SettingsError(f"{option} must be {bounds}, got {value}")
+
+
 @dataclass(frozen=True)
 class FrontEndConfig:
     """Spectrogram settings. Units: Hz, samples, mel bands.
@@ -44,6 +57,13 @@ class FrontEndConfig:
     n_mels: int = 128
     chroma: bool = True
     compression: Literal["db", "log10_1e4"] = "db"
+
+    def __post_init__(self) -> None:
+        """Sane ranges, checked before any work (an n_fft of 10**6 would exhaust a cache worker's memory)."""
+        check_range("--frontend.sample_rate", self.sample_rate, 1000, 192000)
+        check_range("--frontend.n_fft", self.n_fft, 16, 16384)
+        check_range("--frontend.hop_length", self.hop_length, 1, self.n_fft)
+        check_range("--frontend.n_mels", self.n_mels, 1, self.n_fft // 2 + 1)
 
     @classmethod
     def of(cls, value: FrontEndConfig | dict | None) -> FrontEndConfig:

@@ -13,6 +13,7 @@ original labels, so it runs below `val/acc`.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import lightning as L
@@ -136,6 +137,20 @@ class LitGenre(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets `genre_cnn.predict.load_model` rebuild the plain classifier, without pickle or Lightning
         checkpoint["genre_cnn_class"] = self.classifier_class.__name__
+
+
+def atomic_checkpoint_io():
+    """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
+    saving never leaves a truncated `last.ckpt` to resume from."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from genre_cnn.paths import atomic_write
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+
+    return AtomicCheckpointIO()
 
 
 class LitCNN(LitGenre):

@@ -3,9 +3,10 @@
     genre-cnn plot song.mp3 [--ckpt CKPT] [--out DIR]      # writes DIR/song.png
 
 Panels, top to bottom (time in seconds, frequency in Hz): the waveform; the linear-frequency spectrogram
-in dB; the log-mel spectrogram and the chroma that the model sees (its own `LogMelChroma` front end, or a
-default one without a model); 20 MFCCs of that log-mel; spectral centroid and zero-crossing rate over time;
-and, given a model, its genre probabilities for the whole file.
+in dB; the log-mel spectrogram and the chroma that the model sees (its own front end, or a default one
+without a model); MFCCs 1-19 of that log-mel (c0, the overall level, is left out: it would take the whole
+colour scale); spectral centroid and zero-crossing rate over time; and, given a model, its genre
+probabilities for the whole file. `png_names` gives several inputs that share a name distinct PNG names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ if TYPE_CHECKING:
     from genre_cnn.classifiers import GenreClassifier
 
 TIME_PANELS = 7  # waveform, spectrogram, log-mel, chroma, MFCC, centroid, ZCR; +1 bar chart with a model
+MFCC_TITLE = "MFCC 1-19 (c0, the overall level, left out)"
+
+
+def png_names(paths: list[Path]) -> list[str]:
+    """A distinct PNG name per input, in order: `song.png`; `song.mp3.png`, `song.flac.png` where several
+    inputs share the stem `song`; and `-2`, `-3` added where whole names repeat (a/x.wav, b/x.wav)."""
+    stems = [Path(p).stem for p in paths]
+    names = [Path(p).name if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+    out: list[str] = []
+    for name in names:
+        k = sum(n == name for n in names[:len(out)])
+        out.append(f"{name}-{k + 1}.png" if k else f"{name}.png")
+    return out
 
 
 def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
@@ -47,7 +61,7 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
         probs = model.predict_waveform(torch.from_numpy(y)).cpu().numpy() if model is not None else None
     power = power_t[0].cpu().numpy()  # (bins, frames)
     mel_db, chroma = feats[:-N_CHROMA], feats[-N_CHROMA:]
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=20)  # (20, frames)
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=20)[1:]  # (19, frames): c1..c19
     centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=n_fft)[0]  # (frames,)
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]  # (frames,)
     times = librosa.times_like(centroid, sr=sr, hop_length=hop)
@@ -60,7 +74,7 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
     ax_wave, ax_spec, ax_mel, ax_chroma, ax_mfcc, ax_cent, ax_zcr = axes[:TIME_PANELS]
     duration = y.size / sr
 
-    librosa.display.waveshow(y, sr=sr, ax=ax_wave, color="tab:blue")
+    librosa.display.waveshow(y, sr=sr, ax=ax_wave, color="tab:blue", axis="s")  # seconds, never m:ss
     ax_wave.set(title="waveform", ylabel="amplitude")
 
     spec_db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0)
@@ -68,14 +82,14 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
         (ax_spec, spec_db, "linear", "spectrogram (linear frequency)", "frequency (Hz)", "dB"),
         (ax_mel, mel_db, "mel", "log-mel spectrogram (model input)", "frequency (Hz, mel scale)", "dB"),
         (ax_chroma, chroma, "chroma", "chroma (model input)", "pitch class", "relative energy"),
-        (ax_mfcc, mfcc, None, "MFCC", "coefficient", "value"),
+        (ax_mfcc, mfcc, None, MFCC_TITLE, "coefficient", "value"),
     ]
     for ax, data, y_axis, title, ylabel, unit in shows:
         img = librosa.display.specshow(data, sr=sr, hop_length=hop, n_fft=n_fft, x_axis="s", y_axis=y_axis,
                                        ax=ax, cmap="magma" if y_axis != "chroma" else "viridis")
         ax.set(title=title, ylabel=ylabel)
         fig.colorbar(img, ax=ax, pad=0.01).set_label(unit)
-    ax_mfcc.set_yticks(np.arange(0, len(mfcc), 4) + 0.5, labels=[str(i) for i in range(0, len(mfcc), 4)])
+    ax_mfcc.set_yticks(np.arange(0, len(mfcc), 4) + 0.5, labels=[str(i + 1) for i in range(0, len(mfcc), 4)])
 
     ax_cent.plot(times, centroid, color="tab:orange")
     ax_cent.set(title="spectral centroid", ylabel="frequency (Hz)")

@@ -3,7 +3,8 @@
     python train.py                                   # both models on GTZAN (downloaded if missing)
     python train.py --config configs/demo.yaml        # synthetic demo: under a minute, no download
     python train.py --models [cnn]                    # one model
-    python train.py --data.data_dir ~/music/genres    # your own copy of GTZAN, or any folder per genre
+    python train.py --data.data_dir ~/gtzan           # your own copy of GTZAN
+    python train.py --data.data_dir ~/music --data.dataset folder   # any folder per genre: its genres
     python train.py --resume true --run_name NAME     # finish an interrupted run from its last checkpoints
     python train.py --help                            # every option, with its default
     tensorboard --logdir runs                         # the curves
@@ -17,6 +18,7 @@ checkpoints/<run>/<model>/{best,last}.ckpt.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import logging
@@ -26,12 +28,13 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
 from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.lit import LitCNN, LitDense, LitMusicnn
+from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range
+from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, atomic_checkpoint_io
 from genre_cnn.paths import atomic_write_text, project_root
+from genre_cnn.report import say, seen
 
 log = logging.getLogger("genre_cnn")
 
@@ -46,10 +49,14 @@ class RunError(RuntimeError):
 MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """--help with the defaults, and the docstring's examples one per line as written."""
+
+
 def build_parser() -> ArgumentParser:
     from lightning import Trainer
 
-    parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False)
+    parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
     parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
                         help="the model families to train and compare")
@@ -70,7 +77,9 @@ def build_parser() -> ArgumentParser:
     parser.link_arguments("data.clip_seconds", "dense.clip_seconds")
     parser.add_class_arguments(Trainer, "trainer", instantiate=False, skip={
         "callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"})
-    parser.set_defaults({"trainer.max_epochs": 60, "trainer.log_every_n_steps": 10})
+    # the phase lines give the parameter count: no per-model summary table
+    parser.set_defaults({"trainer.max_epochs": 60, "trainer.log_every_n_steps": 10,
+                         "trainer.enable_model_summary": False})
     return parser
 
 
@@ -79,21 +88,6 @@ def _latest_run(checkpoints: Path) -> str:
     if not runs:
         raise SystemExit(f"--resume: no run in {checkpoints} to resume")
     return runs[-1].name
-
-
-def atomic_checkpoint_io():
-    """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
-    saving never leaves a truncated `last.ckpt` to resume from."""
-    import torch
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    from genre_cnn.paths import atomic_write
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
-
-    return AtomicCheckpointIO()
 
 
 def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
@@ -111,11 +105,10 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
                      plugins=[atomic_checkpoint_io()])
 
 
-def data_module(cfg: Namespace, name: str, fit_on: str = "train") -> GenreDataModule:
-    """The DataModule of model family `name`: the `--data` options, the front end, and the family's inputs;
-    features cached and split loaded, so that its genres and training statistics can be handed over."""
-    dm = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)),
-                         inputs=MODELS[name].classifier_class.inputs, fit_on=fit_on)
+def data_module(data: GenreDataModule, name: str, fit_on: str = "train") -> GenreDataModule:
+    """The DataModule of model family `name` over `data`'s prepared clips and split: it serves the inputs the
+    family declares; features loaded, so that its genres and training statistics can be handed over."""
+    dm = data.sibling(MODELS[name].classifier_class.inputs, fit_on)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -132,17 +125,19 @@ def new_model(name: str, cfg: Namespace, dm: GenreDataModule):
     return model
 
 
-def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict:
-    """Fits one model (resuming from last.ckpt if asked and present) and tests its best checkpoint.
+def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict:
+    """Fits one model (resuming from last.ckpt if asked and present) and tests its best checkpoint, loaded
+    with `torch.load(weights_only=True)`.
 
     With `cfg.refit`, a fresh model is then trained on train + val for as many epochs as the validated run
     trained (early stopping included), and that model (checkpoints/<run>/<name>/refit.ckpt) is the one tested.
     """
+    import torch
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
-    from genre_cnn.report import metrics_from_confusion
+    from genre_cnn.report import log_hparams, metrics_from_confusion
 
-    dm = data_module(cfg, name)
+    dm = data_module(data, name)
     model = new_model(name, cfg, dm)
     checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max",
                                  enable_version_counter=False)
@@ -156,35 +151,59 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict:
     done = json.loads(fitted.read_text()) if cfg.resume and fitted.is_file() else {}
     start = time.time()
     if done.get("max_epochs") == cfg.trainer.max_epochs:
-        result = {"epochs": done["epochs"], "val_acc": done["val_acc"]}
+        result = {key: done.get(key) for key in ("epochs", "val_acc", "best_epoch", "max_epochs")}
+        say(f"fit {name}: already done in this run ({done['epochs']} epochs): testing its best.ckpt")
     else:
-        trainer.fit(model, datamodule=dm, ckpt_path=last if cfg.resume and last.is_file() else None)
-        result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0)}
+        resume = last if cfg.resume and last.is_file() else None
+        weights = sum(p.numel() for p in model.parameters())
+        say(f"fit {name} ({type(model.model).__name__}, {weights / 1e3:.0f} K weights): up to "
+            f"{cfg.trainer.max_epochs} epochs on {seen(dm)}, validated on {len(dm.idx['val'])} clips, early "
+            f"stopping patience {cfg.patience}" + (f"; resuming from {resume}" if resume else ""))
+        trainer.fit(model, datamodule=dm, ckpt_path=resume)
+        result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0),
+                  "max_epochs": cfg.trainer.max_epochs}
+        result["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"]) + 1
         if trainer.is_global_zero:
-            atomic_write_text(fitted, json.dumps({**result, "max_epochs": cfg.trainer.max_epochs}))
+            atomic_write_text(fitted, json.dumps(result))
+        say(f"fit {name}: done in {time.time() - start:.0f} s, {result['epochs']} epochs; best val accuracy "
+            f"{result['val_acc']:.1%} at epoch {result['best_epoch']} -> {best}")
     result["checkpoint"] = str(best)
     if cfg.refit:
         epochs = result["epochs"]  # as many as the validated run trained, early stopping included
-        dm = data_module(cfg, name, fit_on="train+val")
+        refit_start = time.time()
+        dm = data_module(data, name, fit_on="train+val")
         model = new_model(name, cfg, dm)
+        say(f"refit {name}: a fresh model on train + val ({seen(dm)}) for {epochs} epochs, the validated "
+            "fit's count; no validation")
         trainer = make_trainer(cfg, run_dir, name, [LearningRateMonitor("epoch")], version="refit",
                                max_epochs=epochs, limit_val_batches=0, enable_checkpointing=False)
         # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
         trainer.fit(model, datamodule=dm)
-        trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt")
+        trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt", weights_only=True)  # for prediction: no optimiser
         result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
+        say(f"refit {name}: done in {time.time() - refit_start:.0f} s -> {result['checkpoint']}")
+    else:  # the best epoch's weights, read as plain tensors (no pickled code runs)
+        model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
     result["train_seconds"] = time.time() - start
-    test = trainer.test(model, datamodule=dm, ckpt_path=None if cfg.refit else best, weights_only=True)[0]
-    result.update(metrics_from_confusion(model.test_confusion, dm.genres),
-                  window_acc=test["test/window_acc"])
+    test_start = time.time()
+    say(f"test {name}: {Path(result['checkpoint']).name} on the {len(dm.idx['test'])} held-out clips")
+    test = trainer.test(model, datamodule=dm, verbose=False)[0]
+    result.update(metrics_from_confusion(model.test_confusion, dm.genres), window_acc=test["test/window_acc"])
+    say(f"test {name}: done in {time.time() - test_start:.0f} s, clip accuracy {result['clip_acc']:.1%} "
+        f"(windows {result['window_acc']:.1%}), macro-F1 {result['macro_f1']:.3f}")
+    if trainer.is_global_zero:
+        log_hparams(trainer.logger, cfg, name, result)
     return result
 
 
 def main(args: list[str] | None = None) -> dict[str, dict]:
     """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
+    import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from genre_cnn.report import setup_console
+
+    setup_console()
     parser = build_parser()
     args = sys.argv[1:] if args is None else list(args)
     cfg = parser.parse_args(args)
@@ -195,7 +214,17 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
         if saved.is_file():
             cfg = parser.parse_args(["--config", str(saved), *args, "--run_name", run_name])
         cfg.run_name = run_name
-    GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend))).ensure_audio()  # before a run
+    if cfg.trainer.max_epochs is not None:
+        check_range("--trainer.max_epochs", cfg.trainer.max_epochs, 1)
+    check_range("--patience", cfg.patience, 0)
+    # settings, data, features and split first: a run that cannot start leaves no run folder behind
+    data = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)),
+                           inputs=MODELS[cfg.models[0]].classifier_class.inputs)
+    start = time.time()
+    data.prepare_data()
+    split = data.make_split()
+    say(f"features: {len(data.clips)} clips of {len(data.genres)} genres ready in {time.time() - start:.0f} s "
+        f"({data.cache_dir}); split by track: " + ", ".join(f"{p} {len(k)}" for p, k in split.items()))
     if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command: they join rank 0's run
         cfg.run_name = os.environ[RUN_ENV]
     elif not cfg.resume:
@@ -204,10 +233,12 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
         run_dir.mkdir(parents=True, exist_ok=True)
         parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
+    gpu = torch.cuda.is_available() and str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda")
+    say(f"run {cfg.run_name}{' (resumed)' if cfg.resume else ''}: {', '.join(cfg.models)} on {'GPU' if gpu else 'CPU'}")
     previous = os.environ.get(RUN_ENV)
     os.environ[RUN_ENV] = cfg.run_name  # for DDP's processes, started during the fit; removed when done
     try:
-        return train_all(cfg, run_dir, ckpt_dir)
+        return train_all(cfg, run_dir, ckpt_dir, data)
     finally:
         if previous is None:
             os.environ.pop(RUN_ENV, None)
@@ -232,8 +263,9 @@ def new_run(runs: Path, name: str | None) -> str:
     raise AssertionError("unreachable")
 
 
-def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict[str, dict]:
-    """Trains and tests every model of `cfg.models` in the run, then writes and prints the report."""
+def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict[str, dict]:
+    """Trains and tests every model of `cfg.models` on `data` in the run, then writes and prints the report.
+    On --resume a model already tested in the run is reused as it is, whatever the command line says."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from genre_cnn.report import side_by_side, write_report
@@ -242,10 +274,13 @@ def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict[str, dict]:
     for name in cfg.models:
         done = run_dir / f"result_{name}.json"
         if cfg.resume and done.is_file():
-            log.info("%s already finished in run %s: reusing its result", name, cfg.run_name)
-            results[name] = json.loads(done.read_text())
+            results[name] = r = json.loads(done.read_text())
+            other = (f"; --trainer.max_epochs {cfg.trainer.max_epochs} does not retrain a finished model (start a "
+                     "new run for that)" if r.get("max_epochs") not in (None, cfg.trainer.max_epochs) else "")
+            say(f"{name}: already trained ({r['epochs']} epochs) and tested in run {cfg.run_name}: reusing its "
+                f"result{other}")
             continue
-        results[name] = train_one(name, cfg, run_dir, ckpt_dir)
+        results[name] = train_one(name, cfg, run_dir, ckpt_dir, data)
         if rank_zero_only.rank == 0:
             atomic_write_text(done, json.dumps(results[name]))
     if rank_zero_only.rank == 0:
@@ -255,13 +290,17 @@ def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path) -> dict[str, dict]:
     return results
 
 
-def cli() -> None:
-    """`python train.py`: like main(), but a dataset or download problem is one line, not a traceback."""
+def cli(args: list[str] | None = None) -> None:
+    """`python train.py`: like main(), but a bad setting (exit code 2), a dataset or a download problem (1) is
+    one line, not a traceback."""
     from genre_cnn.audio import DataError
     from genre_cnn.download import DownloadError
 
     try:
-        main()
+        main(args)
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (DataError, DownloadError, RunError) as err:
         raise SystemExit(f"error: {err}") from None
 

@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 
 from genre_cnn.cli import main
 from genre_cnn.demo import DEMO_GENRES
-from genre_cnn.plot import build_figure
+from genre_cnn.plot import MFCC_TITLE, build_figure, png_names
 from genre_cnn.predict import load_model
 
 PANELS = ["waveform", "spectrogram (linear frequency)", "log-mel spectrogram (model input)",
-          "chroma (model input)", "MFCC", "spectral centroid", "zero-crossing rate"]
+          "chroma (model input)", MFCC_TITLE, "spectral centroid", "zero-crossing rate"]
 
 
 def panels(fig) -> list:
@@ -52,5 +52,49 @@ def test_figure_without_a_model_has_no_probabilities(demo_dir):
     fig = build_figure(demo_dir / "noise" / "noise.00000.wav")
     try:
         assert [ax.get_title() for ax in panels(fig)] == PANELS
+    finally:
+        plt.close(fig)
+
+
+def test_files_sharing_a_name_get_a_png_each(tmp_path, monkeypatch, capsys):
+    import genre_cnn.cli
+    import genre_cnn.plot
+
+    paths = [tmp_path / "a" / "x.wav", tmp_path / "a" / "x.flac", tmp_path / "b" / "x.wav", tmp_path / "y.wav"]
+    assert png_names(paths) == ["x.wav.png", "x.flac.png", "x.wav-2.png", "y.png"]
+    for p in paths:
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"")
+    monkeypatch.setattr(genre_cnn.cli, "_load", lambda ckpt: (None, None))
+    def fake_plot(path, png, model):  # records which file made which PNG, without drawing
+        png.parent.mkdir(exist_ok=True)
+        png.write_text(str(path))
+        return png
+
+    monkeypatch.setattr(genre_cnn.plot, "plot_file", fake_plot)
+    assert main(["plot", *map(str, paths), "--out", str(tmp_path / "out")]) == 0
+    written = {p.read_text() for p in (tmp_path / "out").glob("*.png")}
+    assert written == {str(p) for p in paths}  # none overwrote another
+
+
+def test_long_file_axes_read_seconds_and_mfcc_leaves_out_c0(tmp_path):
+    import numpy as np
+    import soundfile
+
+    sr = 8000
+    t = np.arange(75 * sr) / sr
+    soundfile.write(tmp_path / "long.wav", 0.3 * np.sin(2 * np.pi * 440 * t), sr)  # 75 s: m:ss territory
+    fig = build_figure(tmp_path / "long.wav")
+    try:
+        fig.canvas.draw()
+        wave, mfcc = panels(fig)[0], panels(fig)[4]
+        labels = [t.get_text() for t in wave.get_xticklabels() if t.get_text()]
+        assert wave.get_xlabel() == "time (s)" and labels and not any(":" in x for x in labels), labels
+        import librosa
+
+        mel_db = np.asarray(panels(fig)[2].collections[0].get_array())  # the log-mel panel (n_mels, frames)
+        shown = np.asarray(mfcc.collections[0].get_array())
+        assert "c0" in mfcc.get_title() and shown.shape[0] == 19
+        np.testing.assert_allclose(shown, librosa.feature.mfcc(S=mel_db, n_mfcc=20)[1:], rtol=1e-4, atol=1e-3)
     finally:
         plt.close(fig)

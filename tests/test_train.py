@@ -156,3 +156,19 @@ def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_h
     assert list(resumed) == ["dense"] and resumed["dense"]["clips"] == result["clips"]
     assert last.stat().st_mtime_ns == stamp  # the finished validated fit was not trained further
     assert resumed["dense"]["epochs"] == result["epochs"]
+
+
+def test_resume_of_a_finished_run_reuses_it_and_says_so(project_home, demo_dir, tmp_path, caplog):
+    import logging
+
+    first = short_run(tmp_path, "f")["cnn"]
+    config = tmp_path / "runs" / "f" / "config.yaml"
+    saved, last = config.read_bytes(), tmp_path / "checkpoints" / "f" / "cnn" / "last.ckpt"
+    stamp = last.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="genre_cnn"):
+        again = short_run(tmp_path, "f", "--resume", "true", "--trainer.max_epochs", "3")["cnn"]
+    notice = [r.getMessage() for r in caplog.records if "already trained" in r.getMessage()]
+    assert len(notice) == 1 and "(2 epochs)" in notice[0]
+    assert "--trainer.max_epochs 3 does not retrain a finished model" in notice[0]
+    assert again["epochs"] == first["epochs"] == 2 and again["clip_acc"] == first["clip_acc"]
+    assert config.read_bytes() == saved and last.stat().st_mtime_ns == stamp  # nothing rewritten, nothing trained

@@ -1,0 +1,118 @@
+"""Settings that cannot work are one line naming the option (exit code 2), before any run folder or cache
+work; a full disk while caching leaves no temporary file behind.
+
+    .venv/bin/python -m pytest tests/test_settings.py
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from genre_cnn.train import cli
+
+
+def tiny_folder(root: Path, genres: dict[str, int], seconds: float = 4.0) -> Path:
+    """A folder-per-genre data set of short tones: {genre: clip count}."""
+    sr = 22050
+    t = np.arange(int(seconds * sr)) / sr
+    for g, (genre, n) in enumerate(genres.items()):
+        (root / genre).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            tone = 0.3 * np.sin(2 * np.pi * (220 + 110 * g + i) * t)
+            soundfile.write(root / genre / f"{genre}.{i:05d}.wav", tone, sr)
+    return root
+
+
+def folder_args(root: Path) -> list[str]:
+    return ["--data.dataset", "folder", "--data.data_dir", str(root), "--data.clip_seconds", "4",
+            "--data.cache_workers", "1"]
+
+
+CASES = {  # option named in the message: extra arguments
+    "--trainer.max_epochs": ["--trainer.max_epochs", "0"],
+    "--data.clip_seconds": ["--data.clip_seconds", "1"],
+    "--data.batch_size": ["--data.batch_size", "0"],
+    "--data.crops_per_clip": ["--data.crops_per_clip", "0"],
+    "--data.val_fraction": ["--data.val_fraction", "0"],
+    "--frontend.hop_length": ["--frontend.hop_length", "0"],
+    "--frontend.sample_rate": ["--frontend.sample_rate", "0"],
+    "--frontend.n_fft": ["--frontend.n_fft", "1000000"],
+}
+
+
+def run_cli(args: list[str], out: Path, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_:
+        cli([*args, "--output_root", str(out), "--trainer.enable_progress_bar", "false"])
+    return exit_.value.code, capsys.readouterr().err.strip()
+
+
+def assert_one_line_naming(option: str, code: int, err: str, out: Path) -> None:
+    assert code == 2, err
+    last = err.splitlines()[-1]  # after any progress bar of the feature cache
+    assert "Traceback" not in err and last.startswith("error: ") and option in last, err
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())  # no run folder for a failed start
+
+
+@pytest.mark.parametrize("option", sorted(CASES))
+def test_out_of_range_setting_is_one_line_naming_it(option, tmp_path, capsys):
+    data = tiny_folder(tmp_path / "data", {"a": 3, "b": 3})
+    code, err = run_cli([*folder_args(data), *CASES[option]], tmp_path, capsys)
+    assert_one_line_naming(option, code, err, tmp_path)
+    assert not any((tmp_path / "data").rglob("*.npz")) and "cache" not in os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize(("genres", "extra", "option"), [
+    ({"rock": 3}, [], "--data.data_dir"),  # one genre: nothing to classify
+    ({"a": 1, "b": 1, "c": 1}, [], "--data.test_fraction"),  # one clip per genre: no stratified split
+    ({"a": 3, "b": 3}, ["--data.test_fraction", "0.99"], "--data.test_fraction"),  # nothing left to train on
+], ids=["one-genre", "one-clip-per-genre", "test-fraction-0.99"])
+def test_dataset_too_small_for_the_split_is_one_line(genres, extra, option, tmp_path, capsys):
+    data = tiny_folder(tmp_path / "data", genres)
+    code, err = run_cli([*folder_args(data), *extra], tmp_path, capsys)
+    assert_one_line_naming(option, code, err, tmp_path)
+
+
+def test_own_genres_without_dataset_folder_say_so(tmp_path, capsys):
+    data = tiny_folder(tmp_path / "mine", {"chanson": 1, "fado": 1})
+    code, err = run_cli(["--data.data_dir", str(data)], tmp_path, capsys)  # --data.dataset gtzan by default
+    assert_one_line_naming("--data.dataset folder", code, err, tmp_path)
+    assert "chanson, fado" in err
+
+
+def test_full_disk_while_caching_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from genre_cnn.audio import Clip
+    from genre_cnn.cache import FeatureSettings, build_cache
+
+    data = tiny_folder(tmp_path / "data", {"a": 2})
+    clips = [Clip(p, "a") for p in sorted((data / "a").glob("*.wav"))]
+
+    def full_disk(f, **arrays):
+        f.write(b"x" * 1000)  # part of the file made it to disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    cache = tmp_path / "cache"
+    with pytest.raises(OSError, match="No space left"):
+        build_cache(clips, cache, FeatureSettings(clip_seconds=4.0), workers=1, progress=False)
+    assert cache.is_dir() and not [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_stale_temporary_files_of_a_killed_run_are_removed(tmp_path):
+    from genre_cnn.cache import FeatureSettings, build_cache
+
+    folder = tmp_path / "cache" / "clips" / "a"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".a.00000.wav.npz.k1ll3d.tmp", folder / ".a.00001.wav.npz.wr1t1ng.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written by a run that started after this one")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    build_cache([], tmp_path / "cache", FeatureSettings(), workers=1, progress=False)
+    assert not stale.exists() and fresh.exists()
