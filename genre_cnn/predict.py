@@ -16,6 +16,8 @@ Which parts of a file a model hears (`predict_track`): the whole file, whose win
 averaged; for the dense baseline only the centred `clip_seconds`, as in training (read alone by seeking);
 with `max_windows` N, N evenly spaced windows (read alone); a file over LONG_SECONDS is read in
 SEGMENT_SECONDS pieces, so memory does not grow with its length (windows then start afresh in each piece).
+Reading parts alone needs a seekable format (soundfile's: wav, flac, ogg, mp3, aiff, ...); a format only
+ffmpeg decodes (m4a, opus, wma, ...) is decoded whole.
 This module imports no torch until a torch model is loaded or run.
 """
 
