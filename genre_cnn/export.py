@@ -15,8 +15,8 @@ window is looped), the CNN, and the mean of the windows' softmax. With onnxrunti
     genres = json.loads(session.get_modelmeta().custom_metadata_map["genres"])
     probs = session.run(None, {"waveform": y[None].astype("float32")})[0][0]   # y: (samples,)
 
-Families whose input pipeline is torch only (`exportable`: the CNN; musicnn declares `onnx_exportable = True`)
-export; the dense baseline's librosa features do not. `genre_cnn.onnx_predict` caches such an export per
+Families whose input pipeline is torch only (`exportable`: the CNN, musicnn) export; the dense baseline's
+librosa features do not. `genre_cnn.onnx_predict` caches such an export per
 checkpoint so that `genre-cnn predict` runs without torch.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genre_cnn.classifiers import GenreClassifier, WindowClassifier
+from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier
 from genre_cnn.paths import atomic_write
 from genre_cnn.predict import model_spans
 
@@ -51,8 +51,8 @@ class WaveformToProbs(nn.Module):
 
 def exportable(model: GenreClassifier) -> bool:
     """Whether the model's whole pipeline is torch (so one ONNX graph holds it): its `onnx_exportable`
-    attribute if it declares one, else whether it is a window classifier."""
-    return bool(getattr(model, "onnx_exportable", isinstance(model, WindowClassifier)))
+    attribute if it declares one, else every family but the dense baseline (librosa features)."""
+    return bool(getattr(model, "onnx_exportable", not isinstance(model, HandcraftedClassifier)))
 
 
 def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Path:
@@ -69,7 +69,7 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
     from torch.export import Dim
 
     if not exportable(model):
-        raise TypeError(f"ONNX export supports the CNN (WindowClassifier), not {type(model).__name__}")
+        raise TypeError(f"ONNX export supports the CNN and musicnn families, not {type(model).__name__}")
     out = Path(out)
     wrapper = WaveformToProbs(model.cpu().eval()).eval()
     sample_rate = model.sample_rate

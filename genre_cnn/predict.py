@@ -225,8 +225,13 @@ def model_spans(model) -> tuple[int | None, int | None]:
     """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
     the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
     segment = getattr(model, "segment_samples", None)
-    if segment is None and hasattr(model, "window") and hasattr(model, "frontend"):
-        segment = (model.window - 1) * model.frontend.config.hop_length  # 1 + segment // hop == window frames
+    frames = getattr(model, "window", None)  # the CNN's window
+    if frames is None and getattr(model, "inputs", None) == "musicnn":
+        from genre_cnn.musicnn import PATCH_FRAMES  # musicnn's non-overlapping patches
+
+        frames = PATCH_FRAMES
+    if segment is None and frames and hasattr(model, "frontend"):
+        segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
     return segment, getattr(model, "clip_samples", None)
 
 
