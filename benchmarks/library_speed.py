@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's genre_cnn, whatever is installed
 SHARED = REPO.parent / "shared"
 
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's genre_cnn, whatever is installed
 CLIP = REPO.parent / "shared" / "gtzan_mini" / "genres" / "jazz" / "jazz.00005.wav"
 
 

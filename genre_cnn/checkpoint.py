@@ -1,12 +1,17 @@
-"""What a checkpoint must look like before anything is built from it: sizes, hyperparameters, weights.
+"""Which checkpoint to use, and what it must look like before anything is built from it.
 
-    from genre_cnn.checkpoint import check_file       # used through genre_cnn.predict.load_model
+    from genre_cnn.checkpoint import default_checkpoint    # the model `genre-cnn predict` uses by default
 
-`load_model` calls these in order: `check_file` (a size cap on the file and on the
-uncompressed total of its zip members, read from the zip directory, so a small file that inflates to
-gigabytes is refused before torch.load allocates anything), `check_contents` (the class name is a string,
-the genre list is short, every known hyperparameter is in a sane range) and `check_weights` (tensor count,
-element count, all finite). Each raises CheckpointError with one line naming the file. Imports no torch.
+Choosing: `default_checkpoint` is the latest run's best model (`latest_checkpoint`: PREFERENCE order, refit.ckpt
+over best.ckpt), else the ready model shipped in genre_cnn/ready/ (READY_MODEL); `resolve_checkpoint` turns
+a folder into its one obvious checkpoint.
+
+Checking, before anything is built (`genre_cnn.predict.load_model` calls these in order): `check_file`
+caps the file's size and the uncompressed total of its zip members, read from the zip directory, so a small
+file that inflates to gigabytes is refused before torch.load allocates anything; `check_contents` wants a
+class name that is a string, a short genre list and every known hyperparameter in a sane range;
+`check_weights` caps the tensor count and element count and wants every weight finite. Each raises
+CheckpointError with one line naming the file. Imports no torch.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ import math
 import zipfile
 from pathlib import Path
 
+from genre_cnn.paths import REPO
+
+READY_MODEL = REPO / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used when there is no run
+PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (then any other, by name)
+EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
 MAX_FILE_BYTES = 512 * 2**20  # a checkpoint file, and the uncompressed total of its members
 MAX_TENSORS = 4096
 MAX_ELEMENTS = 128 * 2**20  # 512 MB of float32
@@ -115,3 +125,64 @@ def check_weights(path: Path, state: dict) -> None:
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {key}; a damaged checkpoint")
 
+
+def _run_checkpoints(checkpoints: Path, families: tuple[str, ...] | None) -> dict[Path, list[Path]]:
+    """run folder -> its models' refit.ckpt or best.ckpt, in PREFERENCE order."""
+    runs: dict[Path, list[Path]] = {}
+    for model_dir in sorted(checkpoints.glob("*/*/")):
+        if families is not None and model_dir.name not in families:
+            continue
+        ckpt = next((model_dir / n for n in ("refit.ckpt", "best.ckpt") if (model_dir / n).is_file()), None)
+        if ckpt is not None:
+            runs.setdefault(model_dir.parent, []).append(ckpt)
+    rank = {name: i for i, name in enumerate(PREFERENCE)}
+    for found in runs.values():
+        found.sort(key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
+    return runs
+
+
+def latest_checkpoint(root: Path | None = None, model: str | None = None, exportable: bool = False) -> Path:
+    """The most recent run's best model under `<root>/checkpoints/<run>/<model>/` (root: the project).
+
+    The most recent run is the one whose newest checkpoint was written last; its model is `model` if it has
+    one, else the first in PREFERENCE (musicnn > cnn > dense), refit.ckpt over best.ckpt. `exportable` only
+    considers EXPORTABLE families. Raises CheckpointError, saying to train first, if there is none.
+    """
+    from genre_cnn.paths import project_root
+
+    checkpoints = Path(root or project_root()) / "checkpoints"
+    runs = _run_checkpoints(checkpoints, EXPORTABLE if exportable else None)
+    if not runs:
+        what = "exportable (CNN or musicnn) model" if exportable else "trained model"
+        raise CheckpointError(f"no {what} in {checkpoints}: run `python train.py` first "
+                              "(or `python train.py --config configs/demo.yaml`), or pass --ckpt")
+    latest = max(runs, key=lambda run: max(p.stat().st_mtime for p in runs[run]))
+    return next((p for p in runs[latest] if p.parent.name == model), runs[latest][0])
+
+
+def default_checkpoint(root: Path | None = None, exportable: bool = False) -> Path:
+    """`latest_checkpoint`, or the ready model shipped in the repository (READY_MODEL) when no run exists."""
+    try:
+        return latest_checkpoint(root, exportable=exportable)
+    except CheckpointError:
+        if READY_MODEL.is_file():
+            return READY_MODEL
+        raise
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file as given; for a folder, its one obvious checkpoint (refit.ckpt or best.ckpt of a model
+    folder, the preferred model of a run folder, or its only .ckpt), else CheckpointError saying it is a folder."""
+    if not path.is_dir():
+        return path
+    for name in ("refit.ckpt", "best.ckpt"):
+        if (path / name).is_file():
+            return path / name
+    runs = _run_checkpoints(path.parent, None).get(path)
+    if runs:
+        return runs[0]
+    found = sorted(path.glob("*.ckpt"))
+    if len(found) == 1:
+        return found[0]
+    listed = ", ".join(p.name for p in found[:4]) or "none"
+    raise CheckpointError(f"{path}: is a folder, not a checkpoint file; pass one of its .ckpt files ({listed})")

@@ -4,7 +4,7 @@
 
 From Python:
 
-    from genre_cnn.predict import default_checkpoint, load_model, predict_files
+    from genre_cnn.predict import default_checkpoint, load_model, predict_files     # (re-exported from checkpoint)
     model = load_model(default_checkpoint())
     results, errors = predict_files(model, [Path("song.mp3")])
 
@@ -40,18 +40,23 @@ from genre_cnn.audio import (
     load_audio,
     read_span,
 )
-from genre_cnn.checkpoint import CheckpointError, check_contents, check_file, check_weights
-from genre_cnn.paths import REPO
+from genre_cnn.checkpoint import (
+    READY_MODEL,
+    CheckpointError,
+    check_contents,
+    check_file,
+    check_weights,
+    default_checkpoint,
+    latest_checkpoint,
+    resolve_checkpoint,
+)
 
 if TYPE_CHECKING:
     from genre_cnn.classifiers import GenreClassifier
 
-__all__ = ["CheckpointError", "default_checkpoint", "expand_paths", "latest_checkpoint", "load_model",
-           "predict_files", "predict_track"]
+__all__ = ["READY_MODEL", "CheckpointError", "default_checkpoint", "expand_paths", "latest_checkpoint",
+           "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
 
-READY_MODEL = REPO / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used when no run exists
-PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (then any other, by name)
-EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
 TRAINED_SECONDS = 3.0  # training refuses shorter clips; shorter files are predicted with a warning
 LONG_SECONDS, SEGMENT_SECONDS = 600.0, 60.0
 
@@ -118,68 +123,6 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
         model = model.to(map_location)  # the front end's non-persistent buffers too
     model.checkpoint, model.trained_on = path, trained_on(checkpoint)
     return model.eval()
-
-
-def _run_checkpoints(checkpoints: Path, families: tuple[str, ...] | None) -> dict[Path, list[Path]]:
-    """run folder -> its models' refit.ckpt or best.ckpt, in PREFERENCE order."""
-    runs: dict[Path, list[Path]] = {}
-    for model_dir in sorted(checkpoints.glob("*/*/")):
-        if families is not None and model_dir.name not in families:
-            continue
-        ckpt = next((model_dir / n for n in ("refit.ckpt", "best.ckpt") if (model_dir / n).is_file()), None)
-        if ckpt is not None:
-            runs.setdefault(model_dir.parent, []).append(ckpt)
-    rank = {name: i for i, name in enumerate(PREFERENCE)}
-    for found in runs.values():
-        found.sort(key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
-    return runs
-
-
-def latest_checkpoint(root: Path | None = None, model: str | None = None, exportable: bool = False) -> Path:
-    """The most recent run's best model under `<root>/checkpoints/<run>/<model>/` (root: the project).
-
-    The most recent run is the one whose newest checkpoint was written last; its model is `model` if it has
-    one, else the first in PREFERENCE (musicnn > cnn > dense), refit.ckpt over best.ckpt. `exportable` only
-    considers EXPORTABLE families. Raises CheckpointError, saying to train first, if there is none.
-    """
-    from genre_cnn.paths import project_root
-
-    checkpoints = Path(root or project_root()) / "checkpoints"
-    runs = _run_checkpoints(checkpoints, EXPORTABLE if exportable else None)
-    if not runs:
-        what = "exportable (CNN or musicnn) model" if exportable else "trained model"
-        raise CheckpointError(f"no {what} in {checkpoints}: run `python train.py` first "
-                              "(or `python train.py --config configs/demo.yaml`), or pass --ckpt")
-    latest = max(runs, key=lambda run: max(p.stat().st_mtime for p in runs[run]))
-    return next((p for p in runs[latest] if p.parent.name == model), runs[latest][0])
-
-
-def default_checkpoint(root: Path | None = None, exportable: bool = False) -> Path:
-    """`latest_checkpoint`, or the ready model shipped in the repository (READY_MODEL) when no run exists."""
-    try:
-        return latest_checkpoint(root, exportable=exportable)
-    except CheckpointError:
-        if READY_MODEL.is_file():
-            return READY_MODEL
-        raise
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """A checkpoint file as given; for a folder, its one obvious checkpoint (refit.ckpt or best.ckpt of a model
-    folder, the preferred model of a run folder, or its only .ckpt), else CheckpointError saying it is a folder."""
-    if not path.is_dir():
-        return path
-    for name in ("refit.ckpt", "best.ckpt"):
-        if (path / name).is_file():
-            return path / name
-    runs = _run_checkpoints(path.parent, None).get(path)
-    if runs:
-        return runs[0]
-    found = sorted(path.glob("*.ckpt"))
-    if len(found) == 1:
-        return found[0]
-    listed = ", ".join(p.name for p in found[:4]) or "none"
-    raise CheckpointError(f"{path}: is a folder, not a checkpoint file; pass one of its .ckpt files ({listed})")
 
 
 def _not_usable(path: Path) -> str | None:

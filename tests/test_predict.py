@@ -209,7 +209,7 @@ def _touch(path: Path, age: float) -> None:
 
 
 def test_the_default_is_the_latest_runs_best_model_in_a_fixed_preference(tmp_path, monkeypatch):
-    import genre_cnn.predict as predict
+    import genre_cnn.checkpoint as predict
 
     cps = tmp_path / "checkpoints"
     _touch(cps / "old" / "cnn" / "best.ckpt", 100)
