@@ -1,11 +1,16 @@
-"""Prediction speed on CPU: model time for one 30-s clip, and `genre-cnn predict` start-to-answer.
+"""Prediction speed on CPU: `genre-cnn predict FILE` start to answer, what imports cost, and model time.
 
-    .venv/bin/python benchmarks/predict_speed.py [--ckpt CKPT] [--file FILE]
+    .venv/bin/python benchmarks/predict_speed.py --ckpt checkpoints/RUN/cnn/best.ckpt [--file FILE] [--runs 5]
 
-Model time is `predict_waveform` alone (front end + every half-overlapping 3-s window + average), the
-median of 20 runs after a warm-up, with torch's default threads. Start-to-answer is the wall time of
-`genre-cnn predict FILE --json` as a fresh process (Python start, imports, checkpoint, audio, model),
-the median of 5 runs. Default: the CNN of the latest run, on a real 30-s GTZAN clip.
+Every figure uses the one --ckpt given (default: the default model, printed), on a real 30-s GTZAN clip.
+1. Start to answer: the wall time of `python -m genre_cnn.cli predict FILE --ckpt CKPT --json` as a fresh
+   process (interpreter start, imports, model, audio, answer), median of --runs, for the ONNX Runtime path
+   (the default for a CNN; its cached export is made before timing) and for `--engine torch`. CPU time
+   (user + sys of the child) is printed beside the wall time: on a loaded machine it is the steadier figure.
+2. Imports, measured separately: a fresh `python -c "import X"` for the modules each path needs, minus a bare
+   `python -c pass`, median of --runs.
+3. Model time for the whole clip in this process, median of 20 after a warm-up: PyTorch `window_probs`
+   and the ONNX graph.
 """
 
 from __future__ import annotations
@@ -13,48 +18,84 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-CLIP = Path(__file__).resolve().parents[2] / "shared" / "gtzan_mini" / "genres" / "jazz" / "jazz.00005.wav"
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's genre_cnn, whatever is installed
+CLIP = REPO.parent / "shared" / "gtzan_mini" / "genres" / "jazz" / "jazz.00005.wav"
+
+
+def timed(cmd: list[str], runs: int) -> tuple[float, float]:
+    """(median wall seconds, median child CPU seconds) of `runs` fresh runs of `cmd`."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def model_ms(fn, runs: int = 20) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", type=Path, default=None, help="the model for every figure (default: the default)")
+    parser.add_argument("--file", type=Path, default=CLIP)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
     import torch
 
     from genre_cnn.audio import load_audio
-    from genre_cnn.predict import latest_checkpoint, load_model
+    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+    from genre_cnn.predict import default_checkpoint, load_model, resolve_checkpoint
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", type=Path, default=None)
-    parser.add_argument("--file", type=Path, default=CLIP)
-    args = parser.parse_args()
-    ckpt = args.ckpt or latest_checkpoint()
+    ckpt = resolve_checkpoint(args.ckpt) if args.ckpt else default_checkpoint()
     model = load_model(ckpt)
-    y = torch.from_numpy(load_audio(args.file, model.sample_rate))  # (samples,)
-    model.predict_waveform(y)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        model.predict_waveform(y)
-        times.append(time.perf_counter() - start)
-    model_ms = 1000 * statistics.median(times)
+    graph = cached_onnx(ckpt) or make_onnx(ckpt, model)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (timings on a loaded machine are noisy), "
+          f"torch {torch.__version__}")
+    print(f"model: {type(model).__name__} ({ckpt}); file: {args.file.name}")
 
-    walls = []
-    for _ in range(5):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "genre_cnn.cli", "predict", str(args.file), "--json"], check=True,
-                       capture_output=True)
-        walls.append(time.perf_counter() - start)
+    cli = [sys.executable, "-m", "genre_cnn.cli", "predict", str(args.file), "--ckpt", str(ckpt), "--json"]
+    rows = []
+    if graph is not None:
+        rows.append(("genre-cnn predict, ONNX Runtime path (default)", *timed(cli, args.runs)))
+    rows.append(("genre-cnn predict --engine torch", *timed([*cli, "--engine", "torch"], args.runs)))
+    base = timed([sys.executable, "-c", "pass"], args.runs)
+    rows.append(("python -c pass (interpreter start)", *base))
+    for what in ("numpy, soundfile", "onnxruntime", "genre_cnn.cli, genre_cnn.predict, genre_cnn.onnx_predict",
+                 "torch", "librosa, librosa.filters"):
+        wall, cpu = timed([sys.executable, "-c", f"import {what}"], args.runs)
+        rows.append((f"import {what} (minus interpreter start)", wall - base[0], cpu - base[1]))
+    print(f"\nstart to answer and imports, median of {args.runs} fresh processes:")
+    for name, wall, cpu in rows:
+        print(f"  {name:<78} {wall:6.2f} s wall  {cpu:6.2f} s CPU")
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"model: {type(model).__name__} ({ckpt}); file: {args.file.name}, {len(y) / model.sample_rate:.1f} s")
-    print(f"model time for the whole clip: {model_ms:.1f} ms (median of 20)")
-    print(f"genre-cnn predict, start to answer: {statistics.median(walls):.2f} s (median of 5)")
+    y = load_audio(args.file, model.sample_rate)  # (samples,)
+    print(f"\nmodel time for the whole {len(y) / model.sample_rate:.0f}-s clip, median of 20:")
+    print(f"  PyTorch window_probs: {model_ms(lambda: model.window_probs(torch.from_numpy(y))):.1f} ms "
+          f"({torch.get_num_threads()} threads)")
+    if graph is not None:
+        runner = OnnxRunner(graph)
+        print(f"  ONNX Runtime graph:   {model_ms(lambda: runner.window_probs(y)):.1f} ms")
 
 
 if __name__ == "__main__":

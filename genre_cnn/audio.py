@@ -11,8 +11,8 @@ Prediction uses the whole file, whatever its length.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,12 @@ log = logging.getLogger(__name__)
 GTZAN_GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
 )
-AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")  # what a dataset folder is searched for
+SOUNDFILE_EXTENSIONS = (*AUDIO_EXTENSIONS, ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64", ".oga", ".snd")
+# What prediction searches folders for: soundfile's formats, and what ffmpeg decodes through audioread.
+DECODE_EXTENSIONS = (*SOUNDFILE_EXTENSIONS, ".m4a", ".m4b", ".mp4", ".aac", ".opus", ".wma", ".mka", ".webm",
+                     ".wv", ".ape", ".ac3", ".mp2", ".amr")
+MIN_RATE, MAX_RATE = 4000, 384000  # Hz: a header outside this range is damage, not audio
 PREDICT_MIN_SECONDS = 0.5  # prediction refuses shorter files; longer ones are used whole (looped up to one window)
 
 
@@ -113,38 +118,150 @@ def dataset_clips(data_dir: Path) -> list[Clip]:
     return find_clips(root, discover_genres(root))
 
 
-def load_audio(path: Path, sample_rate: int, min_seconds: float = 3.0) -> np.ndarray:
-    """Read any supported file as mono float32 at `sample_rate`, shape (samples,).
-
-    Raises AudioError (one line) for unreadable, empty, non-finite-only, silent or too-short audio.
-    NaN and inf samples are replaced by 0; stereo is averaged; other rates are resampled (soxr).
-    """
-    import librosa
+def audio_info(path: Path) -> tuple[int, int] | None:
+    """(sample rate in Hz, frames) of a file soundfile can open and seek in, or None if only the fallback
+    decoder can read it (its length is then unknown until it is decoded). Raises AudioError for an absurd rate."""
     import soundfile as sf
 
     try:
-        try:
-            y, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
-            y = y.mean(axis=1)  # (samples,)
-        except sf.LibsndfileError:
-            with warnings.catch_warnings():  # librosa's audioread fallback warns on every call
-                warnings.simplefilter("ignore")
-                y, sr = librosa.load(str(path), sr=None, mono=True)
-    except Exception as err:  # noqa: BLE001 - any decoder failure means "not usable audio"
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AudioError(f"{path}: unreadable audio ({reason})") from None
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - not a soundfile format: the fallback decoder decides
+        return None
+    _check_rate(path, info.samplerate)
+    return info.samplerate, info.frames
+
+
+def load_audio(path: Path, sample_rate: int, min_seconds: float = 3.0) -> np.ndarray:
+    """Read any supported file as mono float32 at `sample_rate`, shape (samples,).
+
+    Raises AudioError (one line) for unreadable, empty, non-finite-only, silent, signal-free (a constant level,
+    a lone click) or too-short audio, and for a header rate outside 4-384 kHz (checked before resampling).
+    NaN and inf samples are replaced by 0; stereo is averaged; other rates are resampled (soxr, high quality).
+    """
+    y, sr = _decode(path)
     if y.size == 0:
         raise AudioError(f"{path}: no audio samples (empty or truncated file)")
-    y = np.nan_to_num(y.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    np.clip(y, -1.0, 1.0, out=y)
-    if sr != sample_rate:
-        y = librosa.resample(y, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
+    y = resample(_clean(y), sr, sample_rate)
     seconds = y.size / sample_rate
     if seconds < min_seconds:
         raise AudioError(f"{path}: too short ({seconds:.2f} s < {min_seconds:g} s)")
-    if np.max(np.abs(y)) < 1e-4:
-        raise AudioError(f"{path}: silent (peak below -80 dBFS)")
+    SignalCheck().add(y).verdict(path, sample_rate)
     return y
+
+
+def read_span(path: Path, sample_rate: int, start: int, length: int) -> np.ndarray:
+    """Samples [start, start + length) at `sample_rate` of a seekable file (see `audio_info`), mono float32,
+    shape (length,), zeros past its end. Only that span (and a resampler margin of ~0.1 s) is decoded, so
+    memory does not depend on the file's length."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            _check_rate(path, sr)
+            ratio = Fraction(sample_rate, sr)
+            q = ratio.denominator  # source offsets that are multiples of q land on whole target samples
+            margin = 0 if sr == sample_rate else sr // 10
+            first = max(0, (int(start / ratio) - margin) // q * q)  # source frame
+            f.seek(min(first, f.frames))
+            need = int((start + length) / ratio) + 1 + margin - first
+            y = f.read(need, dtype="float32", always_2d=True).mean(axis=1)  # (frames,)
+    except AudioError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a decoder failure half-way: not usable
+        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+    y = resample(_clean(y), sr, sample_rate)
+    offset = start - int(first * ratio)
+    y = y[offset:offset + length]
+    return np.pad(y, (0, length - y.size)) if y.size < length else y
+
+
+def resample(y: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+    """(samples,) at `sr` -> float32 at `sample_rate` (soxr HQ, length ceil(samples * ratio), as librosa's
+    `resample(res_type="soxr_hq")` that training used)."""
+    if sr == sample_rate:
+        return y
+    import soxr
+
+    out = soxr.resample(y, sr, sample_rate, quality="HQ").astype(np.float32)
+    n = int(np.ceil(y.size * sample_rate / sr))
+    return out[:n] if out.size >= n else np.pad(out, (0, n - out.size))
+
+
+class SignalCheck:
+    """Is there music in it? Accumulates over the blocks of a track: refuses a peak below -80 dBFS, an RMS
+    below -60 dBFS after removing each block's DC, and fewer than 0.1 s of samples above -60 dBFS (a lone click)."""
+
+    def __init__(self):
+        self.n = self.active = 0
+        self.peak = self.energy = 0.0
+
+    def add(self, y: np.ndarray) -> SignalCheck:
+        if y.size:
+            centred = y - y.mean(dtype=np.float64)  # (samples,) float64
+            self.n += y.size
+            self.peak = max(self.peak, float(np.max(np.abs(y))))
+            self.energy += float(np.dot(centred, centred))
+            self.active += int(np.count_nonzero(np.abs(centred) > 1e-3))
+        return self
+
+    def verdict(self, path: Path, sample_rate: int = 22050) -> None:
+        if self.peak < 1e-4:
+            raise AudioError(f"{path}: silent (peak below -80 dBFS)")
+        if self.energy < 1e-6 * self.n or self.active < min(sample_rate // 10, self.n // 100):
+            raise AudioError(f"{path}: silent or no signal (a constant level or isolated clicks, "
+                             "RMS below -60 dBFS)")
+
+
+def _check_rate(path: Path, sr: int) -> None:
+    if not MIN_RATE <= sr <= MAX_RATE:
+        raise AudioError(f"{path}: implausible sample rate {sr} Hz in its header (expected "
+                         f"{MIN_RATE}-{MAX_RATE} Hz): a damaged or mislabelled file")
+
+
+def _clean(y: np.ndarray) -> np.ndarray:
+    y = np.nan_to_num(y.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(y, -1.0, 1.0, out=y)
+
+
+def _reason(err: BaseException) -> str:
+    """A decoder's message as one line, without library exception names."""
+    text = getattr(err, "error_string", None) or (str(err).splitlines() or [""])[0]
+    return text.strip().rstrip(".")[:200] or "the decoder gave up"
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """The whole file as mono float32 (samples,) and its rate: soundfile (wav, flac, ogg, mp3, aiff, ...), else
+    audioread (ffmpeg, GStreamer or Core Audio: m4a, aac, opus, wma, ...)."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            _check_rate(path, f.samplerate)
+            return f.read(dtype="float32", always_2d=True).mean(axis=1), f.samplerate  # (samples,)
+    except AudioError:
+        raise
+    except sf.LibsndfileError as err:
+        first = err
+    except Exception as err:  # noqa: BLE001 - e.g. a permission error: the same one-line report
+        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+    import audioread
+
+    try:
+        with audioread.audio_open(str(path)) as f:
+            sr, channels = f.samplerate, max(1, f.channels)
+            _check_rate(path, sr)
+            pcm = np.frombuffer(b"".join(f), dtype="<i2").astype(np.float32) / 32768.0  # (samples * channels,)
+    except AudioError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the fallback decoder failed too: say why in one line
+        if path.suffix.lower() in SOUNDFILE_EXTENSIONS or not path.suffix:
+            raise AudioError(f"{path}: unreadable audio ({_reason(first)})") from None
+        if isinstance(err, audioread.NoBackendError):
+            raise AudioError(f"{path}: cannot decode {path.suffix} files: no decoder installed (install ffmpeg, "
+                             "e.g. `apt-get install ffmpeg` or `brew install ffmpeg`)") from None
+        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+    return pcm[: pcm.size // channels * channels].reshape(-1, channels).mean(axis=1), sr
 
 
 def fix_length(y: np.ndarray, samples: int) -> np.ndarray:

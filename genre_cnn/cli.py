@@ -1,17 +1,25 @@
-"""The `genre-cnn` command: predict, plot, export, serve and train.
+"""The `genre-cnn` command: predict, sort, plot, export, serve and train.
 
     genre-cnn predict song.mp3 album/                  # top-3 genres of each file (folders: every audio file)
     genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
     genre-cnn predict song.mp3 --ckpt checkpoints/RUN/dense/best.ckpt --top-k 5
+    genre-cnn predict ~/Music --max-windows 8 --csv     # a library: worker processes, 8 windows a track
+    genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
     genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
     genre-cnn export --out genre_cnn.onnx               # the CNN with its front end as one ONNX graph
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
     genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
 
-Without --ckpt the CNN of the most recent run under `<project>/checkpoints/` is used (GENRE_CNN_HOME moves
-the project folder). `python -m genre_cnn.cli ...` works without installing the console script.
-Exit codes: 0 when at least one file was predicted or plotted, 1 when none could be read, 2 for a missing
-or bad checkpoint (one line on stderr, no traceback). Unreadable files are one line each on stderr.
+Default model (without --ckpt): the most recent run under `<project>/checkpoints/` (GENRE_CNN_HOME moves
+the project folder), its best model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no
+run, the ready model shipped in genre_cnn/ready/. `export` takes the most recent run's CNN or musicnn.
+Every answer names the model that gave it. A model whose pipeline is all torch (CNN, musicnn) is exported
+once to ONNX (cached under data/onnx/, keyed by the checkpoint's content) and run with onnxruntime, without
+importing torch: about a second from start to answer. `--engine torch` forces PyTorch.
+`python -m genre_cnn.cli ...` works without installing the console script.
+Exit codes: 0 when at least one file was predicted, sorted or plotted, 1 when none could be read, 2 for a
+missing or bad checkpoint or bad usage (one line on stderr, no traceback). Unreadable files are one line
+each on stderr.
 """
 
 from __future__ import annotations
@@ -23,35 +31,80 @@ import sys
 from pathlib import Path
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give a whole number of at least 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0 and 1")
+    return value
+
+
+def _library_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
+    p.add_argument("--max-windows", type=_positive, metavar="N",
+                   help="at most N evenly spaced windows per track, read alone (faster on long tracks; "
+                        "default: every window)")
+    p.add_argument("--workers", type=_positive, metavar="N",
+                   help="worker processes (default: one per core for 4 files or more, else 1)")
+    p.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
+                   help="auto (default): ONNX Runtime when the model exports, else PyTorch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+CKPT_HELP = ("a checkpoint file or model folder (default: the latest run's best model, musicnn > cnn > dense, "
+             "refit over best; else the ready model in genre_cnn/ready/)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-cnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,plot,export,train,serve}")
-    ckpt_help = "a checkpoint (default: checkpoints/<latest run>/cnn/best.ckpt of the project)"
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,sort,plot,export,train,serve}")
 
     p = sub.add_parser("predict", help="the genres of audio files or folders")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                   help="audio files or folders (searched recursively)")
-    p.add_argument("--ckpt", type=Path, help=ckpt_help)
-    p.add_argument("--top-k", type=int, default=3, help="genres shown per file (default: 3)")
+                   help="audio files or folders (searched recursively for every format the loader decodes)")
+    p.add_argument("--top-k", type=_positive, default=3, help="genres shown per file, at least 1 (default: 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="a JSON list on stdout, one object per file")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout: file, prediction, a column per genre")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _library_options(p)
+
+    p = sub.add_parser("sort", help="link (or copy) each track into DEST/<genre>/, with a manifest CSV")
+    p.add_argument("src", type=Path, nargs="+", metavar="SRC", help="audio files or folders to sort")
+    p.add_argument("dest", type=Path, metavar="DEST", help="the sorted library (created)")
+    p.add_argument("--copy", action="store_true", help="copy the files (default: hard link on the same "
+                   "filesystem, else a symbolic link)")
+    p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
+                   help="tracks whose top genre is below P go to DEST/_unsure/ (default: 0.5)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    _library_options(p)
 
     p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
-    p.add_argument("--ckpt", type=Path, help=ckpt_help)
+    p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
     p.add_argument("--out", type=Path, default=Path("."),
                    help="folder for the PNGs (default: .): song.png per file; files that share a name get "
                         "song.mp3.png, song.flac.png, and song.wav-2.png for a second song.wav, never overwritten")
 
-    p = sub.add_parser("export", help="the CNN with its front end as one ONNX graph")
-    p.add_argument("--ckpt", type=Path, help=ckpt_help)
+    p = sub.add_parser("export", help="a CNN or musicnn model with its front end as one ONNX graph")
+    p.add_argument("--ckpt", type=Path, help="a checkpoint (default: the latest run's musicnn or CNN model)")
     p.add_argument("--out", type=Path, help="the .onnx file (default: model.onnx beside the checkpoint)")
 
     p = sub.add_parser("serve", help="a local web page: drop a song, see its genre (needs .[app])")
-    p.add_argument("--ckpt", type=Path, help=ckpt_help)
+    p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
     p.add_argument("--port", type=int, default=8000, help="(default: 8000)")
     p.add_argument("--max-mb", type=float, default=50.0, help="largest upload in MB (default: 50)")
@@ -61,11 +114,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(ckpt: Path | None):
-    from genre_cnn.predict import latest_checkpoint, load_model
+def _choose(ckpt: Path | None, exportable: bool = False) -> Path:
+    from genre_cnn.predict import default_checkpoint, resolve_checkpoint
 
-    path = ckpt or latest_checkpoint()
+    return resolve_checkpoint(ckpt) if ckpt else default_checkpoint(exportable=exportable)
+
+
+def _load(ckpt: Path | None):
+    from genre_cnn.predict import load_model
+
+    path = _choose(ckpt)
     return path, load_model(path)
+
+
+def _engine(ckpt: Path | None, engine: str):
+    """(spec, runner) of the chosen model: its cached ONNX graph (exported now if it was never made) when
+    the model exports and onnxruntime is installed, else the PyTorch model."""
+    import importlib.util
+
+    from genre_cnn.predict import TorchRunner, load_model
+
+    path = _choose(ckpt)
+    model = None
+    if engine != "torch" and importlib.util.find_spec("onnxruntime") is not None:
+        from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+
+        graph = cached_onnx(path)
+        if graph is None:
+            model = load_model(path)
+            graph = make_onnx(path, model)
+        if graph is not None:
+            return ("onnx", graph), OnnxRunner(graph)
+    if engine == "onnx":
+        print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
+    model = model or load_model(path)
+    return ("torch", path), TorchRunner(model)
 
 
 def _table(results: list[dict], top_k: int) -> str:
@@ -79,24 +162,45 @@ def _table(results: list[dict], top_k: int) -> str:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from genre_cnn.predict import predict_files
+    from genre_cnn.library import predict_many
+    from genre_cnn.predict import expand_paths
 
-    ckpt, model = _load(args.ckpt)
-    results, errors = predict_files(model, args.paths, top_k=args.top_k, progress=not args.no_progress)
-    for line in errors:
+    files, errors = expand_paths(args.paths)
+    spec, runner = _engine(args.ckpt, args.engine)
+    workers = args.workers or (None if len(files) >= 4 else 1)
+    results, warnings = [], []
+    for _, res, error in predict_many(spec, files, args.top_k, args.max_windows, workers, not args.no_progress,
+                                      runner):
+        errors.extend([error] if error else [])
+        warnings.extend([f"warning: {res['warning']}"] if res and "warning" in res else [])
+        results.extend([{**res, "model": runner.description}]
+                       if res and args.json else [res] if res else [])
+    for line in [*errors, *warnings]:
         print(line, file=sys.stderr)
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
     elif args.csv:
+        print(f"model: {runner.description}", file=sys.stderr)
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["file", "prediction", *model.genres])
+        writer.writerow(["file", "prediction", *runner.genres])
         for r in results:
-            probs = (f"{r['probabilities'][g]:.6f}" for g in model.genres)
+            probs = (f"{r['probabilities'][g]:.6f}" for g in runner.genres)
             writer.writerow([r["file"], r["top"][0]["genre"], *probs])
     elif results:
-        print(f"model: {ckpt}\n{_table(results, min(args.top_k, len(model.genres)))}")
+        print(f"model: {runner.description}\n{_table(results, min(args.top_k, len(runner.genres)))}")
     return 0 if results else 1
+
+
+def sort(args: argparse.Namespace) -> int:
+    from genre_cnn.sort import sort_library
+
+    spec, runner = _engine(args.ckpt, args.engine)
+    print(f"model: {runner.description}", file=sys.stderr)
+    summary = sort_library(spec, runner, args.src, args.dest, min_confidence=args.min_confidence, copy=args.copy,
+                           dry_run=args.dry_run, max_windows=args.max_windows, workers=args.workers,
+                           progress=not args.no_progress)
+    return 0 if summary["sorted"] or summary["already"] or not summary["failed"] else 1
 
 
 def plot(args: argparse.Namespace) -> int:
@@ -119,14 +223,17 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from genre_cnn.classifiers import WindowClassifier
-    from genre_cnn.export import export_onnx
-    from genre_cnn.predict import CheckpointError
+    from genre_cnn.export import export_onnx, exportable
+    from genre_cnn.predict import CheckpointError, load_model
 
-    ckpt, model = _load(args.ckpt)
-    if not isinstance(model, WindowClassifier):
-        raise CheckpointError(f"{ckpt}: export needs a CNN checkpoint, this one is {type(model).__name__}")
-    print(export_onnx(model, args.out or Path(ckpt).with_name("model.onnx")))
+    ckpt = _choose(args.ckpt, exportable=True)
+    model = load_model(ckpt)
+    if not exportable(model):
+        raise CheckpointError(f"{ckpt}: export needs a CNN or musicnn checkpoint, this one is "
+                              f"{type(model).__name__} (its hand-crafted features are not torch)")
+    out = export_onnx(model, args.out or Path(ckpt).with_name("model.onnx"))
+    print(f"model: {ckpt} ({type(model).__name__}, {model.trained_on})", file=sys.stderr)
+    print(out)
     return 0
 
 
@@ -169,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     from genre_cnn.predict import CheckpointError
 
     try:
-        return {"predict": predict, "plot": plot, "export": export, "serve": serve}[args.command](args)
+        return {"predict": predict, "sort": sort, "plot": plot, "export": export, "serve": serve}[args.command](args)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

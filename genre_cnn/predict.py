@@ -1,32 +1,64 @@
-"""Use a trained model: load a checkpoint safely and predict the genre of whole audio files.
+"""Use a trained model: choose and load a checkpoint safely, and predict the genre of whole audio files.
 
     genre-cnn predict song.mp3 more/ --top-k 3         # the command line (see genre_cnn.cli)
 
 From Python:
 
-    from genre_cnn.predict import latest_checkpoint, load_model, predict_files
-    model = load_model(latest_checkpoint())
+    from genre_cnn.predict import default_checkpoint, load_model, predict_files     # (re-exported from checkpoint)
+    model = load_model(default_checkpoint())
     results, errors = predict_files(model, [Path("song.mp3")])
 
-A checkpoint is read with `torch.load(weights_only=True)`, which refuses any pickled callable, and the model
-class is looked up by name among `genre_cnn.classifiers`' classes only, so loading never runs code from the
-file. The model is a plain `nn.Module` (no Lightning is imported on this path). Each file is predicted as a
-whole track: the model averages its outputs over every window of the file.
+A checkpoint is size-checked (`genre_cnn.checkpoint`), read with `torch.load(weights_only=True)`, which
+refuses any pickled callable, and its model class is looked up by name among `genre_cnn.classifiers`'
+classes only, so loading never runs code from the file. The model is a plain `nn.Module` (no Lightning).
+
+Which parts of a file a model hears (`predict_track`): the whole file, whose windows' probabilities are
+averaged; for the dense baseline only the centred `clip_seconds`, as in training (read alone by seeking);
+with `max_windows` N, N evenly spaced windows (read alone); a file over LONG_SECONDS is read in
+SEGMENT_SECONDS pieces, so memory does not grow with its length (windows then start afresh in each piece).
+Reading parts alone needs a seekable format (soundfile's: wav, flac, ogg, mp3, aiff, ...); a format only
+ffmpeg decodes (m4a, opus, wma, ...) is decoded whole.
+This module imports no torch until a torch model is loaded or run.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genre_cnn.audio import AUDIO_EXTENSIONS, PREDICT_MIN_SECONDS, AudioError, load_audio
+import numpy as np
+
+from genre_cnn.audio import (
+    DECODE_EXTENSIONS,
+    PREDICT_MIN_SECONDS,
+    AudioError,
+    SignalCheck,
+    audio_info,
+    load_audio,
+    read_span,
+)
+from genre_cnn.checkpoint import (
+    READY_MODEL,
+    CheckpointError,
+    check_contents,
+    check_file,
+    check_weights,
+    default_checkpoint,
+    latest_checkpoint,
+    resolve_checkpoint,
+)
 
 if TYPE_CHECKING:
     from genre_cnn.classifiers import GenreClassifier
 
+__all__ = ["READY_MODEL", "CheckpointError", "default_checkpoint", "expand_paths", "latest_checkpoint",
+           "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
 
-class CheckpointError(ValueError):
-    """A file that is not a usable genre_cnn checkpoint; the message is one line naming the file."""
+TRAINED_SECONDS = 3.0  # training refuses shorter clips; shorter files are predicted with a warning
+LONG_SECONDS, SEGMENT_SECONDS = 600.0, 60.0
 
 
 def _one_line(err: BaseException) -> str:
@@ -35,7 +67,7 @@ def _one_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(boilerplate)] or lines
     text = lines[0].removeprefix("WeightsUnpickler error:").strip().split(". ")[0] if lines else ""
-    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
+    return text[:200] or "unreadable"
 
 
 def _model_classes() -> dict[str, type]:
@@ -47,32 +79,41 @@ def _model_classes() -> dict[str, type]:
             and "inputs" in vars(obj) and obj.__module__ == classifiers.__name__}
 
 
-def load_model(path: Path, map_location="cpu") -> GenreClassifier:
-    """Rebuilds the classifier saved in a Lightning checkpoint, in eval mode, on `map_location`.
+def trained_on(checkpoint: dict) -> str:
+    """What a checkpoint says it was trained on: its `trained_on` entry, else its data settings."""
+    if isinstance(checkpoint.get("trained_on"), str):
+        return checkpoint["trained_on"][:200]
+    data = checkpoint.get("datamodule_hyper_parameters")
+    data = data if isinstance(data, dict) else {}
+    source = data.get("data_dir") or data.get("dataset")
+    n = len(checkpoint["hyper_parameters"]["genres"])
+    return f"trained on {source}, {n} genres" if isinstance(source, str) else f"{n} genres"
 
-    Raises CheckpointError for a missing, truncated or corrupt file, a file that is not a genre_cnn
-    checkpoint, or one that carries pickled code (which is refused, never run).
+
+def load_model(path: Path, map_location="cpu") -> GenreClassifier:
+    """Rebuilds the classifier saved in a checkpoint (or the obvious one in a folder), in eval mode.
+
+    Sets `model.checkpoint` (the file) and `model.trained_on` (a phrase). Raises CheckpointError for a missing,
+    oversized, truncated, corrupt or tampered file, or one that carries pickled code (refused, never run).
     """
     import torch
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = resolve_checkpoint(Path(path))
+    check_file(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to unpickle means "not a usable checkpoint"
         reason = _one_line(err)
         what = "refused: it pickles code or objects" if "GLOBAL" in reason else "corrupt or not a checkpoint"
         raise CheckpointError(f"{path}: {what} ({reason})") from None
-    needed = {"genre_cnn_class", "hyper_parameters", "state_dict"}
-    if not isinstance(checkpoint, dict) or not needed <= set(checkpoint):
-        raise CheckpointError(f"{path}: not a genre_cnn checkpoint (no genre_cnn_class, hyper_parameters "
-                              "or state_dict); train one with `python train.py`")
+    check_contents(path, checkpoint)
     classes = _model_classes()
     name = checkpoint["genre_cnn_class"]
     if name not in classes:
-        raise CheckpointError(f"{path}: unknown model class {name!r} (known: {', '.join(sorted(classes))})")
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}  # LightningModule's prefix
+        raise CheckpointError(f"{path}: unknown model class {name[:60]!r} (known: {', '.join(sorted(classes))})")
+    state = checkpoint["state_dict"]
+    check_weights(path, state)
+    state = {k.removeprefix("model."): v for k, v in state.items()}  # LightningModule's prefix
     try:
         model = classes[name].from_hparams(dict(checkpoint["hyper_parameters"]))
         model.load_state_dict(state)
@@ -80,74 +121,157 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
         raise CheckpointError(f"{path}: does not fit {name} ({_one_line(err)})") from None
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)  # the front end's non-persistent buffers too
+    model.checkpoint, model.trained_on = path, trained_on(checkpoint)
     return model.eval()
 
 
-def latest_checkpoint(root: Path | None = None, model: str = "cnn") -> Path:
-    """`<root>/checkpoints/<run>/<model>/best.ckpt` (or `refit.ckpt`) of the most recent run (root: the project).
-
-    The most recent run is the one whose newest best.ckpt was written last; if it has no `model`, its first
-    model (alphabetically) is used. Raises CheckpointError, saying to train first, if there is none.
-    """
-    from genre_cnn.paths import project_root
-
-    checkpoints = Path(root or project_root()) / "checkpoints"
-    runs: dict[Path, list[Path]] = {}
-    for best in checkpoints.glob("*/*/best.ckpt"):
-        runs.setdefault(best.parent.parent, []).append(best)
-    if not runs:
-        raise CheckpointError(f"no trained model in {checkpoints}: run `python train.py` first "
-                              "(or `python train.py --config configs/demo.yaml`), or pass --ckpt")
-    latest = max(runs, key=lambda run: max(p.stat().st_mtime for p in runs[run]))
-    model_dir = latest / model if (latest / model / "best.ckpt").is_file() else sorted(runs[latest])[0].parent
-    refit = model_dir / "refit.ckpt"  # trained on train + val after validation chose its epochs (--refit)
-    return refit if refit.is_file() else model_dir / "best.ckpt"
+def _not_usable(path: Path) -> str | None:
+    """Why `path` cannot be read as a file or searched as a folder, in words; None if it can."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"{path}: symlink loop (the link points back to itself)"
+        if path.is_symlink():
+            return f"{path}: broken symlink (what it points to does not exist)"
+        if err.errno in (errno.EACCES, errno.EPERM):
+            return f"{path}: permission denied"
+        return f"{path}: no such file or folder"
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"{path}: not a regular file ({kind}); skipped"
 
 
-def expand_paths(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Files as given, folders expanded recursively to their audio files (sorted); and error lines for
-    paths that do not exist or folders without audio."""
+def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSIONS) -> tuple[list[Path], list[str]]:
+    """Files as given, folders searched recursively (symlinked folders not followed) for files with
+    `extensions` (every format the loader decodes), sorted; and one error line per path that cannot be used."""
     files: list[Path] = []
     errors: list[str] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        if (why := _not_usable(path)) is not None:
+            errors.append(why)
+        elif path.is_dir():
+            found = []
+            for folder, _, names in os.walk(path):
+                for p in (Path(folder) / n for n in names if Path(n).suffix.lower() in extensions):
+                    (found.append(p) if (why := _not_usable(p)) is None else errors.append(why))
             if not found:
-                errors.append(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
+                errors.append(f"{path}: no audio files in this folder (looked for {', '.join(extensions)})")
+            files.extend(sorted(found))
         else:
-            errors.append(f"{path}: no such file or folder")
+            files.append(path)
     return files, errors
 
 
-def predict_files(model: GenreClassifier, paths: list[Path], top_k: int = 3,
-                  progress: bool = True) -> tuple[list[dict], list[str]]:
-    """Genre probabilities of each whole file; folders are searched recursively for audio files.
+def model_spans(model) -> tuple[int | None, int | None]:
+    """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
+    the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
+    segment = getattr(model, "segment_samples", None)
+    frames = getattr(model, "window", None)  # the CNN's window
+    if frames is None and getattr(model, "inputs", None) == "musicnn":
+        from genre_cnn.musicnn import PATCH_FRAMES  # musicnn's non-overlapping patches
 
-    Returns ([{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}}], errors),
-    one entry per readable file in order, and one line per path that could not be used.
+        frames = PATCH_FRAMES
+    if segment is None and frames and hasattr(model, "frontend"):
+        segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
+    return segment, getattr(model, "clip_samples", None)
+
+
+class TorchRunner:
+    """A torch classifier behind the interface that `predict_track` uses (numpy in, numpy out)."""
+
+    def __init__(self, model: GenreClassifier):
+        self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate
+        self.segment_samples, self.clip_samples = model_spans(model)
+        self.description = f"{getattr(model, 'checkpoint', '?')} ({type(model).__name__}, " \
+                           f"{getattr(model, 'trained_on', '')})"
+
+    def window_probs(self, y: np.ndarray) -> np.ndarray:
+        """Mono waveform (samples,) -> window probabilities (K, n)."""
+        import torch
+
+        return self.model.window_probs(torch.from_numpy(np.ascontiguousarray(y))).float().cpu().numpy()
+
+
+def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> list[tuple[int, int]] | None:
+    """(start, length) spans at the model's rate to read, or None for the whole file."""
+    if info is None:
+        return None
+    total = int(np.ceil(info[1] * runner.sample_rate / info[0]))  # samples at the model's rate
+    clip, seg = runner.clip_samples, runner.segment_samples
+    if clip and total > clip:
+        return [((total - clip) // 2, clip)]
+    if max_windows and seg and total > max_windows * seg:
+        return [(int(s), seg) for s in np.linspace(0, total - seg, max_windows).round()]
+    piece = int(SEGMENT_SECONDS * runner.sample_rate)
+    if clip is None and total > LONG_SECONDS * runner.sample_rate:
+        return [(s, piece) for s in range(0, total - piece + 1, piece)] + \
+               ([(total - piece, piece)] if total % piece else [])
+    return None
+
+
+def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
+    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError, or ValueError
+    for non-finite model output."""
+    info = audio_info(path)
+    spans = _spans(runner, info, max_windows)
+    if spans is None:
+        y = load_audio(path, runner.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
+        seconds, window_probs = y.size / runner.sample_rate, runner.window_probs(y)  # (K, n)
+    else:
+        check, parts = SignalCheck(), []
+        for start, length in spans:
+            y = read_span(path, runner.sample_rate, start, length)  # (length,)
+            check.add(y)
+            parts.append(runner.window_probs(y))  # (K_i, n)
+        check.verdict(path, runner.sample_rate)
+        seconds, window_probs = info[1] / info[0], np.concatenate(parts)  # (K, n)
+    probs = window_probs.mean(axis=0)  # (n,)
+    if not np.isfinite(probs).all():
+        raise ValueError(f"{path}: the model gave non-finite probabilities (damaged weights?); no answer")
+    warning = None
+    if seconds < TRAINED_SECONDS:
+        warning = (f"{path}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
+                   "more (this one is looped), so treat the answer with care")
+    return probs, warning
+
+
+def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning: str | None = None) -> dict:
+    """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning")."""
+    order = np.argsort(-probs, kind="stable")[: min(top_k, len(genres))]
+    out = {"file": str(path), "top": [{"genre": genres[i], "probability": float(probs[i])} for i in order],
+           "probabilities": {g: float(p) for g, p in zip(genres, probs, strict=True)}}
+    return {**out, "warning": warning} if warning else out
+
+
+def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None, str | None]:
+    """(result, None) for a file that could be predicted, else (None, one line saying why): any failure of one
+    file (a decoder crash included) is caught here, so it never costs the others."""
+    try:
+        probs, warning = predict_track(runner, path, max_windows)
+    except (AudioError, ValueError) as err:
+        return None, str(err) if str(path) in str(err) else f"{path}: {err}"
+    except Exception as err:  # noqa: BLE001 - whatever else breaks on one file
+        return None, f"{path}: could not be predicted ({_one_line(err)})"
+    return result(path, runner.genres, probs, top_k, warning), None
+
+
+def predict_files(model, paths: list[Path], top_k: int = 3, progress: bool = True,
+                  max_windows: int | None = None) -> tuple[list[dict], list[str]]:
+    """Genre probabilities of each file, one at a time in this process; folders are searched recursively
+    (`genre_cnn.library.predict_many` does the same with worker processes).
+
+    `model`: a classifier (see load_model) or a runner (`TorchRunner`, `genre_cnn.onnx_predict.OnnxRunner`).
+    Returns ([result(...) per readable file, in order], one error line per path that could not be used).
     """
-    import torch
     from tqdm import tqdm
 
+    runner = model if hasattr(model, "description") else TorchRunner(model)
     files, errors = expand_paths(paths)
-    genres = model.genres
     results: list[dict] = []
     for path in tqdm(files, desc="predicting", unit="file", disable=not progress or len(files) < 2):
-        try:
-            y = load_audio(path, model.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
-        except AudioError as err:
-            errors.append(str(err))
-            continue
-        probs = model.predict_waveform(torch.from_numpy(y)).float().cpu()  # (n,)
-        top = torch.topk(probs, min(top_k, len(genres)))
-        results.append({
-            "file": str(path),
-            "top": [{"genre": genres[int(i)], "probability": float(p)}
-                    for p, i in zip(top.values, top.indices, strict=True)],
-            "probabilities": {g: float(p) for g, p in zip(genres, probs, strict=True)},
-        })
+        res, error = predict_one(runner, path, top_k, max_windows)
+        results.extend([res] if res else [])
+        errors.extend([error] if error else [])
     return results, errors
-

@@ -46,3 +46,56 @@ def test_export_refuses_the_dense_model(demo_run, tmp_path, capsys):
     ckpt = demo_run["root"] / "checkpoints" / demo_run["run"] / "dense" / "best.ckpt"
     assert main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "CNN" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+
+
+def test_predict_caches_the_export_and_then_answers_without_torch(demo_run, demo_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx, onnx_cache_path
+
+    src = demo_run["root"] / "checkpoints" / demo_run["run"] / "cnn" / "best.ckpt"
+    ckpt = tmp_path / "copy.ckpt"
+    ckpt.write_bytes(src.read_bytes())
+    graph = cached_onnx(ckpt) or make_onnx(ckpt, load_model(ckpt))
+    assert graph == onnx_cache_path(ckpt) == onnx_cache_path(src)  # keyed by content, not by path
+    assert graph.parent == demo_run["root"] / "data" / "onnx"
+    runner, model = OnnxRunner(graph), load_model(ckpt)
+    y = load_audio(demo_dir / "techno" / "techno.00003.wav", 22050)
+    np.testing.assert_allclose(runner.window_probs(y), model.window_probs(torch.from_numpy(y)).numpy(),
+                               rtol=0, atol=TOLERANCE)  # every window, not only the mean
+
+    file = demo_dir / "noise" / "noise.00003.wav"
+    code = ("import json, sys\nfrom genre_cnn.cli import main\n"
+            f"code = main(['predict', {str(file)!r}, '--ckpt', {str(ckpt)!r}, '--json'])\n"
+            "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'librosa': 'librosa' in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ}, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == {"code": 0, "torch": False, "librosa": False}
+    answer = json.loads("\n".join(lines[:-1]))[0]
+    assert "ONNX Runtime" in answer["model"]
+    np.testing.assert_allclose(list(answer["probabilities"].values()),
+                               model.predict_waveform(torch.from_numpy(load_audio(file, 22050))).numpy(),
+                               rtol=0, atol=TOLERANCE)
+
+    ckpt.write_bytes(src.read_bytes() + b"\0")  # a changed checkpoint never reuses the old graph
+    assert cached_onnx(ckpt) is None
+
+
+def test_export_without_ckpt_takes_the_latest_exportable_model(demo_run, tmp_path, monkeypatch, capsys):
+    import os
+    import shutil
+
+    root = tmp_path / "home"
+    src = demo_run["root"] / "checkpoints" / demo_run["run"]
+    shutil.copytree(src / "cnn", root / "checkpoints" / "a" / "cnn")
+    shutil.copytree(src / "dense", root / "checkpoints" / "b" / "dense")  # a later dense-only run
+    os.utime(root / "checkpoints" / "a" / "cnn" / "best.ckpt", (1, 1))
+    monkeypatch.setenv("GENRE_CNN_HOME", str(root))
+    assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(tmp_path / "m.onnx") and "checkpoints/a/cnn/best.ckpt" in err

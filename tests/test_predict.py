@@ -19,7 +19,7 @@ import torch
 
 from genre_cnn.cli import main
 from genre_cnn.demo import DEMO_GENRES
-from genre_cnn.predict import CheckpointError, latest_checkpoint, load_model
+from genre_cnn.predict import CheckpointError, latest_checkpoint, load_model, predict_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -197,3 +197,103 @@ def test_latest_checkpoint_prefers_the_cnn_of_the_newest_run(tmp_path):
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "new" / "cnn" / "best.ckpt"
     (tmp_path / "checkpoints" / "new" / "cnn" / "best.ckpt").unlink()
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "new" / "dense" / "best.ckpt"
+
+
+# --- the default model, usage errors, short files, a library (issues 12 and 13) -----------------------------
+
+
+def _touch(path: Path, age: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.utime(path, (time.time() - age, time.time() - age))
+
+
+def test_the_default_is_the_latest_runs_best_model_in_a_fixed_preference(tmp_path, monkeypatch):
+    import genre_cnn.checkpoint as predict
+
+    cps = tmp_path / "checkpoints"
+    _touch(cps / "old" / "cnn" / "best.ckpt", 100)
+    _touch(cps / "new" / "dense" / "best.ckpt", 5)  # `--models [dense]` ran last
+    assert predict.latest_checkpoint(tmp_path) == cps / "new" / "dense" / "best.ckpt"
+    assert predict.latest_checkpoint(tmp_path, exportable=True) == cps / "old" / "cnn" / "best.ckpt"  # export
+    _touch(cps / "new" / "cnn" / "best.ckpt", 10)
+    _touch(cps / "new" / "cnn" / "refit.ckpt", 8)
+    assert predict.latest_checkpoint(tmp_path) == cps / "new" / "cnn" / "refit.ckpt"  # cnn > dense, refit > best
+    _touch(cps / "new" / "musicnn" / "best.ckpt", 9)
+    assert predict.latest_checkpoint(tmp_path) == cps / "new" / "musicnn" / "best.ckpt"
+    assert predict.resolve_checkpoint(cps / "new") == cps / "new" / "musicnn" / "best.ckpt"  # a run folder
+    assert predict.resolve_checkpoint(cps / "new" / "cnn") == cps / "new" / "cnn" / "refit.ckpt"
+
+    empty = tmp_path / "nothing"
+    monkeypatch.setattr(predict, "READY_MODEL", tmp_path / "ready" / "missing.ckpt")
+    with pytest.raises(CheckpointError, match="python train.py"):
+        predict.default_checkpoint(empty)
+    _touch(tmp_path / "ready" / "missing.ckpt", 0)
+    assert predict.default_checkpoint(empty) == tmp_path / "ready" / "missing.ckpt"  # the shipped model
+
+
+def test_a_folder_as_ckpt_picks_its_checkpoint_or_says_it_is_a_folder(demo_run, demo_dir, tmp_path, capsys):
+    file = demo_files(demo_dir, per_genre=1)[0]
+    assert main(["predict", str(file), "--ckpt", str(checkpoint(demo_run).parent), "--no-progress"]) == 0
+    assert f"model: {checkpoint(demo_run)} (WindowClassifier, trained on demo" in capsys.readouterr().out
+    (tmp_path / "a.ckpt").touch()
+    (tmp_path / "b.ckpt").touch()
+    assert main(["predict", str(file), "--ckpt", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value,code", [("-1", 2), ("0", 2), ("two", 2)])
+def test_top_k_below_one_is_a_usage_error(demo_run, demo_dir, capsys, value, code):
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(demo_files(demo_dir, 1)[0]), "--top-k", value])
+    assert exit_.value.code == code and "--top-k" in capsys.readouterr().err
+
+
+def test_a_file_under_3_s_predicts_with_a_one_line_warning(demo_run, demo_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    y, sr = sf.read(demo_files(demo_dir, 1)[0])
+    short = tmp_path / "short.wav"
+    sf.write(short, y[: int(1.5 * sr)], sr)
+    assert main(["predict", str(short), "--ckpt", str(checkpoint(demo_run)), "--json", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)) == 1
+    assert err.startswith("warning: ") and "trained on clips of 3 s" in err and len(err.splitlines()) == 1
+
+
+def test_workers_and_engines_give_the_same_answers(demo_run, demo_dir, capsys):
+    files = demo_files(demo_dir)
+    answers = {}
+    for name, extra in {"torch, 1 process": ["--engine", "torch", "--workers", "1"],
+                        "onnx, 2 workers": ["--workers", "2"], "onnx, 1 process": ["--workers", "1"]}.items():
+        assert main(["predict", *map(str, files), "--ckpt", str(checkpoint(demo_run)), "--json", "--no-progress",
+                     *extra]) == 0
+        answers[name] = {r["file"]: list(r["probabilities"].values()) for r in json.loads(capsys.readouterr().out)}
+    import numpy as np
+
+    for name, got in answers.items():
+        assert list(got) == [str(f) for f in files], name
+        np.testing.assert_allclose(np.array(list(got.values())), np.array(list(answers["torch, 1 process"].values())),
+                                   rtol=0, atol=1e-4, err_msg=name)
+
+
+def test_max_windows_reads_only_that_many_evenly_spaced_windows(demo_run, demo_dir, tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    import genre_cnn.predict as predict
+
+    y = np.concatenate([sf.read(f)[0] for f in demo_files(demo_dir, 1)])  # 4 clips of 8 s: 32 s
+    long = tmp_path / "long.flac"
+    sf.write(long, y, 22050)
+    spans = []
+    real = predict.read_span
+    monkeypatch.setattr(predict, "read_span", lambda *a: spans.append(a[2:]) or real(*a))
+    model = load_model(checkpoint(demo_run))
+    results, errors = predict_files(model, [long], max_windows=4, progress=False)
+    assert not errors and len(results) == 1
+    segment = predict.model_spans(model)[0]
+    assert [length for _, length in spans] == [segment] * 4
+    assert spans[0][0] == 0 and spans[-1][0] == len(y) - segment  # first and last window of the track
+    assert abs(sum(results[0]["probabilities"].values()) - 1) < 1e-4

@@ -1,0 +1,188 @@
+"""Which checkpoint to use, and what it must look like before anything is built from it.
+
+    from genre_cnn.checkpoint import default_checkpoint    # the model `genre-cnn predict` uses by default
+
+Choosing: `default_checkpoint` is the latest run's best model (`latest_checkpoint`: PREFERENCE order, refit.ckpt
+over best.ckpt), else the ready model shipped in genre_cnn/ready/ (READY_MODEL); `resolve_checkpoint` turns
+a folder into its one obvious checkpoint.
+
+Checking, before anything is built (`genre_cnn.predict.load_model` calls these in order): `check_file`
+caps the file's size and the uncompressed total of its zip members, read from the zip directory, so a small
+file that inflates to gigabytes is refused before torch.load allocates anything; `check_contents` wants a
+class name that is a string, a short genre list and every known hyperparameter in a sane range;
+`check_weights` caps the tensor count and element count and wants every weight finite. Each raises
+CheckpointError with one line naming the file. Imports no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+
+from genre_cnn.paths import REPO
+
+READY_MODEL = REPO / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used when there is no run
+PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (then any other, by name)
+EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
+MAX_FILE_BYTES = 512 * 2**20  # a checkpoint file, and the uncompressed total of its members
+MAX_TENSORS = 4096
+MAX_ELEMENTS = 128 * 2**20  # 512 MB of float32
+MAX_GENRES, MAX_GENRE_CHARS = 1000, 100
+
+# hyperparameter -> (low, high), inclusive; numbers only. Unknown keys (another family's) are only
+# required to be finite where numeric.
+RANGES = {
+    "window_seconds": (0.1, 60.0), "clip_seconds": (0.5, 600.0), "kernel_size": (1, 63), "dropout": (0.0, 1.0),
+}
+FRONTEND_RANGES = {"sample_rate": (4000, 192000), "n_fft": (64, 16384), "hop_length": (16, 16384),
+                   "n_mels": (8, 512)}
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable genre_cnn checkpoint; the message is one line naming the file."""
+
+
+def check_file(path: Path) -> None:
+    """Exists, is a regular file under MAX_FILE_BYTES, and is a zip (torch.save's format) whose members
+    inflate to at most MAX_FILE_BYTES in all."""
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (pass the .ckpt inside it)")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckpointError(f"{path}: {size / 2**20:.0f} MB is larger than any genre_cnn model "
+                              f"(limit {MAX_FILE_BYTES // 2**20} MB); refused")
+    try:
+        with zipfile.ZipFile(path) as z:
+            inflated = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint (not a torch.save zip archive)") from None
+    if inflated > MAX_FILE_BYTES:
+        raise CheckpointError(f"{path}: its contents unpack to {inflated / 2**20:.0f} MB, more than any genre_cnn "
+                              f"model (limit {MAX_FILE_BYTES // 2**20} MB); refused")
+
+
+def _number(path: Path, key: str, value, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+        raise CheckpointError(f"{path}: hyperparameter {key}={value!r:.40} is out of range ({low}..{high}); "
+                              "a damaged or tampered checkpoint")
+
+
+def check_contents(path: Path, checkpoint: object) -> None:
+    """The loaded dict: class name, genres and hyperparameters, before any model is built."""
+    needed = {"genre_cnn_class", "hyper_parameters", "state_dict"}
+    if not isinstance(checkpoint, dict) or not needed <= set(checkpoint):
+        raise CheckpointError(f"{path}: not a genre_cnn checkpoint (no genre_cnn_class, hyper_parameters "
+                              "or state_dict); train one with `python train.py`")
+    if not isinstance(checkpoint["genre_cnn_class"], str):
+        raise CheckpointError(f"{path}: genre_cnn_class is a {type(checkpoint['genre_cnn_class']).__name__}, "
+                              "not a class name; a damaged or tampered checkpoint")
+    hp = checkpoint["hyper_parameters"]
+    if not isinstance(hp, dict):
+        raise CheckpointError(f"{path}: hyper_parameters is not a mapping; a damaged or tampered checkpoint")
+    genres = hp.get("genres")
+    if (not isinstance(genres, (list, tuple)) or not 2 <= len(genres) <= MAX_GENRES
+            or not all(isinstance(g, str) and 0 < len(g) <= MAX_GENRE_CHARS for g in genres)
+            or len(set(genres)) != len(genres)):
+        raise CheckpointError(f"{path}: genres must be 2-{MAX_GENRES} distinct names of 1-{MAX_GENRE_CHARS} "
+                              "characters; a damaged or tampered checkpoint")
+    for key, value in hp.items():
+        if key in RANGES:
+            _number(path, key, value, *RANGES[key])
+        elif isinstance(value, float) and not math.isfinite(value):
+            _number(path, key, value, -math.inf, math.inf)
+        elif key == "widths" and not (isinstance(value, (list, tuple)) and 0 < len(value) <= 16 and all(
+                isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 4096 for w in value)):
+            raise CheckpointError(f"{path}: hyperparameter widths={value!r:.40} is not 1-16 layer widths of "
+                                  "1..4096; a damaged or tampered checkpoint")
+    frontend = hp.get("frontend")
+    if frontend is not None:
+        if not isinstance(frontend, dict):
+            raise CheckpointError(f"{path}: frontend is not a mapping; a damaged or tampered checkpoint")
+        for key, (low, high) in FRONTEND_RANGES.items():
+            if key in frontend:
+                _number(path, f"frontend.{key}", frontend[key], low, high)
+        if frontend.get("hop_length", 0) > frontend.get("n_fft", 2048):
+            raise CheckpointError(f"{path}: frontend.hop_length is longer than frontend.n_fft; a damaged or "
+                                  "tampered checkpoint")
+
+
+def check_weights(path: Path, state: dict) -> None:
+    """The state dict: at most MAX_TENSORS tensors of MAX_ELEMENTS elements in all, every value finite."""
+    import torch
+
+    if not isinstance(state, dict) or len(state) > MAX_TENSORS:
+        raise CheckpointError(f"{path}: state_dict is not a mapping of at most {MAX_TENSORS} tensors")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path}: state_dict holds something other than named tensors")
+    if sum(v.numel() for v in state.values()) > MAX_ELEMENTS:
+        raise CheckpointError(f"{path}: more than {MAX_ELEMENTS:,} weights; refused")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {key}; a damaged checkpoint")
+
+
+def _run_checkpoints(checkpoints: Path, families: tuple[str, ...] | None) -> dict[Path, list[Path]]:
+    """run folder -> its models' refit.ckpt or best.ckpt, in PREFERENCE order."""
+    runs: dict[Path, list[Path]] = {}
+    for model_dir in sorted(checkpoints.glob("*/*/")):
+        if families is not None and model_dir.name not in families:
+            continue
+        ckpt = next((model_dir / n for n in ("refit.ckpt", "best.ckpt") if (model_dir / n).is_file()), None)
+        if ckpt is not None:
+            runs.setdefault(model_dir.parent, []).append(ckpt)
+    rank = {name: i for i, name in enumerate(PREFERENCE)}
+    for found in runs.values():
+        found.sort(key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
+    return runs
+
+
+def latest_checkpoint(root: Path | None = None, model: str | None = None, exportable: bool = False) -> Path:
+    """The most recent run's best model under `<root>/checkpoints/<run>/<model>/` (root: the project).
+
+    The most recent run is the one whose newest checkpoint was written last; its model is `model` if it has
+    one, else the first in PREFERENCE (musicnn > cnn > dense), refit.ckpt over best.ckpt. `exportable` only
+    considers EXPORTABLE families. Raises CheckpointError, saying to train first, if there is none.
+    """
+    from genre_cnn.paths import project_root
+
+    checkpoints = Path(root or project_root()) / "checkpoints"
+    runs = _run_checkpoints(checkpoints, EXPORTABLE if exportable else None)
+    if not runs:
+        what = "exportable (CNN or musicnn) model" if exportable else "trained model"
+        raise CheckpointError(f"no {what} in {checkpoints}: run `python train.py` first "
+                              "(or `python train.py --config configs/demo.yaml`), or pass --ckpt")
+    latest = max(runs, key=lambda run: max(p.stat().st_mtime for p in runs[run]))
+    return next((p for p in runs[latest] if p.parent.name == model), runs[latest][0])
+
+
+def default_checkpoint(root: Path | None = None, exportable: bool = False) -> Path:
+    """`latest_checkpoint`, or the ready model shipped in the repository (READY_MODEL) when no run exists."""
+    try:
+        return latest_checkpoint(root, exportable=exportable)
+    except CheckpointError:
+        if READY_MODEL.is_file():
+            return READY_MODEL
+        raise
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file as given; for a folder, its one obvious checkpoint (refit.ckpt or best.ckpt of a model
+    folder, the preferred model of a run folder, or its only .ckpt), else CheckpointError saying it is a folder."""
+    if not path.is_dir():
+        return path
+    for name in ("refit.ckpt", "best.ckpt"):
+        if (path / name).is_file():
+            return path / name
+    runs = _run_checkpoints(path.parent, None).get(path)
+    if runs:
+        return runs[0]
+    found = sorted(path.glob("*.ckpt"))
+    if len(found) == 1:
+        return found[0]
+    listed = ", ".join(p.name for p in found[:4]) or "none"
+    raise CheckpointError(f"{path}: is a folder, not a checkpoint file; pass one of its .ckpt files ({listed})")
