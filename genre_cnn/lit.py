@@ -166,9 +166,10 @@ class LitCNN(LitGenre):
 
     def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
-                 time_mask: int = 20, mixup_alpha: float = 0.2, **kwargs):
-        """Input length (s, linked from the DataModule), network and augmentation settings; `kwargs` are
-        LitGenre's (front end, optimiser)."""
+                 time_mask: int = 20, mixup_alpha: float = 0.2, band_norm: Literal["none", "mean", "instance"] = "mean",
+                 **kwargs):
+        """Input length (s, linked from the DataModule), network and augmentation settings (band_norm: see
+        GenreCNN; "mean" by default, BENCHMARKS.md says why); `kwargs` are LitGenre's (front end, optimiser)."""
         super().__init__(genres, **kwargs)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,8 @@ softmax is applied by the caller at inference, cross-entropy takes the logits in
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -23,12 +25,19 @@ class GenreCNN(nn.Module):
     GTZAN's 1000 clips. Blocks: conv(k) -> batch norm -> ReLU -> max-pool(2) -> dropout; then mean and
     max pooling over time, dropout and a linear layer.
 
+    `band_norm` takes the recording's colour out of the first `n_mels` channels (the log-mel bands) before
+    anything is learnt: "none" leaves them; "mean" subtracts each band's mean over the window (a static EQ or
+    gain is a constant per band in dB, so it vanishes); "instance" also divides by each band's standard
+    deviation (floored at 1 dB), instance normalisation without affine parameters. The chroma rows are left.
+
     Input (B, in_channels, frames) -> logits (B, num_classes).
     """
 
     def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
-                 kernel_size: int = 3, dropout: float = 0.3):
+                 kernel_size: int = 3, dropout: float = 0.3, band_norm: Literal["none", "mean", "instance"] = "none",
+                 n_mels: int = 0):
         super().__init__()
+        self.band_norm, self.n_mels = band_norm, n_mels
         self.input_norm = nn.BatchNorm1d(in_channels)  # dB and chroma differ in scale by ~100x
         layers: list[nn.Module] = []
         for c_in, c_out in zip((in_channels, *widths[:-1]), widths):
@@ -38,6 +47,12 @@ class GenreCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * widths[-1], num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.band_norm != "none":
+            mel, rest = x[:, :self.n_mels], x[:, self.n_mels:]  # (B, n_mels, T), (B, C - n_mels, T)
+            mel = mel - mel.mean(dim=-1, keepdim=True)
+            if self.band_norm == "instance":
+                mel = mel / mel.std(dim=-1, keepdim=True).clamp_min(1.0)
+            x = torch.cat([mel, rest], dim=1)  # (B, in_channels, T)
         h = self.blocks(self.input_norm(x))  # (B, widths[-1], frames / 2**len(widths))
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)  # (B, 2 * widths[-1])
         return self.head(pooled)  # (B, num_classes)
