@@ -20,9 +20,7 @@ import math
 import zipfile
 from pathlib import Path
 
-from genre_cnn.paths import REPO
-
-READY_MODEL = REPO / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used when there is no run
+READY_MODEL = Path(__file__).resolve().parent / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used without a run
 PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (then any other, by name)
 EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
 MAX_FILE_BYTES = 512 * 2**20  # a checkpoint file, and the uncompressed total of its members

@@ -15,10 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from genre_cnn.checkpoint import READY_MODEL
 from genre_cnn.paths import REPO, atomic_write
 
 READY_CONFIG = REPO / "configs" / "ready.yaml"
-READY_MODEL = Path(__file__).resolve().parent / "ready" / "musicnn_gtzan_mini.ckpt"
 
 
 def main(argv: list[str] | None = None) -> Path:
