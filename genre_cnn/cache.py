@@ -16,7 +16,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 from genre_cnn.audio import AudioError, Clip, warn_once
 from genre_cnn.features import SpectralFeatures
 from genre_cnn.musicnn import MusicnnEmbeddings
-from genre_cnn.paths import atomic_write, atomic_write_text
+from genre_cnn.paths import atomic_write, atomic_write_text, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +70,12 @@ def _is_fresh(entry: Path, source: Path) -> bool:
 _EXTRACTOR: tuple | None = None  # (settings, built front end) of this process
 
 
-def _watch_parent(parent: int) -> None:
-    """Ends this worker process soon after the process that started the pool is gone (even by kill -9),
-    so an interrupted build leaves no workers behind."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(1)
-
-
 def _init_worker(settings: FeatureSettings, parent: int) -> None:
     """Pool initializer: one torch thread per worker process (the pool uses every core), a parent watch."""
     import torch
 
     torch.set_num_threads(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    die_with_parent(parent)
     _built(settings)
 
 

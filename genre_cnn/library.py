@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from genre_cnn.paths import die_with_parent
 from genre_cnn.predict import predict_one
 
 _RUNNER = None  # this worker's model
@@ -41,19 +40,9 @@ def build_runner(spec: tuple[str, Path], threads: int = 0):
     return TorchRunner(load_model(Path(path)))
 
 
-def _watch_parent(parent: int) -> None:
-    """Ends this worker soon after `parent` is gone (the same rule as genre_cnn.cache's workers)."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(1)
-
-
 def _init_worker(spec: tuple[str, Path], parent: int) -> None:
     global _RUNNER
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    die_with_parent(parent)
     _RUNNER = build_runner(spec, threads=1)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +52,21 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return dest
+
+
+def die_with_parent(parent: int) -> None:
+    """Starts a daemon thread that ends this (worker) process soon after the process `parent` is gone, even
+    when it was killed with SIGKILL, so an interrupted run leaves no pool workers behind."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def atomic_write_text(dest: Path, text: str) -> Path:
