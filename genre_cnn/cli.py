@@ -144,7 +144,7 @@ def _engine(ckpt: Path | None, engine: str):
             model = load_model(path)
             graph = make_onnx(path, model)
         if graph is not None:
-            return ("onnx", graph), OnnxRunner(graph)
+            return ("onnx", graph), OnnxRunner(graph, checkpoint=path)
     if engine == "onnx":
         print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
     model = model or load_model(path)

@@ -65,10 +65,12 @@ def make_onnx(ckpt: Path, model) -> Path | None:
 class OnnxRunner:
     """An exported graph behind the interface of `genre_cnn.predict.predict_track` (numpy in, numpy out).
 
-    Args: path (the .onnx file), threads (onnxruntime intra-op threads; 0: its default, all cores).
+    Args: path (the .onnx file), threads (onnxruntime intra-op threads; 0: its default, all cores), checkpoint
+    (the checkpoint the user asked for, named in `description`; the cached graph is shared by checkpoints of
+    the same content, so the path recorded in its metadata may be another copy's).
     """
 
-    def __init__(self, path: Path, threads: int = 0):
+    def __init__(self, path: Path, threads: int = 0, checkpoint: Path | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -81,7 +83,7 @@ class OnnxRunner:
         self.sample_rate = int(meta["sample_rate"])
         self.segment_samples = int(meta["segment_samples"]) if meta.get("segment_samples") else None
         self.clip_samples = int(meta["clip_samples"]) if meta.get("clip_samples") else None
-        self.description = f"{meta.get('checkpoint') or path} ({meta.get('model_class', '?')}, " \
+        self.description = f"{checkpoint or meta.get('checkpoint') or path} ({meta.get('model_class', '?')}, " \
                            f"{meta.get('trained_on', '')}; ONNX Runtime)"
 
     def window_probs(self, y: np.ndarray) -> np.ndarray:

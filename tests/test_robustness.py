@@ -74,14 +74,15 @@ def unreadable_as_root(monkeypatch):
     """As root, chmod 0 does not stop reading: make `locked.wav` fail as it would for a user."""
     import soundfile
 
-    real = soundfile.read
+    for name in ("info", "read", "SoundFile"):  # every way genre_cnn.audio opens a file with soundfile
+        real = getattr(soundfile, name)
 
-    def read(path, *args, **kw):
-        if str(path).endswith("locked.wav"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real(path, *args, **kw)
+        def refuse(path, *args, real=real, **kw):
+            if str(path).endswith("locked.wav"):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kw)
 
-    monkeypatch.setattr(soundfile, "read", read)
+        monkeypatch.setattr(soundfile, name, refuse)
 
 
 @pytest.mark.slow

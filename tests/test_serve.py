@@ -29,7 +29,7 @@ CLIP = GTZAN_MINI / "genres" / "jazz" / "jazz.00005.wav"
 def ckpt(demo_run) -> Path:
     from genre_cnn.predict import latest_checkpoint
 
-    return latest_checkpoint(demo_run["root"])
+    return latest_checkpoint(demo_run["root"], model="cnn")  # the CNN: a point per 3-s window, and chroma
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_dense_model_gives_one_point(demo_run, demo_dir):
     r = analyse(model, sorted(demo_dir.rglob("*.wav"))[0])
     assert r["model"] == "HandcraftedClassifier" and len(r["window_probabilities"]) == 1
     assert r["window_probabilities"][0] == pytest.approx(r["probabilities"])
-    assert r["logmel"].shape[0] == model.hparams.n_mels and r["chroma"].shape[0] == 12
+    assert r["logmel"].shape[0] == model.frontend.config.n_mels and r["chroma"].shape[0] == 12
 
 
 def test_cli_without_the_app_extra_says_what_to_install(monkeypatch, capsys):
