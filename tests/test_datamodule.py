@@ -98,3 +98,20 @@ def test_real_clips_with_the_artist_filtered_lists():
     assert dm.genres[0] == "blues" and len(dm.genres) == 10
     assert {p: len(i) for p, i in dm.idx.items()} == {"train": 40, "val": 49, "test": 4}
     assert dm.features.shape == (100, 140, 1 + 30 * SR // 512)
+
+
+@pytest.mark.parametrize("inputs", ["windows", "handcrafted"])
+def test_the_training_loader_yields_only_training_clips(tmp_path, inputs):
+    """Traces every example the training loader yields back to the clip it was cut from."""
+    dm = make_dm(tone_folder(tmp_path / "a"), inputs=inputs)
+    w = dm.window
+    owner: dict[bytes, int] = {}  # every window (or vector) any clip could give -> that clip's row
+    for row, feats in enumerate(dm.features.astype(np.float32)):
+        if inputs == "windows":
+            for start in range(feats.shape[-1] - w + 1):
+                owner[feats[:, start:start + w].tobytes()] = row
+        else:
+            owner[feats.tobytes()] = row
+    seen = {owner[x.numpy().tobytes()] for _ in range(3) for batch in dm.train_dataloader() for x in batch[0]}
+    assert seen == set(dm.idx["train"].tolist())  # every training clip, and nothing else: no val, no test clip
+    assert not seen & set(dm.idx["test"].tolist())
