@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> Path:
     import lightning as L
     import torch
 
+    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.frontend import FrontEndConfig
     from genre_cnn.train import build_parser, data_module, new_model
 
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg = build_parser().parse_args(["--config", str(READY_CONFIG), *argv])
-    dm = data_module(cfg, "musicnn", fit_on="train+val+test")
+    data = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)), inputs="musicnn")
+    dm = data_module(data, "musicnn", fit_on="train+val+test")
     model = new_model("musicnn", cfg, dm)
     trainer = L.Trainer(max_epochs=cfg.trainer.max_epochs, accelerator="cpu", limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_model_summary=False, deterministic=True)
