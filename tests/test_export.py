@@ -30,7 +30,9 @@ def test_onnx_model_matches_pytorch_on_any_length(demo_run, demo_dir, tmp_path, 
     meta = session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["genres"]) == list(DEMO_GENRES) and meta["sample_rate"] == "22050"
     model = load_model(ckpt)
-    clips = [load_audio(demo_dir / g / f"{g}.00001.wav", 22050) for g in DEMO_GENRES]  # 8 s each
+    from tests.test_predict import demo_files
+
+    clips = [load_audio(f, 22050) for f in demo_files(demo_dir, per_genre=1)]  # 8 s each, never trained on
     inputs = [*clips, clips[0][:22050],  # 1 s: shorter than one 3-s window, looped
               np.concatenate(clips[1:])]  # 24 s: longer than the export's example input
     for y in inputs:

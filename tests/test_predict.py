@@ -29,8 +29,12 @@ def checkpoint(demo_run, model: str = "cnn") -> Path:
 
 
 def demo_files(demo_dir: Path, per_genre: int = 2) -> list[Path]:
-    """`per_genre` clips of every demo genre, spread over the clip numbers (train, val and test clips)."""
-    return [f for g in DEMO_GENRES for f in sorted((demo_dir / g).glob("*.wav"))[::4][:per_genre]]
+    """`per_genre` clips of every demo genre that no model was trained on: the demo set's generator with
+    another seed than the training set's (seed 0), written beside it."""
+    from genre_cnn.demo import make_demo_dataset
+
+    root = make_demo_dataset(demo_dir.parent / "demo-unseen", clips_per_genre=2, seconds=8.0, seed=1)
+    return [f for g in DEMO_GENRES for f in sorted((root / g).glob("*.wav"))[:per_genre]]
 
 
 def run_cli(demo_run, *args) -> subprocess.CompletedProcess:
