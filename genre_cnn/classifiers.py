@@ -80,12 +80,14 @@ class WindowClassifier(GenreClassifier):
 
     def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, window_seconds: float = 3.0,
                  widths: tuple[int, ...] = (512, 256, 128, 64), kernel_size: int = 3, dropout: float = 0.3,
-                 band_norm: Literal["none", "mean", "instance"] = "mean"):
+                 band_norm: Literal["none", "mean", "instance"] = "mean", chroma_norm: bool = False,
+                 stem: int = 0):
         super().__init__(genres)
         self.frontend = FrontEnd(frontend)
         self.window = self.frontend.config.window_frames(window_seconds)
         c = self.frontend.config
-        self.net = GenreCNN(c.channels, len(genres), tuple(widths), kernel_size, dropout, band_norm, c.n_mels)
+        self.net = GenreCNN(c.channels, len(genres), tuple(widths), kernel_size, dropout, band_norm, c.n_mels,
+                            chroma_norm, stem)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Windows (B, C, W) -> logits (B, n)."""

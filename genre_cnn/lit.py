@@ -36,6 +36,29 @@ def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Te
     return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
 
 
+def shift_pitch(x: torch.Tensor, semitones: torch.Tensor, config: FrontEndConfig) -> torch.Tensor:
+    """Features (B, C, T) of `config`'s front end with each example's pitch moved by `semitones` (B,): the log-mel
+    resampled along frequency (band i takes the input's level at f_i / 2**(s/12), linear between band centres,
+    the edge bands repeated) and the chroma rolled by the nearest whole semitone. Pitch shifting by stretching
+    the spectrogram along frequency, as in Schlueter & Grill (ISMIR 2015). Returns (B, C, T)."""
+    import librosa
+
+    n = config.n_mels
+    centres = torch.from_numpy(librosa.mel_frequencies(n + 2, fmax=config.sample_rate / 2)[1:-1]).float()
+    centres = centres.to(x.device)  # (n,) Hz: the Slaney mel bands' centres
+    wanted = centres[None] / 2 ** (semitones[:, None] / 12)  # (B, n): the input frequency each band now shows
+    hi = torch.searchsorted(centres, wanted.contiguous()).clamp(1, n - 1)  # (B, n)
+    lo = hi - 1
+    w = ((wanted - centres[lo]) / (centres[hi] - centres[lo])).clamp(0, 1)[..., None]  # (B, n, 1)
+    mel = x[:, :n]  # (B, n, T)
+    index = lambda i: i[..., None].expand(-1, -1, mel.shape[-1])  # noqa: E731  (B, n) -> (B, n, T)
+    out = [mel.gather(1, index(lo)) * (1 - w) + mel.gather(1, index(hi)) * w]  # (B, n, T)
+    if x.shape[1] > n:
+        steps = semitones.round().long().tolist()
+        out.append(torch.stack([row.roll(k, dims=0) for row, k in zip(x[:, n:], steps)]))  # (B, 12, T)
+    return torch.cat(out, dim=1)
+
+
 class LitGenre(L.LightningModule):
     """Shared training and evaluation; subclasses name their `classifier_class` and may augment.
 
@@ -167,7 +190,7 @@ class LitCNN(LitGenre):
     def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
                  time_mask: int = 20, mixup_alpha: float = 0.2, band_norm: Literal["none", "mean", "instance"] = "mean",
-                 **kwargs):
+                 chroma_norm: bool = False, pitch_shift: float = 0.0, genre_mix: float = 0.0, stem: int = 0, **kwargs):
         """Input length (s, linked from the DataModule), network and augmentation settings (band_norm: see
         GenreCNN; "mean" by default, BENCHMARKS.md says why); `kwargs` are LitGenre's (front end, optimiser)."""
         super().__init__(genres, **kwargs)
@@ -177,6 +200,10 @@ class LitCNN(LitGenre):
         b, c, t = x.shape
         x = x.clone()
         n_mels = self.model.frontend.config.n_mels
+        if hp.genre_mix > 0:
+            x = self.mix_same_genre(x, y, hp.genre_mix)
+        if hp.pitch_shift > 0:
+            x = shift_pitch(x, (torch.rand(b, device=x.device) * 2 - 1) * hp.pitch_shift, self.model.frontend.config)
         x[:, :n_mels] += (torch.rand(b, 1, 1, device=x.device) * 2 - 1) * hp.gain_db
         fill = x.mean(dim=2, keepdim=True)  # (B, C, 1)
         for size, length, axis in ((hp.freq_mask, n_mels, 1), (hp.time_mask, t, 2)):
@@ -190,6 +217,27 @@ class LitCNN(LitGenre):
                 mask = mask & (pos < n_mels)
             x = torch.where(mask, fill, x)  # (B, C, T)
         return mixup(x, F.one_hot(y, len(self.genres)).float(), hp.mixup_alpha)  # (B, C, T), (B, n)
+
+
+    def mix_same_genre(self, x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
+        """With probability p, a window is mixed with another window of its genre from the batch, as if the two
+        recordings played together (powers added, the partner's gain random within +-6 dB; chroma averaged
+        and renormalised); the label stays. x (B, C, T), y (B,) -> (B, C, T)."""
+        n = self.model.frontend.config.n_mels
+        partner = torch.arange(len(y), device=y.device)
+        for g in y.unique():
+            group = (y == g).nonzero()[:, 0]
+            group = group[torch.randperm(len(group), device=y.device)]
+            partner[group] = group.roll(1)
+        alone = partner == torch.arange(len(y), device=y.device)  # (B,): the only one of its genre in the batch
+        use = (torch.rand(len(y), 1, 1, device=x.device) < p) & ~alone[:, None, None]  # (B, 1, 1)
+        other = x[partner]
+        gain = (torch.rand(len(y), 1, 1, device=x.device) * 2 - 1) * 6.0  # dB
+        k = math.log(10) / 10
+        mel = torch.logaddexp(x[:, :n] * k, (other[:, :n] + gain) * k) / k  # (B, n, T): dB of the summed powers
+        chroma = x[:, n:] + other[:, n:]
+        chroma = chroma / chroma.amax(dim=1, keepdim=True).clamp_min(1e-8)  # (B, 12, T)
+        return torch.where(use, torch.cat([mel, chroma], dim=1), x)
 
 
 class LitDense(LitGenre):

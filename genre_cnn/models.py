@@ -35,9 +35,14 @@ class GenreCNN(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3, band_norm: Literal["none", "mean", "instance"] = "none",
-                 n_mels: int = 0):
+                 n_mels: int = 0, chroma_norm: bool = False, stem: int = 0):
         super().__init__()
-        self.band_norm, self.n_mels = band_norm, n_mels
+        self.band_norm, self.n_mels, self.chroma_norm = band_norm, n_mels, chroma_norm
+        self.stem = None
+        if stem:  # stem 2-D filters of 7 bands x 3 frames shared along frequency, then max over 4 bands
+            self.stem = nn.Sequential(nn.Conv2d(1, stem, (7, 3), padding=(3, 1), bias=False), nn.BatchNorm2d(stem),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d((4, 1), ceil_mode=True))
+            in_channels += stem * -(-n_mels // 4) - n_mels
         self.input_norm = nn.BatchNorm1d(in_channels)  # dB and chroma differ in scale by ~100x
         layers: list[nn.Module] = []
         for c_in, c_out in zip((in_channels, *widths[:-1]), widths):
@@ -52,7 +57,12 @@ class GenreCNN(nn.Module):
             mel = mel - mel.mean(dim=-1, keepdim=True)
             if self.band_norm == "instance":
                 mel = mel / mel.std(dim=-1, keepdim=True).clamp_min(1.0)
+            if self.chroma_norm:  # the window's key profile (a property of the song) removed
+                rest = rest - rest.mean(dim=-1, keepdim=True)
             x = torch.cat([mel, rest], dim=1)  # (B, in_channels, T)
+        if self.stem is not None:
+            mel = self.stem(x[:, None, :self.n_mels]).flatten(1, 2)  # (B, stem * n_mels / 4, T)
+            x = torch.cat([mel, x[:, self.n_mels:]], dim=1)  # (B, in_channels, T)
         h = self.blocks(self.input_norm(x))  # (B, widths[-1], frames / 2**len(widths))
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)  # (B, 2 * widths[-1])
         return self.head(pooled)  # (B, num_classes)
