@@ -32,6 +32,7 @@ MAX_GENRES, MAX_GENRE_CHARS = 1000, 100
 # required to be finite where numeric.
 RANGES = {
     "window_seconds": (0.1, 60.0), "clip_seconds": (0.5, 600.0), "kernel_size": (1, 63), "dropout": (0.0, 1.0),
+    "stem": (0, 64),
 }
 FRONTEND_RANGES = {"sample_rate": (4000, 192000), "n_fft": (64, 16384), "hop_length": (16, 16384),
                    "n_mels": (8, 512)}

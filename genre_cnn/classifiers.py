@@ -73,21 +73,20 @@ class WindowClassifier(GenreClassifier):
     """The CNN family: `GenreCNN` on half-overlapping `window_seconds` windows of the front end's features.
 
     Args: genres (class names in label order), frontend (its settings), window_seconds (input length), and
-    GenreCNN's widths, kernel_size, dropout and band_norm (per-band normalisation of the log-mel).
+    GenreCNN's widths, kernel_size, dropout, band_norm (per-band normalisation of the log-mel) and stem (2-D
+    filters shared along frequency; 0, none, is what checkpoints from before the option mean).
     """
 
     inputs = "windows"
 
     def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, window_seconds: float = 3.0,
                  widths: tuple[int, ...] = (512, 256, 128, 64), kernel_size: int = 3, dropout: float = 0.3,
-                 band_norm: Literal["none", "mean", "instance"] = "mean", chroma_norm: bool = False,
-                 stem: int = 0):
+                 band_norm: Literal["none", "mean", "instance"] = "mean", stem: int = 0):
         super().__init__(genres)
         self.frontend = FrontEnd(frontend)
         self.window = self.frontend.config.window_frames(window_seconds)
         c = self.frontend.config
-        self.net = GenreCNN(c.channels, len(genres), tuple(widths), kernel_size, dropout, band_norm, c.n_mels,
-                            chroma_norm, stem)
+        self.net = GenreCNN(c.channels, len(genres), tuple(widths), kernel_size, dropout, band_norm, c.n_mels, stem)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Windows (B, C, W) -> logits (B, n)."""

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
-from genre_cnn.frontend import FrontEndConfig
+from genre_cnn.frontend import FrontEndConfig, check_range
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,9 +180,10 @@ class LitCNN(LitGenre):
     """Trains `WindowClassifier` (the CNN) on random windows; evaluates a clip by averaging its windows'
     probabilities.
 
-    Augmentation (training only, on the batch's device): a random gain of up to +-gain_db on the log-mel
-    channels, one frequency mask of up to freq_mask mel bins and one time mask of up to time_mask frames
-    (SpecAugment, Park et al. 2019), and mixup (Zhang et al. 2018) with Beta(mixup_alpha, mixup_alpha).
+    Augmentation (training only, on the batch's device): a random pitch shift of up to +-pitch_shift semitones
+    (`shift_pitch`), a random gain of up to +-gain_db on the log-mel channels, one frequency mask of up to
+    freq_mask mel bins and one time mask of up to time_mask frames (SpecAugment, Park et al. 2019), and mixup
+    (Zhang et al. 2018) with Beta(mixup_alpha, mixup_alpha).
     """
 
     classifier_class = WindowClassifier
@@ -190,9 +191,12 @@ class LitCNN(LitGenre):
     def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
                  time_mask: int = 20, mixup_alpha: float = 0.2, band_norm: Literal["none", "mean", "instance"] = "mean",
-                 chroma_norm: bool = False, pitch_shift: float = 0.0, genre_mix: float = 0.0, stem: int = 0, **kwargs):
-        """Input length (s, linked from the DataModule), network and augmentation settings (band_norm: see
-        GenreCNN; "mean" by default, BENCHMARKS.md says why); `kwargs` are LitGenre's (front end, optimiser)."""
+                 stem: int = 8, pitch_shift: float = 3.0, **kwargs):
+        """Input length (s, linked from the DataModule), network and augmentation settings (band_norm and stem:
+        see GenreCNN; band_norm "mean", stem 8 and pitch_shift 3 by default, BENCHMARKS.md says why); `kwargs`
+        are LitGenre's (front end, optimiser)."""
+        check_range("--cnn.stem", stem, 0, 64)
+        check_range("--cnn.pitch_shift", pitch_shift, 0, 12)
         super().__init__(genres, **kwargs)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,8 +204,6 @@ class LitCNN(LitGenre):
         b, c, t = x.shape
         x = x.clone()
         n_mels = self.model.frontend.config.n_mels
-        if hp.genre_mix > 0:
-            x = self.mix_same_genre(x, y, hp.genre_mix)
         if hp.pitch_shift > 0:
             x = shift_pitch(x, (torch.rand(b, device=x.device) * 2 - 1) * hp.pitch_shift, self.model.frontend.config)
         x[:, :n_mels] += (torch.rand(b, 1, 1, device=x.device) * 2 - 1) * hp.gain_db
@@ -217,27 +219,6 @@ class LitCNN(LitGenre):
                 mask = mask & (pos < n_mels)
             x = torch.where(mask, fill, x)  # (B, C, T)
         return mixup(x, F.one_hot(y, len(self.genres)).float(), hp.mixup_alpha)  # (B, C, T), (B, n)
-
-
-    def mix_same_genre(self, x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
-        """With probability p, a window is mixed with another window of its genre from the batch, as if the two
-        recordings played together (powers added, the partner's gain random within +-6 dB; chroma averaged
-        and renormalised); the label stays. x (B, C, T), y (B,) -> (B, C, T)."""
-        n = self.model.frontend.config.n_mels
-        partner = torch.arange(len(y), device=y.device)
-        for g in y.unique():
-            group = (y == g).nonzero()[:, 0]
-            group = group[torch.randperm(len(group), device=y.device)]
-            partner[group] = group.roll(1)
-        alone = partner == torch.arange(len(y), device=y.device)  # (B,): the only one of its genre in the batch
-        use = (torch.rand(len(y), 1, 1, device=x.device) < p) & ~alone[:, None, None]  # (B, 1, 1)
-        other = x[partner]
-        gain = (torch.rand(len(y), 1, 1, device=x.device) * 2 - 1) * 6.0  # dB
-        k = math.log(10) / 10
-        mel = torch.logaddexp(x[:, :n] * k, (other[:, :n] + gain) * k) / k  # (B, n, T): dB of the summed powers
-        chroma = x[:, n:] + other[:, n:]
-        chroma = chroma / chroma.amax(dim=1, keepdim=True).clamp_min(1e-8)  # (B, 12, T)
-        return torch.where(use, torch.cat([mel, chroma], dim=1), x)
 
 
 class LitDense(LitGenre):

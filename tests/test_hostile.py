@@ -128,6 +128,8 @@ def _tampered(demo_run, tmp_path, kind: str) -> Path:
         hp["clip_seconds"] = 0.0
     elif kind == "n_mels 100000":
         hp["frontend"] = {**hp["frontend"], "n_mels": 100000}
+    elif kind == "stem 100000":
+        hp["stem"] = 100000
     elif kind == "hop longer than n_fft":
         hp["frontend"] = {**hp["frontend"], "hop_length": 4096}
     elif kind == "nan weights":
@@ -145,7 +147,8 @@ def _tampered(demo_run, tmp_path, kind: str) -> Path:
 
 
 TAMPERED = ["class as a list", "window_seconds 0", "sample_rate 1", "dense clip_seconds 0", "n_mels 100000",
-            "hop longer than n_fft", "nan weights", "2000 genres", "genre of 10k characters", "5000 tensors"]
+            "stem 100000", "hop longer than n_fft", "nan weights", "2000 genres", "genre of 10k characters",
+            "5000 tensors"]
 
 
 @pytest.mark.parametrize("kind", TAMPERED)
