@@ -1,4 +1,4 @@
-"""genre_cnn: music genre classification on GTZAN with a 1-D CNN on log-mel + chroma.
+"""genre_cnn: music genre classification on GTZAN: a CNN on log-mel + chroma, a dense baseline, musicnn transfer.
 
 Train with `python train.py`, predict with `genre-cnn predict FILE`. See README.md.
 """

@@ -199,6 +199,6 @@ class MusicnnClassifier(VectorClassifier):
 if __name__ == "__main__":
     from genre_cnn.audio import GTZAN_GENRES
 
-    for family in (WindowClassifier, HandcraftedClassifier, MusicnnClassifier):
-        model = family(list(GTZAN_GENRES))
+    for family, settings in ((WindowClassifier, {"stem": 8}), (HandcraftedClassifier, {}), (MusicnnClassifier, {})):
+        model = family(list(GTZAN_GENRES), **settings)  # as train.py builds them by default
         print(f"{family.__name__} ({family.inputs}): {sum(p.numel() for p in model.parameters()):,} parameters")

@@ -12,6 +12,7 @@ original labels, so it runs below `val/acc`.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -36,26 +37,35 @@ def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Te
     return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
 
 
+@functools.cache
+def mel_centres(n_mels: int, sample_rate: int) -> torch.Tensor:
+    """The centre frequencies (Hz) of the front end's Slaney mel bands (n_mels,): the peaks of
+    librosa.filters.mel's triangles."""
+    import librosa
+
+    return torch.from_numpy(librosa.mel_frequencies(n_mels + 2, fmax=sample_rate / 2)[1:-1]).float()
+
+
 def shift_pitch(x: torch.Tensor, semitones: torch.Tensor, config: FrontEndConfig) -> torch.Tensor:
     """Features (B, C, T) of `config`'s front end with each example's pitch moved by `semitones` (B,): the log-mel
     resampled along frequency (band i takes the input's level at f_i / 2**(s/12), linear between band centres,
     the edge bands repeated) and the chroma rolled by the nearest whole semitone. Pitch shifting by stretching
-    the spectrogram along frequency, as in Schlueter & Grill (ISMIR 2015). Returns (B, C, T)."""
-    import librosa
-
-    n = config.n_mels
-    centres = torch.from_numpy(librosa.mel_frequencies(n + 2, fmax=config.sample_rate / 2)[1:-1]).float()
-    centres = centres.to(x.device)  # (n,) Hz: the Slaney mel bands' centres
-    wanted = centres[None] / 2 ** (semitones[:, None] / 12)  # (B, n): the input frequency each band now shows
+    the spectrogram along frequency, as in Schlueter & Grill (ISMIR 2015). Returns (B, C, T) in x's dtype."""
+    n, t = config.n_mels, x.shape[-1]
+    if n < 2:  # no frequency axis to move along
+        return x
+    centres = mel_centres(n, config.sample_rate).to(x.device)  # (n,)
+    wanted = centres[None] / 2 ** (semitones.float()[:, None] / 12)  # (B, n): the input frequency each band shows
     hi = torch.searchsorted(centres, wanted.contiguous()).clamp(1, n - 1)  # (B, n)
     lo = hi - 1
-    w = ((wanted - centres[lo]) / (centres[hi] - centres[lo])).clamp(0, 1)[..., None]  # (B, n, 1)
+    w = ((wanted - centres[lo]) / (centres[hi] - centres[lo])).clamp(0, 1)[..., None].to(x.dtype)  # (B, n, 1)
     mel = x[:, :n]  # (B, n, T)
-    index = lambda i: i[..., None].expand(-1, -1, mel.shape[-1])  # noqa: E731  (B, n) -> (B, n, T)
-    out = [mel.gather(1, index(lo)) * (1 - w) + mel.gather(1, index(hi)) * w]  # (B, n, T)
+    below, above = (mel.gather(1, i[..., None].expand(-1, -1, t)) for i in (lo, hi))  # (B, n, T) each
+    out = [below * (1 - w) + above * w]
     if x.shape[1] > n:
-        steps = semitones.round().long().tolist()
-        out.append(torch.stack([row.roll(k, dims=0) for row, k in zip(x[:, n:], steps)]))  # (B, 12, T)
+        bins = x.shape[1] - n  # 12 chroma bins, C first: rolling by k moves every pitch class k semitones up
+        source = (torch.arange(bins, device=x.device) - semitones.round().long()[:, None]) % bins  # (B, 12)
+        out.append(x[:, n:].gather(1, source[..., None].expand(-1, -1, t)))  # (B, 12, T)
     return torch.cat(out, dim=1)
 
 

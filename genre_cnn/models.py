@@ -31,10 +31,10 @@ class GenreCNN(nn.Module):
     deviation (floored at 1 dB), instance normalisation without affine parameters. The chroma rows are left.
 
     `stem` > 0 puts a 2-D first stage before the 1-D blocks: `stem` filters of 7 bands x 3 frames slid along
-    frequency (one set of weights for every band, as in Pons et al.'s timbral filters), ReLU, then the maximum
-    over each 4 bands; its (stem, n_mels / 4, frames) output is flattened into channels. A sound moved by a few
-    bands (another pitch, another singer) then excites the same filters, where the 1-D blocks alone learn each
-    band separately. About 25% more time per step than without it (stem = 8, 2 CPU cores).
+    frequency (one set of weights for every band, as in Pons et al.'s timbral filters), batch norm, ReLU, then the
+    maximum over each 4 bands; its (stem, ceil(n_mels / 4), frames) output is flattened into channels. A sound
+    moved by a few bands (another pitch, another singer) then excites the same filters, where the 1-D blocks
+    alone learn each band separately. About 25% more time per step than without it (stem = 8, 2 CPU cores).
 
     Input (B, in_channels, frames) -> logits (B, num_classes).
     """
@@ -46,6 +46,8 @@ class GenreCNN(nn.Module):
         self.band_norm, self.n_mels = band_norm, n_mels
         self.stem = None
         if stem:
+            if n_mels < 1:
+                raise ValueError("GenreCNN: a stem needs the number of log-mel rows, n_mels")
             self.stem = nn.Sequential(nn.Conv2d(1, stem, (7, 3), padding=(3, 1), bias=False), nn.BatchNorm2d(stem),
                                       nn.ReLU(inplace=True), nn.MaxPool2d((4, 1), ceil_mode=True))
             in_channels += stem * -(-n_mels // 4) - n_mels
@@ -65,7 +67,7 @@ class GenreCNN(nn.Module):
                 mel = mel / mel.std(dim=-1, keepdim=True).clamp_min(1.0)
             x = torch.cat([mel, rest], dim=1)  # (B, in_channels, T)
         if self.stem is not None:
-            mel = self.stem(x[:, None, :self.n_mels]).flatten(1, 2)  # (B, stem * n_mels / 4, T)
+            mel = self.stem(x[:, None, :self.n_mels]).flatten(1, 2)  # (B, stem * ceil(n_mels / 4), T)
             x = torch.cat([mel, x[:, self.n_mels:]], dim=1)  # (B, in_channels, T)
         h = self.blocks(self.input_norm(x))  # (B, widths[-1], frames / 2**len(widths))
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)  # (B, 2 * widths[-1])
@@ -96,5 +98,6 @@ if __name__ == "__main__":
     from genre_cnn.frontend import FrontEndConfig
 
     n = len(GTZAN_GENRES)
-    for net in (GenreCNN(FrontEndConfig().channels, n), DenseNet(HANDCRAFTED_SIZE, n)):
+    c = FrontEndConfig()  # the CNN as LitCNN trains it by default
+    for net in (GenreCNN(c.channels, n, band_norm="mean", n_mels=c.n_mels, stem=8), DenseNet(HANDCRAFTED_SIZE, n)):
         print(net, f"\n{sum(p.numel() for p in net.parameters()):,} parameters\n")

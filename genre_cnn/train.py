@@ -47,6 +47,8 @@ class RunError(RuntimeError):
 
 # the `--models` names, each also the option group of its LightningModule (e.g. --musicnn.embedding tags)
 MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
+# options added after runs may have been started, with the value that rebuilds such a run's model on --resume
+ADDED_SINCE = {"cnn.stem": "0", "cnn.pitch_shift": "0"}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -81,6 +83,15 @@ def build_parser() -> ArgumentParser:
     parser.set_defaults({"trainer.max_epochs": 60, "trainer.log_every_n_steps": 10,
                          "trainer.enable_model_summary": False})
     return parser
+
+
+def _added_since(saved: Path) -> list[str]:
+    """Options of ADDED_SINCE that a run's saved config.yaml lacks, as arguments giving their old values."""
+    import yaml
+
+    conf = yaml.safe_load(saved.read_text()) or {}
+    missing = [key for key in ADDED_SINCE if key.split(".")[1] not in (conf.get(key.split(".")[0]) or {})]
+    return [arg for key in missing for arg in (f"--{key}", ADDED_SINCE[key])]
 
 
 def _latest_run(checkpoints: Path) -> str:
@@ -212,7 +223,7 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
         run_name = cfg.run_name or _latest_run(root / "checkpoints")
         saved = root / "runs" / run_name / "config.yaml"
         if saved.is_file():
-            cfg = parser.parse_args(["--config", str(saved), *args, "--run_name", run_name])
+            cfg = parser.parse_args([*_added_since(saved), "--config", str(saved), *args, "--run_name", run_name])
         cfg.run_name = run_name
     if cfg.trainer.max_epochs is not None:
         check_range("--trainer.max_epochs", cfg.trainer.max_epochs, 1)

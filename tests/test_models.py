@@ -49,22 +49,31 @@ def test_the_stem_shares_its_filters_along_frequency():
     assert out.shape == (2, 4, N_MELS // 4, x.shape[-1])
 
 
-@pytest.mark.parametrize("semitones", [7.0, -5.0, 12.0])
-def test_pitch_shift_moves_a_tone_where_the_front_end_puts_the_shifted_tone(semitones):
+@pytest.mark.parametrize("n_mels", [30, 128, 130])
+def test_the_cnn_with_a_stem_takes_any_number_of_bands(n_mels):
+    net = GenreCNN(n_mels + 12, 10, band_norm="mean", n_mels=n_mels, stem=8).eval()
+    assert net(torch.randn(3, n_mels + 12, 64)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("base", [440.0, 3000.0])  # where the mel scale is nearly linear in Hz, and where it is not
+def test_pitch_shift_moves_a_tone_where_the_front_end_puts_the_shifted_tone(base):
     frontend = FrontEnd()
     t = torch.arange(2 * 22050) / 22050
 
     def feats(hz: float) -> torch.Tensor:
         return frontend(torch.sin(2 * math.pi * hz * t)[None])  # (1, 140, T)
 
-    shifted = shift_pitch(feats(440.0), torch.tensor([semitones]), frontend.config)
-    target = feats(440.0 * 2 ** (semitones / 12))
-    assert shifted.shape == target.shape
-    peak = lambda f: f[0, :N_MELS].mean(-1).argmax().item()  # noqa: E731  the loudest mel band
-    pitch_class = lambda f: f[0, N_MELS:].mean(-1).argmax().item()  # noqa: E731
-    assert peak(shifted) == peak(target) != peak(feats(440.0))
-    assert pitch_class(shifted) == pitch_class(target)
-    assert torch.equal(shift_pitch(target, torch.zeros(1), frontend.config), target)  # no shift, no change
+    shifts = torch.tensor([7.0, -5.0, 12.0])  # one batch, each example its own shift
+    shifted = shift_pitch(feats(base).expand(3, -1, -1), shifts, frontend.config)  # (3, 140, T)
+    peak = lambda f: f[:N_MELS].mean(-1).argmax().item()  # noqa: E731  the loudest mel band of (140, T)
+    pitch_class = lambda f: f[N_MELS:].mean(-1).argmax().item()  # noqa: E731
+    for row, s in zip(shifted, shifts.tolist()):
+        target = feats(base * 2 ** (s / 12))[0]
+        assert peak(row) == peak(target) != peak(feats(base)[0])
+        assert pitch_class(row) == pitch_class(target)
+    same = feats(base)
+    assert torch.equal(shift_pitch(same, torch.zeros(1), frontend.config), same)  # no shift, no change
+    assert shift_pitch(same.half(), shifts[:1], frontend.config).dtype == torch.float16
 
 
 @pytest.mark.parametrize(("option", "value"), [("stem", -1), ("pitch_shift", 13.0)])

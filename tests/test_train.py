@@ -106,6 +106,22 @@ def test_resume_from_last_continues_where_it_stopped(project_home, demo_dir, tmp
     assert result["epochs"] == 4
 
 
+def test_a_run_started_before_an_option_existed_resumes_as_it_was(project_home, demo_dir, tmp_path):
+    import yaml
+
+    short_run(tmp_path, "old", "--cnn.stem", "0", "--cnn.pitch_shift", "0")
+    config = tmp_path / "runs" / "old" / "config.yaml"
+    conf = yaml.safe_load(config.read_text())
+    for key in ("stem", "pitch_shift"):  # the config of a run started before these options existed
+        del conf["cnn"][key]
+    config.write_text(yaml.safe_dump(conf))
+    (tmp_path / "runs" / "old" / "result_cnn.json").unlink()
+    result = short_run(tmp_path, "old", "--resume", "true", "--trainer.max_epochs", "3")["cnn"]
+    assert result["epochs"] == 3
+    hparams = torch.load(tmp_path / "checkpoints" / "old" / "cnn" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert hparams["stem"] == 0 and hparams["pitch_shift"] == 0
+
+
 def test_same_seed_same_results(project_home, demo_dir, tmp_path):
     a = short_run(tmp_path, "a", "--seed", "7")["cnn"]
     b = short_run(tmp_path, "b", "--seed", "7")["cnn"]
