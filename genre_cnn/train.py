@@ -1,6 +1,6 @@
-"""Train the CNN and the dense baseline, test both on the held-out tracks, and write a side-by-side report.
+"""Train the model families (CNN, dense baseline, musicnn transfer), test each on the held-out tracks, report.
 
-    python train.py                                   # both models on GTZAN (downloaded if missing)
+    python train.py                                   # all three on GTZAN (downloaded if missing)
     python train.py --config configs/demo.yaml        # synthetic demo: under a minute, no download
     python train.py --models [cnn]                    # one model
     python train.py --data.data_dir ~/gtzan           # your own copy of GTZAN
@@ -10,8 +10,9 @@
     tensorboard --logdir runs                         # the curves
 
 Defaults live in the typed `__init__` signatures of FrontEndConfig (`--frontend`), GenreDataModule (`--data`),
-LitCNN (`--cnn`) and LitDense (`--dense`); YAML files under configs/ state only overrides. Each model family
-gets a DataModule of its own that serves the inputs the family declares, with the same front end and split.
+LitCNN (`--cnn`), LitDense (`--dense`) and LitMusicnn (`--musicnn`); YAML files under configs/ state only
+overrides. Each model family gets a DataModule of its own that serves the inputs the family declares, with the
+same front end and split.
 Writes runs/<run>/{config.yaml, report.md, report.json, confusion_*.png, <model>/ TensorBoard logs} and
 checkpoints/<run>/<model>/{best,last}.ckpt.
 """
