@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from genre_cnn.checkpoint import RANGES
 from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
 from genre_cnn.frontend import FrontEndConfig, check_range
 
@@ -205,7 +206,7 @@ class LitCNN(LitGenre):
         """Input length (s, linked from the DataModule), network and augmentation settings (band_norm and stem:
         see GenreCNN; band_norm "mean", stem 8 and pitch_shift 3 by default, BENCHMARKS.md says why); `kwargs`
         are LitGenre's (front end, optimiser)."""
-        check_range("--cnn.stem", stem, 0, 64)
+        check_range("--cnn.stem", stem, *RANGES["stem"])  # the bound a checkpoint is held to when loaded
         check_range("--cnn.pitch_shift", pitch_shift, 0, 12)
         super().__init__(genres, **kwargs)
 
