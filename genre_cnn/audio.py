@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genre_cnn.errors import GenreCnnError
+
 log = logging.getLogger(__name__)
 
 # The one source of truth for GTZAN's classes, in the canonical order.
@@ -43,11 +45,11 @@ def warn_once(message: str) -> None:
         log.warning("%s", message)
 
 
-class AudioError(ValueError):
+class AudioError(GenreCnnError, ValueError):
     """A file that cannot be used as audio; the message is one line fit for a log."""
 
 
-class DataError(RuntimeError):
+class DataError(GenreCnnError, RuntimeError):
     """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
 
 

@@ -20,6 +20,8 @@ import math
 import zipfile
 from pathlib import Path
 
+from genre_cnn.errors import GenreCnnError
+
 READY_MODEL = Path(__file__).resolve().parent / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used without a run
 PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (then any other, by name)
 EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
@@ -38,7 +40,7 @@ FRONTEND_RANGES = {"sample_rate": (4000, 192000), "n_fft": (64, 16384), "hop_len
                    "n_mels": (8, 512)}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GenreCnnError, ValueError):
     """A file that is not a usable genre_cnn checkpoint; the message is one line naming the file."""
 
 

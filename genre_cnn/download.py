@@ -21,6 +21,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 
+from genre_cnn.errors import GenreCnnError
+
 log = logging.getLogger(__name__)
 
 GTZAN_URL = "https://huggingface.co/datasets/marsyas/gtzan/resolve/main/data/genres.tar.gz"
@@ -36,7 +38,7 @@ OFFLINE_HELP = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(GenreCnnError, RuntimeError):
     """A download or extraction that failed; the message says why and what to do."""
 
 

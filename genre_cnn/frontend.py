@@ -17,11 +17,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from genre_cnn.errors import GenreCnnError
+
 N_CHROMA = 12
 AMIN = 1e-10  # power floor before the dB log: -100 dB
 
 
-class SettingsError(ValueError):
+class SettingsError(GenreCnnError, ValueError):
     """A setting out of its sane range; the message names the option as the command line spells it
     (e.g. "--data.batch_size must be >= 1, got 0"), and `python train.py` prints it as one line."""
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genre_cnn.errors import GenreCnnError
 from genre_cnn.frontend import FrontEnd, FrontEndConfig
 from genre_cnn.paths import atomic_write, project_root
 
@@ -56,7 +57,7 @@ FRONTEND = FrontEndConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=9
 PATCH_FRAMES = 187  # 3 s: the input length the network was trained on
 
 
-class WeightsNotFound(FileNotFoundError):
+class WeightsNotFound(GenreCnnError, FileNotFoundError):
     """The musicnn wheel (which carries the TensorFlow checkpoint) is not installed; the message says how to get it."""
 
 

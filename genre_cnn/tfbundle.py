@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genre_cnn.errors import GenreCnnError
+
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 TRAILER_SIZE = 5  # compression type (1 byte) + masked CRC-32C (4 bytes)
@@ -33,7 +35,7 @@ DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6
           10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
 
 
-class BundleError(ValueError):
+class BundleError(GenreCnnError, ValueError):
     """A file that is not a readable tensor bundle; the message is one line that says which file and why."""
 
 

@@ -32,6 +32,7 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
 from genre_cnn.datamodule import GenreDataModule
+from genre_cnn.errors import GenreCnnError
 from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range
 from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, atomic_checkpoint_io
 from genre_cnn.paths import atomic_write_text, project_root
@@ -42,7 +43,7 @@ log = logging.getLogger("genre_cnn")
 RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
 
 
-class RunError(RuntimeError):
+class RunError(GenreCnnError, RuntimeError):
     """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
 
 
