@@ -45,11 +45,11 @@ def warn_once(message: str) -> None:
         log.warning("%s", message)
 
 
-class AudioError(GenreCnnError, ValueError):
+class AudioError(GenreCnnError):
     """A file that cannot be used as audio; the message is one line fit for a log."""
 
 
-class DataError(GenreCnnError, RuntimeError):
+class DataError(GenreCnnError):
     """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
 
 

@@ -40,8 +40,10 @@ FRONTEND_RANGES = {"sample_rate": (4000, 192000), "n_fft": (64, 16384), "hop_len
                    "n_mels": (8, 512)}
 
 
-class CheckpointError(GenreCnnError, ValueError):
+class CheckpointError(GenreCnnError):
     """A file that is not a usable genre_cnn checkpoint; the message is one line naming the file."""
+
+    exit_code = 2
 
 
 def check_file(path: Path) -> None:
@@ -149,9 +151,9 @@ def latest_checkpoint(root: Path | None = None, model: str | None = None, export
     one, else the first in PREFERENCE (musicnn > cnn > dense), refit.ckpt over best.ckpt. `exportable` only
     considers EXPORTABLE families. Raises CheckpointError, saying to train first, if there is none.
     """
-    from genre_cnn.paths import project_root
+    from genre_cnn.paths import home
 
-    checkpoints = Path(root or project_root()) / "checkpoints"
+    checkpoints = Path(root or home()) / "checkpoints"
     runs = _run_checkpoints(checkpoints, EXPORTABLE if exportable else None)
     if not runs:
         what = "exportable (CNN or musicnn) model" if exportable else "trained model"

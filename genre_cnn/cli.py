@@ -10,16 +10,17 @@
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
     genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
 
-Default model (without --ckpt): the most recent run under `<project>/checkpoints/` (GENRE_CNN_HOME moves
-the project folder), its best model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no
-run, the ready model shipped in genre_cnn/ready/. `export` takes the most recent run's CNN or musicnn.
+Default model (without --ckpt): the most recent run under `<home>/checkpoints/` (<home>: GENRE_CNN_HOME,
+else the source checkout, else the user's data folder; `python -m genre_cnn.paths` prints it), its best
+model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no run, the ready model shipped
+in genre_cnn/ready/. `export` takes the most recent run's CNN or musicnn.
 Every answer names the model that gave it. A model whose pipeline is all torch (CNN, musicnn) is exported
-once to ONNX (cached under data/onnx/, keyed by the checkpoint's content) and run with onnxruntime, without
-importing torch: about a second from start to answer. `--engine torch` forces PyTorch.
+once to ONNX (cached under <home>/data/onnx/, keyed by the checkpoint's content) and run with onnxruntime,
+without importing torch. `--engine torch` forces PyTorch.
 `python -m genre_cnn.cli ...` works without installing the console script.
 Exit codes: 0 when at least one file was predicted, sorted or plotted, 1 when none could be read, 2 for a
-missing or bad checkpoint or bad usage (one line on stderr, no traceback). Unreadable files are one line
-each on stderr.
+missing or bad checkpoint or bad usage, 130 on Ctrl-C (one line on stderr, no traceback); a closed output
+pipe (`| head -1`) ends quietly. Unreadable files are one line each on stderr.
 """
 
 from __future__ import annotations
@@ -250,36 +251,25 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def train(args: list[str]) -> int:
-    from genre_cnn.audio import DataError
-    from genre_cnn.download import DownloadError
-    from genre_cnn.frontend import SettingsError
-    from genre_cnn.train import RunError
     from genre_cnn.train import main as train_main
 
-    try:
-        train_main(args)
-    except SettingsError as err:  # a setting out of range: one line naming the option, as train.py says it
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (DataError, DownloadError, RunError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    train_main(args)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs one subcommand on `argv` (default: the command line) and returns its exit code."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["train"]:  # everything after `train` belongs to train.py's own parser
         return train(argv[1:])
     args = _parser().parse_args(argv)
-    from genre_cnn.predict import CheckpointError
+    return {"predict": predict, "sort": sort, "plot": plot, "export": export, "serve": serve}[args.command](args)
 
-    try:
-        return {"predict": predict, "sort": sort, "plot": plot, "export": export, "serve": serve}[args.command](args)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one subcommand on `argv` (default: the command line) and returns its exit code; a problem the user
+    can fix is one line `error: ...` (see genre_cnn.errors.run_command), never a traceback."""
+    from genre_cnn.errors import run_command
+
+    return run_command(lambda: _dispatch(sys.argv[1:] if argv is None else list(argv)))
 
 
 if __name__ == "__main__":

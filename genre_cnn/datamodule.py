@@ -29,10 +29,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.datasets import ClipWindows, EveryClipOnce, RandomWindows
+from genre_cnn.errors import SettingsError, check_range
 from genre_cnn.features import SpectralFeatures
-from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range
+from genre_cnn.frontend import FrontEndConfig
 from genre_cnn.musicnn import MusicnnEmbeddings
-from genre_cnn.paths import project_root, resolve
+from genre_cnn.paths import home, resolve
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class GenreDataModule(L.LightningDataModule):
     Args:
         dataset: "gtzan" (canonical 10 genres, downloads when missing), "folder" (genres are the
             sub-folder names of data_dir) or "demo" (generated synthetic clips, no download).
-        data_dir: where the audio is; default `<project>/data/<dataset>`. A relative path is taken from the
-            working directory if it exists there, else from the project folder (as in configs/).
+        data_dir: where the audio is; default `<home>/data/<dataset>` (genre_cnn.paths.home). A relative path is taken
+            from the working directory if it exists there, else from the source checkout (as in configs/).
         download: fetch GTZAN when data_dir holds no audio.
         split: "random" (stratified 8:2 train:test by track, validation a quarter of train), "kfold"
             (fold `fold` of `num_folds` is the test part) or "lists" (artist-filtered lists in split_lists_dir).
@@ -91,7 +92,7 @@ class GenreDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.frontend = FrontEndConfig.of(frontend)
         self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
-        self.data_dir = resolve(data_dir) if data_dir else project_root() / "data" / dataset
+        self.data_dir = resolve(data_dir) if data_dir else home() / "data" / dataset
         extractor = MusicnnEmbeddings() if inputs == "musicnn" else SpectralFeatures(self.frontend)
         self.settings = FeatureSettings(extractor, clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
@@ -124,7 +125,7 @@ class GenreDataModule(L.LightningDataModule):
 
     @property
     def cache_dir(self) -> Path:
-        return project_root() / "data" / "cache" / self.settings.cache_name(str(self.data_dir.resolve()))
+        return home() / "data" / "cache" / self.settings.cache_name(str(self.data_dir.resolve()))
 
     def _genre_root(self) -> Path:
         root = find_genre_root(self.data_dir)
@@ -225,8 +226,6 @@ class GenreDataModule(L.LightningDataModule):
                         f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json")
             return (random_split(keys, labels, hp.test_fraction, hp.val_fraction, hp.seed),
                     f"split-random-{hp.test_fraction:g}-{hp.val_fraction:g}-seed{hp.seed}.json")
-        except SettingsError:
-            raise
         except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
             options = ("--data.num_folds, --data.val_fraction" if hp.split == "kfold"
                        else "--data.test_fraction, --data.val_fraction")

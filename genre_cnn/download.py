@@ -38,7 +38,7 @@ OFFLINE_HELP = (
 )
 
 
-class DownloadError(GenreCnnError, RuntimeError):
+class DownloadError(GenreCnnError):
     """A download or extraction that failed; the message says why and what to do."""
 
 

@@ -17,23 +17,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genre_cnn.errors import GenreCnnError
+from genre_cnn.errors import check_range
 
 N_CHROMA = 12
 AMIN = 1e-10  # power floor before the dB log: -100 dB
-
-
-class SettingsError(GenreCnnError, ValueError):
-    """A setting out of its sane range; the message names the option as the command line spells it
-    (e.g. "--data.batch_size must be >= 1, got 0"), and `python train.py` prints it as one line."""
-
-
-def check_range(option: str, value, low=None, high=None) -> None:
-    """Raises SettingsError unless low <= value <= high (either bound may be None)."""
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}")
-        raise SettingsError(f"{option} must be {bounds}, got {value}")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from genre_cnn.checkpoint import RANGES
 from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
-from genre_cnn.frontend import FrontEndConfig, check_range
+from genre_cnn.errors import check_range
+from genre_cnn.frontend import FrontEndConfig
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ Input: log-mel patches (N, 187, 96) = 3 s at 16 kHz, time-major as in the origin
 Batch norm runs in inference mode with TF's epsilon 1e-3.
 
 The weights are converted once from the wheel's TensorFlow checkpoint (genre_cnn.tfbundle, no TF needed) and
-cached as a plain state dict under project_root()/data/pretrained/msd_musicnn.pt.
+cached as a plain state dict under home()/data/pretrained/msd_musicnn.pt.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from torch import nn
 
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.frontend import FrontEnd, FrontEndConfig
-from genre_cnn.paths import atomic_write, project_root
+from genre_cnn.paths import atomic_write, home
 
 MSD_TAGS: tuple[str, ...] = (
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
@@ -57,7 +57,7 @@ FRONTEND = FrontEndConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=9
 PATCH_FRAMES = 187  # 3 s: the input length the network was trained on
 
 
-class WeightsNotFound(GenreCnnError, FileNotFoundError):
+class WeightsNotFound(GenreCnnError):
     """The musicnn wheel (which carries the TensorFlow checkpoint) is not installed; the message says how to get it."""
 
 
@@ -195,7 +195,7 @@ def wheel_checkpoint(model: str = "MSD_musicnn") -> Path:
 
 
 def pretrained_path() -> Path:
-    return project_root() / "data" / "pretrained" / "msd_musicnn.pt"
+    return home() / "data" / "pretrained" / "msd_musicnn.pt"
 
 
 def load_pretrained(map_location: str | torch.device = "cpu") -> Musicnn:

@@ -212,7 +212,7 @@ def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> lis
 
 
 def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
-    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError, or ValueError
+    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError, or CheckpointError
     for non-finite model output."""
     info = audio_info(path)
     spans = _spans(runner, info, max_windows)
@@ -229,7 +229,7 @@ def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[n
         seconds, window_probs = info[1] / info[0], np.concatenate(parts)  # (K, n)
     probs = window_probs.mean(axis=0)  # (n,)
     if not np.isfinite(probs).all():
-        raise ValueError(f"{path}: the model gave non-finite probabilities (damaged weights?); no answer")
+        raise CheckpointError(f"{path}: the model gave non-finite probabilities (damaged weights?); no answer")
     warning = None
     if seconds < TRAINED_SECONDS:
         warning = (f"{path}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
@@ -250,7 +250,7 @@ def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = No
     file (a decoder crash included) is caught here, so it never costs the others."""
     try:
         probs, warning = predict_track(runner, path, max_windows)
-    except (AudioError, ValueError) as err:
+    except (AudioError, CheckpointError) as err:
         return None, str(err) if str(path) in str(err) else f"{path}: {err}"
     except Exception as err:  # noqa: BLE001 - whatever else breaks on one file
         return None, f"{path}: could not be predicted ({_one_line(err)})"

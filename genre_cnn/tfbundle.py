@@ -35,7 +35,7 @@ DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6
           10: np.bool_, 17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}
 
 
-class BundleError(GenreCnnError, ValueError):
+class BundleError(GenreCnnError):
     """A file that is not a readable tensor bundle; the message is one line that says which file and why."""
 
 

@@ -32,10 +32,10 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
 from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.errors import GenreCnnError
-from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range
+from genre_cnn.errors import GenreCnnError, check_range, run_command
+from genre_cnn.frontend import FrontEndConfig
 from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, atomic_checkpoint_io
-from genre_cnn.paths import atomic_write_text, project_root
+from genre_cnn.paths import atomic_write_text, home
 from genre_cnn.report import say, seen
 
 log = logging.getLogger("genre_cnn")
@@ -43,7 +43,7 @@ log = logging.getLogger("genre_cnn")
 RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
 
 
-class RunError(GenreCnnError, RuntimeError):
+class RunError(GenreCnnError):
     """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
 
 
@@ -72,7 +72,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--refit", type=bool, default=False,
                         help="after the validated run, retrain on train + val for as many epochs and test that model")
     parser.add_argument("--output_root", type=Path | None, default=None,
-                        help="where runs/ and checkpoints/ go (default: the project folder)")
+                        help="where runs/ and checkpoints/ go (default: genre_cnn.paths.home())")
     parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "inputs", "fit_on"})
     for name, cls in MODELS.items():
@@ -220,7 +220,7 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     parser = build_parser()
     args = sys.argv[1:] if args is None else list(args)
     cfg = parser.parse_args(args)
-    root = cfg.output_root or project_root()
+    root = cfg.output_root or home()
     if cfg.resume:  # the run's own saved config first, then what this command line changes
         run_name = cfg.run_name or _latest_run(root / "checkpoints")
         saved = root / "runs" / run_name / "config.yaml"
@@ -304,18 +304,14 @@ def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModu
 
 
 def cli(args: list[str] | None = None) -> None:
-    """`python train.py`: like main(), but a bad setting (exit code 2), a dataset or a download problem (1) is
-    one line, not a traceback."""
-    from genre_cnn.audio import DataError
-    from genre_cnn.download import DownloadError
+    """`python train.py`: like main(), but a problem the user can fix (a bad setting: exit code 2; a dataset,
+    download or run problem: 1) is one line, not a traceback, and Ctrl-C is one line and exit code 130."""
 
-    try:
+    def train() -> int:
         main(args)
-    except SettingsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except (DataError, DownloadError, RunError) as err:
-        raise SystemExit(f"error: {err}") from None
+        return 0
+
+    sys.exit(run_command(train))
 
 
 if __name__ == "__main__":

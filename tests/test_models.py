@@ -12,7 +12,8 @@ import math
 import pytest
 import torch
 
-from genre_cnn.frontend import FrontEnd, FrontEndConfig, SettingsError
+from genre_cnn.errors import SettingsError
+from genre_cnn.frontend import FrontEnd, FrontEndConfig
 from genre_cnn.lit import LitCNN, shift_pitch
 from genre_cnn.models import GenreCNN
 
