@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/musicnn_layers.py [--refresh]
 
 Each clip of ../shared/gtzan_mini (100, ten genres) and ../shared/gtzan_unseen (90, classical/jazz/rock, artists
-mini does not hold) is embedded once (mean over its 3-s patches; cached in project_root()/data/musicnn_layers.npz)
+mini does not hold) is embedded once (mean over its 3-s patches; cached in home()/data/musicnn_layers.npz)
 as: taggram (50), penultimate (200), pooled (1506), penultimate+taggram (250). Probes: standardise + logistic
 regression (C=1), standardise + MLP 512-256-128-64 ReLU (sklearn). Reported per feature set and probe:
 - cv: 5-fold stratified CV accuracy on mini (StratifiedKFold(5, shuffle=True, random_state=0)), mean +- std;
@@ -42,9 +42,9 @@ def embed_set(data_dir: Path) -> dict[str, np.ndarray]:
 
 
 def embeddings(refresh: bool) -> dict[str, dict[str, np.ndarray]]:
-    from genre_cnn.paths import atomic_write, project_root
+    from genre_cnn.paths import atomic_write, home
 
-    cache = project_root() / "data" / "musicnn_layers.npz"
+    cache = home() / "data" / "musicnn_layers.npz"
     if cache.is_file() and not refresh:
         z = np.load(cache)
         return {s: {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith(s + "/")} for s in ("mini", "unseen")}

@@ -5,7 +5,7 @@
     runner = OnnxRunner(path)
     probs, warning = predict_track(runner, Path("song.mp3"))          # genre_cnn.predict
 
-The cache is `<project>/data/onnx/<sha256 of the checkpoint's bytes and EXPORT_VERSION>.onnx`, written
+The cache is `<home>/data/onnx/<sha256 of the checkpoint's bytes and EXPORT_VERSION>.onnx`, written
 atomically, so an edited or replaced checkpoint never reuses a stale graph. Importing this module and
 running an OnnxRunner needs numpy and onnxruntime only: `genre-cnn predict` answers in about a second on
 the ONNX path, whereas importing torch alone takes about as long (see benchmarks/predict_speed.py).
@@ -25,13 +25,13 @@ EXPORT_VERSION = "2"  # bump when export.py changes what a graph computes or car
 
 def onnx_cache_path(ckpt: Path) -> Path:
     """Where the export of `ckpt` is cached: named by a hash of its content (read in 1-MB blocks)."""
-    from genre_cnn.paths import project_root
+    from genre_cnn.paths import home
 
     digest = hashlib.sha256(EXPORT_VERSION.encode())
     with open(ckpt, "rb") as f:
         for block in iter(lambda: f.read(2**20), b""):
             digest.update(block)
-    return project_root() / "data" / "onnx" / f"{digest.hexdigest()[:24]}.onnx"
+    return home() / "data" / "onnx" / f"{digest.hexdigest()[:24]}.onnx"
 
 
 def cached_onnx(ckpt: Path) -> Path | None:

@@ -1,15 +1,20 @@
 """Where things live, and writing files safely: the bottom of the package (imports nothing of genre_cnn).
 
-    python -m genre_cnn.paths      # prints the project folder that data/, runs/ and checkpoints/ go to
+    python -m genre_cnn.paths      # prints the folder that data/, runs/ and checkpoints/ go to
 
-`project_root()` is the repository, or `GENRE_CNN_HOME` if set; `resolve()` turns a user's path into an
-absolute one; `atomic_write()` is the one way files that are later trusted (cache entries, splits,
-checkpoints, manifests) are written: to a temporary name in the same folder, then renamed.
+`home()` is that folder, the one place every write outside the user's own paths goes: `GENRE_CNN_HOME` when
+set, else the source checkout when genre_cnn runs from one, else the user's data folder of the platform
+(`~/.local/share/genre_cnn` on Linux, `~/Library/Application Support/genre_cnn` on macOS,
+`%LOCALAPPDATA%\\genre_cnn` on Windows), so an installed package never writes beside its own code.
+`resolve()` turns a user's path into an absolute one; `atomic_write()` is the one way files that are later
+trusted (cache entries, splits, checkpoints, manifests) are written: to a temporary name in the same folder,
+then renamed.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -17,19 +22,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # the source checkout, when genre_cnn runs from one
 
 
-def project_root() -> Path:
-    """Where data/, runs/ and checkpoints/ live: the repository, or GENRE_CNN_HOME if set."""
-    return Path(os.environ.get("GENRE_CNN_HOME", REPO))
+def in_checkout() -> bool:
+    """Whether genre_cnn runs from its source checkout (an editable install included), not from an installed
+    copy in site-packages."""
+    return (REPO / "pyproject.toml").is_file() and (REPO / "train.py").is_file()
+
+
+def home() -> Path:
+    """Where data/ (datasets, feature and ONNX caches, converted weights), runs/ and checkpoints/ live:
+    GENRE_CNN_HOME if set, else the source checkout, else the platform's user data folder (platformdirs)."""
+    if os.environ.get("GENRE_CNN_HOME"):
+        return Path(os.environ["GENRE_CNN_HOME"]).expanduser().absolute()
+    if in_checkout():
+        return REPO
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("genre_cnn", appauthor=False))
 
 
 def resolve(path: str | Path) -> Path:
-    """A user's path: absolute, or relative to the working directory if it exists there, else to the repository
-    (so that configs/ can name ../shared/gtzan_mini wherever the command runs)."""
+    """A user's path made absolute: relative to the working directory if it exists there, else (in a source
+    checkout) to the checkout, so that configs/ can name ../shared/gtzan_mini wherever the command runs."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() or p.exists() else REPO / p
+    if p.is_absolute() or p.exists() or not in_checkout():
+        return p.absolute()
+    return REPO / p
 
 
 def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
@@ -55,8 +75,11 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
 
 
 def die_with_parent(parent: int) -> None:
-    """Starts a daemon thread that ends this (worker) process soon after the process `parent` is gone, even
-    when it was killed with SIGKILL, so an interrupted run leaves no pool workers behind."""
+    """Makes this (worker) process end quietly with its parent, so an interrupted run leaves no pool workers
+    behind: a daemon thread ends it soon after the process `parent` is gone, even when it was killed with
+    SIGKILL; Ctrl-C, which the terminal sends to the parent and its workers alike, ends it without a
+    traceback (the parent says it was interrupted)."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
 
     def watch() -> None:
         while True:
@@ -75,4 +98,4 @@ def atomic_write_text(dest: Path, text: str) -> Path:
 
 
 if __name__ == "__main__":
-    print(project_root())
+    print(home())

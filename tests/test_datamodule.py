@@ -10,7 +10,7 @@ import soundfile as sf
 
 from genre_cnn.audio import DataError
 from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.paths import project_root
+from genre_cnn.paths import home
 from tests.conftest import GTZAN_MINI, GTZAN_SPLITS, needs_gtzan_mini
 
 SR = 22050
@@ -74,7 +74,7 @@ def test_split_is_by_track_and_reused(tmp_path):
     again = make_dm(root)
     assert again.split == dm.split
     assert list(dm.cache_dir.glob("split-random-*.json"))
-    assert dm.cache_dir.parent == project_root() / "data" / "cache"  # never beside the user's audio
+    assert dm.cache_dir.parent == home() / "data" / "cache"  # never beside the user's audio
 
 
 def test_missing_dataset_says_what_to_do(tmp_path):
