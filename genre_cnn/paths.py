@@ -79,7 +79,7 @@ def die_with_parent(parent: int) -> None:
     behind: a daemon thread ends it soon after the process `parent` is gone, even when it was killed with
     SIGKILL; Ctrl-C, which the terminal sends to the parent and its workers alike, ends it without a
     traceback (the parent says it was interrupted)."""
-    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
