@@ -46,7 +46,9 @@ def run_command(command: Callable[[], int | None]) -> int:
     closed output pipe ends quietly with 141. Anything else is a bug: it propagates with its traceback.
     """
     try:
-        return command() or 0
+        code = command() or 0
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except GenreCnnError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

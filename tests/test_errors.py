@@ -121,7 +121,8 @@ def test_prediction_reports_a_bug_as_a_bug_and_a_damaged_model_as_such(tmp_path)
 
 
 def run_cli(args: list[str], home: Path, **kw) -> subprocess.Popen:
-    env = {**os.environ, "GENRE_CNN_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as for a user
+    env.update(GENRE_CNN_HOME=str(home), OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "genre_cnn.cli", *args], env=env, cwd=home, stderr=subprocess.PIPE,
                             **kw)
 

@@ -72,7 +72,8 @@ def test_predict_from_another_folder_writes_only_to_its_home(installed, tmp_path
     sf.write(clip, (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32), 22050)
     cwd, user = tmp_path / "elsewhere", tmp_path / "user"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("GENRE_CNN_HOME", "XDG_DATA_HOME")}
+    drop = ("GENRE_CNN_HOME", "XDG_DATA_HOME", "PYTHONDONTWRITEBYTECODE")  # as for a user
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["HOME"] = str(user)  # platformdirs: $HOME/.local/share/genre_cnn on Linux
     home = tmp_path / "own_home" if own_home else user / ".local" / "share" / "genre_cnn"
     if own_home:
