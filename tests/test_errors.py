@@ -140,6 +140,18 @@ def test_a_closed_output_pipe_ends_quietly(tmp_path):
     assert "Traceback" not in err and "Error" not in err, err[-2000:]
 
 
+def test_a_worker_leaves_ctrl_c_to_its_parent():
+    """A worker (set up by die_with_parent) survives the SIGINT the terminal sends to the whole group, with no
+    traceback of its own (one starting up would print "Exception in initializer" and break the pool)."""
+    code = ("import os, sys, time\nfrom genre_cnn.paths import die_with_parent\ndie_with_parent(os.getppid())\n"
+            "print('ready', flush=True)\ntime.sleep(2)\nprint('done', flush=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (0, "done\n", "")
+
+
 @pytest.mark.slow
 def test_ctrl_c_is_one_line_and_exit_code_130_with_workers(tmp_path):
     """Ctrl-C goes to the whole process group (the command and its workers), as a terminal sends it."""
