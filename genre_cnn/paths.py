@@ -75,10 +75,10 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
 
 
 def die_with_parent(parent: int) -> None:
-    """Makes this (worker) process end quietly with its parent, so an interrupted run leaves no pool workers
-    behind: a daemon thread ends it soon after the process `parent` is gone, even when it was killed with
-    SIGKILL; Ctrl-C, which the terminal sends to the parent and its workers alike, ends it without a
-    traceback (the parent says it was interrupted)."""
+    """Ties this (worker) process to its parent, so an interrupted run leaves no pool workers behind and no
+    tracebacks of theirs: a daemon thread ends it soon after the process `parent` is gone, even when it was
+    killed with SIGKILL; Ctrl-C, which the terminal sends to the parent and its workers alike, is left to the
+    parent (it stops handing out work, lets the files in progress finish, and says it was interrupted)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
