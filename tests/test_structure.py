@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +93,27 @@ def test_every_config_builds_through_the_cli_parser(config):
     for name in cfg.models:
         model = MODELS[name](genres=["a", "b", "c"], frontend=frontend, **vars(cfg[name]))
         assert model.model.genres == ["a", "b", "c"]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_third_party_import_is_declared_in_pyproject():
+    """`pip install .` must bring everything the package imports (an extra for the optional parts)."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    declared = {canonical(re.match(r"[A-Za-z0-9_.-]+", r).group()) for r in requirements}
+    imported: set[str] = set()
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"genre_cnn", "__future__"}
+    assert {"soxr", "audioread", "yaml", "platformdirs", "torch"} <= third_party
+    dists = importlib.metadata.packages_distributions()
+    missing = {m: dists.get(m) for m in third_party if not {canonical(d) for d in dists.get(m, [])} & declared}
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
