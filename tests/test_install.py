@@ -19,14 +19,29 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from genre_cnn import paths
+
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
 
 
 def pip(*args: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", "-q", "--disable-pip-version-check", *args],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the user data folder checked is Linux's")
+def test_home_is_genre_cnn_home_else_the_checkout_else_the_user_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path / "mine"))
+    assert paths.home() == tmp_path / "mine"
+    monkeypatch.delenv("GENRE_CNN_HOME")
+    assert paths.in_checkout() and paths.home() == REPO
+    monkeypatch.setattr(paths, "in_checkout", lambda: False)  # as installed in site-packages
+    assert paths.home() == tmp_path / "user" / ".local" / "share" / "genre_cnn"
+    monkeypatch.chdir(tmp_path)
+    assert paths.resolve("../shared/x") == tmp_path / "../shared/x"  # a user's path, from where they are
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +69,7 @@ def files_under(folder: Path) -> dict[str, tuple[int, int]]:
             for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_the_installed_package_is_not_the_checkout(installed, tmp_path):
     python, package = installed
     proc = subprocess.run([str(python), "-c", "import genre_cnn.paths as p; print(p.__file__, p.in_checkout())"],
@@ -63,6 +79,7 @@ def test_the_installed_package_is_not_the_checkout(installed, tmp_path):
     assert (package / "ready" / "LICENSE.musicnn").is_file()  # the ISC notice travels with the weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("own_home", [False, True], ids=["user-data-folder", "GENRE_CNN_HOME"])
 def test_predict_from_another_folder_writes_only_to_its_home(installed, tmp_path, own_home):
     python, package = installed
