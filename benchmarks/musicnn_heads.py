@@ -1,4 +1,4 @@
-"""Genre heads on musicnn (MSD) embeddings: which input and training scheme generalises to unseen artists? (issue 10)
+"""Genre heads on musicnn (MSD) embeddings: which input and training scheme generalises to unseen artists?
 
     .venv/bin/python benchmarks/musicnn_heads.py
 

@@ -110,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="(default: 8000)")
     p.add_argument("--max-mb", type=float, default=50.0, help="largest upload in MB (default: 50)")
 
-    sub.add_parser("train", help="train both models: the same as `python train.py ARGS...` (try --help)",
-                   add_help=False)
+    sub.add_parser("train", help="train and compare the model families: the same as `python train.py ARGS...` "
+                   "(try --help)", add_help=False)
     return parser
 
 

@@ -3,7 +3,7 @@
     python -m genre_cnn.demo OUT_DIR [--clips-per-genre 12] [--seconds 8] [--sample-rate HZ] [--seed 0]
 
 writes `OUT_DIR/<genre>/<genre>.NNNNN.wav` (16-bit PCM, mono), the same bytes for the same arguments. The
-demo config trains both models on it end to end in well under a minute, with no download. The genres differ in
+demo config trains the model families on it end to end, with no download. The genres differ in
 tempo, timbre and noise in every 3-s window:
 
 - ambient: slow sustained sine pads (a triad on a 110-220 Hz root, three harmonics, slow swell);

@@ -2,8 +2,9 @@
 
     python -m genre_cnn.models      # prints both networks and their parameter counts
 
-Both follow the original write-up (layers of 512, 256, 128 and 64 units with ReLU and a 10-way output);
-softmax is applied by the caller at inference, cross-entropy takes the logits in training.
+Both follow the write-up genre_cnn starts from, "Automated Music Genre Detection and Classification using
+Machine Learning" (a librosa + GTZAN project README): layers of 512, 256, 128 and 64 units with ReLU and a
+10-way output; softmax is applied by the caller at inference, cross-entropy takes the logits in training.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ class GenreCNN(nn.Module):
 
     A 1-D convolution treats each frame's whole spectrum as one vector, as in Choi et al.'s
     "Automatic tagging using deep convolutional neural networks" (ISMIR 2016) time-axis variants and
-    Pons et al. "Experimenting with musically motivated CNNs" (CBMI 2016). On a laptop CPU it trains
-    about 8x faster than a 2-D CNN of similar size (measured by the project on 2 cores: ~190 vs ~25
-    windows/s), with fewer parameters to over-fit
-    GTZAN's 1000 clips. Blocks: conv(k) -> batch norm -> ReLU -> max-pool(2) -> dropout; then mean and
+    Pons et al. "Experimenting with musically motivated CNNs" (CBMI 2016); it is cheaper than a 2-D CNN
+    of similar size, with fewer parameters to over-fit GTZAN's 1000 clips.
+    Blocks: conv(k) -> batch norm -> ReLU -> max-pool(2) -> dropout; then mean and
     max pooling over time, dropout and a linear layer.
 
     `band_norm` takes the recording's colour out of the first `n_mels` channels (the log-mel bands) before

@@ -7,8 +7,8 @@
 
 The cache is `<home>/data/onnx/<sha256 of the checkpoint's bytes and EXPORT_VERSION>.onnx`, written
 atomically, so an edited or replaced checkpoint never reuses a stale graph. Importing this module and
-running an OnnxRunner needs numpy and onnxruntime only: `genre-cnn predict` answers in about a second on
-the ONNX path, whereas importing torch alone takes about as long (see benchmarks/predict_speed.py).
+running an OnnxRunner needs numpy and onnxruntime only, so `genre-cnn predict` does not pay for importing
+torch on the ONNX path (benchmarks/predict_speed.py measures both).
 The graph's probabilities match the PyTorch model's within 1e-4 (tests/test_export.py).
 """
 

@@ -1,4 +1,4 @@
-"""A local web page: drop a song, see its genre and what the model heard (issue 14).
+"""A local web page: drop a song, see its genre and what the model heard.
 
     pip install -e .[app]                                   # starlette + uvicorn, once
     genre-cnn serve                                         # http://127.0.0.1:8000, the `predict` default model

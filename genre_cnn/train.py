@@ -1,7 +1,7 @@
 """Train the model families (CNN, dense baseline, musicnn transfer), test each on the held-out tracks, report.
 
     python train.py                                   # all three on GTZAN (downloaded if missing)
-    python train.py --config configs/demo.yaml        # synthetic demo: under a minute, no download
+    python train.py --config configs/demo.yaml        # synthetic demo clips, no download
     python train.py --models [cnn]                    # one model
     python train.py --data.data_dir ~/gtzan           # your own copy of GTZAN
     python train.py --data.data_dir ~/music --data.dataset folder   # any folder per genre: its genres

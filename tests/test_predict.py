@@ -203,7 +203,7 @@ def test_latest_checkpoint_prefers_the_cnn_of_the_newest_run(tmp_path):
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "new" / "dense" / "best.ckpt"
 
 
-# --- the default model, usage errors, short files, a library (issues 12 and 13) -----------------------------
+# --- the default model, usage errors, short files, a library -------------------------------------------------
 
 
 def _touch(path: Path, age: float) -> None:
