@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="a CNN or musicnn model with its front end as one ONNX graph")
     p.add_argument("--ckpt", type=Path, help="a checkpoint (default: the latest run's musicnn or CNN model)")
-    p.add_argument("--out", type=Path, help="the .onnx file (default: model.onnx beside the checkpoint)")
+    p.add_argument("--out", type=Path, help="the .onnx file (default: model.onnx beside the checkpoint; for the "
+                   "ready model, ready.onnx in the folder `python -m genre_cnn.paths` prints)")
 
     p = sub.add_parser("serve", help="a local web page: drop a song, see its genre (needs .[app])")
     p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
@@ -225,14 +226,16 @@ def plot(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     from genre_cnn.export import export_onnx, exportable
-    from genre_cnn.predict import CheckpointError, load_model
+    from genre_cnn.paths import home
+    from genre_cnn.predict import READY_MODEL, CheckpointError, load_model
 
     ckpt = _choose(args.ckpt, exportable=True)
     model = load_model(ckpt)
     if not exportable(model):
         raise CheckpointError(f"{ckpt}: export needs a CNN or musicnn checkpoint, this one is "
                               f"{type(model).__name__} (its hand-crafted features are not torch)")
-    out = export_onnx(model, args.out or Path(ckpt).with_name("model.onnx"))
+    default = home() / "ready.onnx" if Path(ckpt) == READY_MODEL else Path(ckpt).with_name("model.onnx")
+    out = export_onnx(model, args.out or default)  # never inside the installed package
     print(f"model: {ckpt} ({type(model).__name__}, {model.trained_on})", file=sys.stderr)
     print(out)
     return 0

@@ -102,6 +102,10 @@ def test_predict_from_another_folder_writes_only_to_its_home(installed, tmp_path
 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "song.wav" in proc.stdout and str(package / "ready") in proc.stdout  # the ready model answered
+    proc = subprocess.run([str(python.parent / "genre-cnn"), "export"], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(home / "ready.onnx")
     assert files_under(package.parent) == before  # nothing written inside (or beside) the installed package
     assert list(home.glob("data/onnx/*.onnx"))  # the ONNX export was cached in the home
     assert not any(cwd.iterdir())  # nor in the working folder
