@@ -103,7 +103,7 @@ def tag_files(spec, runner, paths: list[Path], model: str, count: int = 1, min_c
     """
     from tqdm import tqdm
 
-    stem = Path(log_stem) if log_stem else default_log_stem()
+    stem = Path(os.path.abspath(log_stem)) if log_stem else default_log_stem()
     log, report = stem.with_name(stem.name + ".undo.jsonl"), stem.with_name(stem.name + ".report.json")
     files, errors = expand_paths(paths)
     summary = {"tagged": 0, "skipped": 0, "unsure": 0, "failed": len(errors), "genres": Counter(),
