@@ -19,7 +19,8 @@ COVER = ("mp3", "flac", "m4a")  # the formats ffmpeg embeds a cover picture into
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
                                   reason="ffmpeg not installed (apt-get install ffmpeg): it makes the mp3, flac, ogg, "
                                          "opus and m4a files of these tests")
-needs_clip = pytest.mark.skipif(not CLIP.is_file(), reason=f"real GTZAN clip not found at {CLIP} (../shared/gtzan_mini)")
+needs_clip = pytest.mark.skipif(not CLIP.is_file(),
+                                reason=f"real GTZAN clip not found at {CLIP} (../shared/gtzan_mini)")
 
 
 def _ffmpeg(*args: str) -> None:

@@ -188,7 +188,8 @@ def test_kill_9_mid_write_leaves_no_half_written_file_and_undo_restores_all(orig
     first = subprocess.run([*cmd, "--log", str(tmp_path / "first")], capture_output=True, text=True)
     assert first.returncode == -signal.SIGKILL
     assert [read_genres(f) for f in files] == [["jazz"], ["jazz"], [], [], []]  # the third: untouched, whole
-    assert decoded_md5(files[2]) == audio and list(lib.glob(f"*{TMP_SUFFIX}"))  # its temporary copy is left
+    assert decoded_md5(files[2]) == audio
+    assert list(lib.glob(f"*{TMP_SUFFIX}"))  # the killed write's temporary copy, removed by the rerun
     named = [e["file"] for e in read_log(tmp_path / "first.undo.jsonl")]
     assert named == [str(f) for f in files[:3]]  # written before each change
     rerun = subprocess.run([sys.executable, "-m", "genre_cnn.cli", "tag", str(lib), *CLI,
