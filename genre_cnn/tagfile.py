@@ -71,9 +71,9 @@ def _open(path: Path):
 
     try:
         audio = mutagen.File(path)
-    except FileNotFoundError:
-        raise TagError(f"{path}: no such file (moved or deleted?)") from None
     except (OSError, mutagen.MutagenError) as err:
+        if not os.path.lexists(path):
+            raise TagError(f"{path}: no such file (moved or deleted?)") from None
         raise TagError(f"{path}: not readable as tagged audio ({_reason(err)})") from None
     if audio is None:
         raise TagError(f"{path}: format not supported for tags (mutagen does not know it); skipped")
