@@ -125,6 +125,7 @@ def tag_files(spec, runner, paths: list[Path], model: str, count: int = 1, min_c
     if todo and not dry_run:
         append_entry(log, {"genre_cnn_undo": 1, "model": model, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                           time.gmtime())})
+    workers = workers or (None if len(todo) >= 4 else 1)  # worker start-up costs more than a few files
     for path, res, error in predict_many(spec, todo, count, max_windows, workers, progress, runner, desc="tagging"):
         row = {"file": str(path), "previous": previous[path], "model": model}
         rows.append(row)

@@ -169,6 +169,16 @@ def test_undo_leaves_a_genre_changed_since_alone_unless_force(model, library, tm
     assert undo([log], force=True)["restored"] == 1 and read_genres(library["flac"]) == []
 
 
+def test_usage_and_bad_undo_logs_are_one_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a log\n")
+    assert main(["tag", "--undo", str(tmp_path / "notes.txt")]) == 1
+    assert main(["tag", "--undo", str(tmp_path / "missing.jsonl")]) == 1
+    assert main(["tag"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: {tmp_path / 'notes.txt'}: not an undo log of genre-cnn tag"
+    assert err[1].startswith(f"error: {tmp_path / 'missing.jsonl'}: cannot be read") and len(err) == 3
+
+
 KILL_ON_THIRD_WRITE = textwrap.dedent("""
     import os, signal, sys
     import mutagen.id3._file as id3file
