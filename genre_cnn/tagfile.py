@@ -23,11 +23,13 @@ It never touches the original here: the file is copied to `.<name>.<pid>.genre-c
 mutagen saves the copy, the copy gets the original's permission bits and is fsynced, and os.replace puts it
 over the original in one step (then the folder is fsynced). A kill leaves the old file or the new one, never
 a mix; a temporary file left by a killed process is removed the next time that file is written.
-Because the file is replaced, its other hard links (if any) keep the old content.
+Because the file is replaced, its other hard links (if any) keep the old content; a symbolic link is
+followed (its target is written, the link stays a link).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
@@ -142,13 +144,14 @@ def _remove_stale(path: Path) -> None:
 def write_genres(path: Path, genres: list[str]) -> None:
     """Sets the genre field of `path` to `genres` (removes it for []), changing nothing else, atomically (see
     the module docstring). Raises TagError with one line (unreadable, unsupported, read-only, disk full...)."""
-    path = Path(path)
+    shown, path = Path(path), Path(os.path.realpath(path))  # through a symbolic link: its target is written
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st = path.stat()
     except FileNotFoundError:
-        raise TagError(f"{path}: no such file (moved or deleted?)") from None
+        raise TagError(f"{shown}: no such file (moved or deleted?)") from None
+    mode = stat.S_IMODE(st.st_mode)
     if not mode & 0o222 or not os.access(path, os.W_OK):  # no write bit counts even for root
-        raise TagError(f"{path}: read-only file; not changed")
+        raise TagError(f"{shown}: read-only file; not changed")
     _remove_stale(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}{TMP_SUFFIX}"
     try:
@@ -161,14 +164,16 @@ def write_genres(path: Path, genres: list[str]) -> None:
             audio.save(v2_version=version, v23_sep=None)
         else:
             audio.save()
+        with contextlib.suppress(OSError):  # keep the owner when allowed (root tagging a user's files)
+            os.chown(tmp, st.st_uid, st.st_gid)
         os.chmod(tmp, mode)
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
     except TagError as err:
-        raise TagError(str(err).replace(str(tmp), str(path))) from None
+        raise TagError(str(err).replace(str(tmp), str(shown))) from None
     except Exception as err:  # noqa: BLE001 - any failure (a full disk, a vanished file...): the original stays
         what = "no room left on the disk" if getattr(err, "errno", None) == errno.ENOSPC else _reason(err)
-        raise TagError(f"{path}: could not be written ({what}); the file is unchanged") from None
+        raise TagError(f"{shown}: could not be written ({what}); the file is unchanged") from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -84,6 +84,18 @@ def test_existing_genre_kept_unless_overwrite_and_undo_restores_it_exactly(model
     assert read_genres(mp3) == ["Bossa Nova", "Samba"] and read_genres(flac) == ["Jazz"]
 
 
+def test_an_id3v23_tag_stays_v23_with_separate_values(originals, tmp_path):
+    from mutagen.id3 import ID3
+
+    path = tmp_path / "v23.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(originals["mp3"]), "-c", "copy", "-id3v2_version", "3",
+                    "-metadata", "genre=Jazz", str(path)], check=True)
+    assert ID3(path).version == (2, 3, 0) and read_genres(path) == ["Jazz"]
+    write_genres(path, ["jazz", "blues"])
+    assert ID3(path).version == (2, 3, 0) and read_genres(path) == ["jazz", "blues"]
+    assert ID3(path).getall("TIT2")[0].text == ["Só Danço Samba"]
+
+
 def test_dry_run_prints_the_plan_and_changes_nothing(library, capsys):
     bytes_before = {p: p.read_bytes() for p in library.values()}
     write_genres(library["ogg"], ["Cool Jazz"])
@@ -107,6 +119,13 @@ def test_hard_link_is_not_written_through_without_force(library, tmp_path, capsy
     assert "2 hard links" in capsys.readouterr().err and read_genres(library["mp3"]) == []
     assert main(["tag", str(library["mp3"]), *CLI, "--log", str(tmp_path / "run"), "--force"]) == 0
     assert read_genres(library["mp3"]) == ["jazz"] and read_genres(other) == []  # the other name keeps its file
+
+
+def test_a_symbolic_link_stays_a_link_and_its_target_is_tagged(library, tmp_path):
+    link = tmp_path / "link.ogg"
+    link.symlink_to(library["ogg"])
+    assert main(["tag", str(link), *CLI, "--log", str(tmp_path / "run")]) == 0
+    assert link.is_symlink() and read_genres(library["ogg"]) == ["jazz"]
 
 
 def test_bad_files_are_one_line_each_never_a_traceback(library, tmp_path, capsys, monkeypatch):
