@@ -5,6 +5,7 @@
     genre-cnn predict song.mp3 --ckpt checkpoints/RUN/dense/best.ckpt --top-k 5
     genre-cnn predict ~/Music --max-windows 8 --csv     # a library: worker processes, 8 windows a track
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
+    genre-cnn tag ~/Music --dry-run                     # the genre each file would get in its own tags (tag.py)
     genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
     genre-cnn export --out genre_cnn.onnx               # the CNN with its front end as one ONNX graph
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
@@ -72,7 +73,8 @@ CKPT_HELP = ("a checkpoint file or model folder (default: the latest run's best 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-cnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{predict,sort,plot,export,train,serve}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{predict,sort,tag,plot,export,train,serve}")
 
     p = sub.add_parser("predict", help="the genres of audio files or folders")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
@@ -91,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
                    help="tracks whose top genre is below P go to DEST/_unsure/ (default: 0.5)")
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    _library_options(p)
+
+    p = sub.add_parser("tag", help="write the predicted genre into each file's own tags (mutagen), undoable")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="audio files or folders")
+    p.add_argument("--overwrite", action="store_true", help="replace a genre the file already has (default: keep)")
+    p.add_argument("--count", type=_positive, default=1, metavar="N",
+                   help="write up to N genres, as separate values (default: 1)")
+    p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
+                   help="write only genres of probability >= P; a file whose top genre is below P is left "
+                        "alone (default: 0.5)")
+    p.add_argument("--dry-run", action="store_true", help="print `file: existing -> proposed (probability, "
+                   "model)`, change nothing")
+    p.add_argument("--force", action="store_true", help="also tag files with several hard links (this name gets "
+                   "a new file; the other names keep the old one); with --undo, restore files changed since")
+    p.add_argument("--log", type=Path, metavar="STEM", help="write STEM.undo.jsonl and STEM.report.json "
+                   "(default: data/tag-logs/<time>-<pid> in the project folder)")
+    p.add_argument("--undo", type=Path, nargs="+", metavar="LOG", help="restore the genres that the runs which "
+                   "wrote these undo logs replaced")
     _library_options(p)
 
     p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities")
@@ -205,6 +225,31 @@ def sort(args: argparse.Namespace) -> int:
     return 0 if summary["sorted"] or summary["already"] or not summary["failed"] else 1
 
 
+def tag(args: argparse.Namespace) -> int:
+    from genre_cnn.errors import GenreCnnError
+    from genre_cnn.predict import CheckpointError
+    from genre_cnn.tag import model_label, tag_files, undo
+
+    if bool(args.undo) == bool(args.paths):
+        print("error: give audio files or folders to tag, or --undo LOG (not both)", file=sys.stderr)
+        return 2
+    try:
+        if args.undo:
+            summary = undo(args.undo, force=args.force)
+            return 1 if summary["failed"] and not summary["restored"] else 0
+        spec, runner = _engine(args.ckpt, args.engine)
+        summary = tag_files(spec, runner, args.paths, model_label(_choose(args.ckpt)), count=args.count,
+                            min_confidence=args.min_confidence, overwrite=args.overwrite, dry_run=args.dry_run,
+                            force=args.force, log_stem=args.log, max_windows=args.max_windows,
+                            workers=args.workers, progress=not args.no_progress)
+    except CheckpointError:
+        raise
+    except GenreCnnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 1 if summary["failed"] and not (summary["tagged"] or summary["skipped"]) else 0
+
+
 def plot(args: argparse.Namespace) -> int:
     from genre_cnn.audio import AudioError
     from genre_cnn.plot import plot_file, png_names
@@ -264,7 +309,8 @@ def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["train"]:  # everything after `train` belongs to train.py's own parser
         return train(argv[1:])
     args = _parser().parse_args(argv)
-    return {"predict": predict, "sort": sort, "plot": plot, "export": export, "serve": serve}[args.command](args)
+    return {"predict": predict, "sort": sort, "tag": tag, "plot": plot, "export": export,
+            "serve": serve}[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> int:
