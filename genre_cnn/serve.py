@@ -61,7 +61,7 @@ PAGE = Path(__file__).resolve().parent / "static" / "serve.html"
 MAX_SECONDS = 15 * 60  # longer audio is refused (from its header, or while decoding)
 DRAIN = 4  # an upload over the limit is read (not stored) up to DRAIN x the limit before the 413 answer
 IDLE_SECONDS, BODY_SECONDS = 15.0, 300.0  # the longest pause in an upload's body, and its whole time
-MAX_UPLOADS, ANALYSES = 32, 2  # uploads in progress at once (each stores at most --max-mb); analyses at once
+MAX_UPLOADS, ANALYSES = 32, 1  # uploads in progress at once (each stores at most --max-mb); analyses at once
 MAX_CONNECTIONS = 64  # open connections; uvicorn answers 503 past it
 
 
@@ -259,7 +259,7 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to (host, port) (port 0: a free one), or ServeError in one line; nothing listens yet."""
+    """A listening socket on (host, port) (port 0: a free one), or ServeError in one line."""
     if not 0 <= port <= 65535:
         raise ServeError(f"--port {port}: not a port number (0-65535)")
     try:
@@ -270,6 +270,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(128)  # connections wait from now on, until the server takes them
     except OSError as err:
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {err.strerror or err} "

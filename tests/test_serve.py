@@ -128,7 +128,7 @@ def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
 
     release, started = threading.Event(), threading.Event()
 
-    def slow_analyse(model, path):
+    def slow_analyse(model, path, check=None):
         started.set()
         release.wait(30)
         raise AudioError(f"{path}: released")
