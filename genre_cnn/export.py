@@ -10,7 +10,8 @@ dynamic). The graph neither decodes, mixes nor resamples: do that first. It retu
 (K, n_genres), each window's own (metadata `segment_samples`: the length of a waveform that is exactly one
 window). Inside: torch.stft (ONNX STFT, opset 20), the model's log-mel (and chroma for the CNN), its windows
 of the whole track (a track shorter than one window is looped), the network, and the track's probabilities
-as `predict` computes them. With onnxruntime:
+as the classifier's `predict_waveform` computes them (the mean of the CNN's windows; musicnn's head on the
+mean embedding of its patches). With onnxruntime:
 
     import json, librosa, onnxruntime as ort
     session = ort.InferenceSession("model.onnx")

@@ -152,6 +152,8 @@ def test_out_naming_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_hours_of_audio_are_refused_under_a_memory_cap(tmp_path):
+    from pathlib import Path
+
     import numpy as np
     import soundfile
 
@@ -160,7 +162,10 @@ def test_hours_of_audio_are_refused_under_a_memory_cap(tmp_path):
     with soundfile.SoundFile(tmp_path / "3h.flac", "w", 8000, 1, format="FLAC") as f:  # 270 KB of silence
         for _ in range(18):
             f.write(np.zeros(8000 * 600, np.float32))
-    done = run_capped(f"print(main(['plot', {str(tmp_path / '3h.flac')!r}, '--out', {str(tmp_path)!r}]))",
-                      headroom_mb=200, setup="from genre_cnn.cli import main\nimport genre_cnn.plot, librosa")
+    ready = Path(__file__).resolve().parents[1] / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"
+    args = ["plot", str(tmp_path / "3h.flac"), "--out", str(tmp_path), "--ckpt", str(ready)]
+    setup = ("import librosa.display, matplotlib.pyplot, soundfile, soxr\nfrom genre_cnn.cli import main\n"
+             f"from genre_cnn.predict import load_model\nload_model({str(ready)!r})")  # imports before the cap
+    done = run_capped(f"print(main({args!r}))", headroom_mb=200, setup=setup)  # 3 h at 16 kHz: 690 MB
     assert done.stdout.strip() == "1", done.stderr[-2000:]
     assert done.stderr.strip() == f"{tmp_path / '3h.flac'}: too long (180.0 min > 15 min)"

@@ -94,7 +94,9 @@ def test_a_stalled_upload_gets_408_and_its_file_is_deleted(served):
     with socket.create_connection(("127.0.0.1", served["port"]), timeout=30) as s:
         s.sendall(b"POST /api/analyse?name=slow.wav HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 100000\r\n"
                   b"\r\nRIFF" % served["port"])
-        answer = s.recv(4096)  # the server answers after 1 s without data, not never
+        answer = b""
+        while b"stalled" not in answer and (part := s.recv(4096)):  # after 1 s without data, not never
+            answer += part
     assert answer.startswith(b"HTTP/1.1 408") and b"slow.wav: the upload stalled" in answer
     assert until(lambda: list(served["uploads"].iterdir()) == [])
 
@@ -190,7 +192,7 @@ def test_hours_of_audio_are_refused_before_decoding_under_a_memory_cap(model, tm
 
 
 @needs_gtzan_mini
-def test_musicnn_patches_go_in_batches_and_give_predicts_probabilities(tmp_path):
+def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_path):
     import torch
 
     from genre_cnn.bounded import BATCH
@@ -248,3 +250,26 @@ def test_a_busy_port_is_one_line_before_any_address(capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith(f"error: cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+@pytest.mark.slow
+@needs_gtzan_mini
+def test_a_long_musicnn_analysis_fits_its_memory_bound(tmp_path):
+    """3 min of real music (60 musicnn patches) through `analyse` within 800 MB of headroom; all patches in
+    one batch take about 20 MB each (about 1.2 GB here)."""
+    clips = [sf.read(p, dtype="float32")[0] for p in sorted((GTZAN_MINI / "genres").rglob("*.wav"))[:6]]
+    sf.write(tmp_path / "three_minutes.flac", np.concatenate(clips), 22050)
+    setup = f"""
+        import torch
+        torch.set_num_threads(1)
+        from genre_cnn.predict import load_model
+        from genre_cnn.serve import _answer
+        model = load_model({str(READY)!r})
+    """
+    code = f"""
+        r = _answer(model, __import__("pathlib").Path({str(tmp_path / "three_minutes.flac")!r}), "ready")
+        print(len(r["window_probabilities"]), r["logmel_png"][:22])
+    """
+    done = run_capped(code, headroom_mb=800, setup=setup)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["60", "data:image/png;base64,"]
