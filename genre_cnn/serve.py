@@ -180,7 +180,8 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
     (raw file body -> the `_answer` JSON, or {"error": one line} with 400, 403, 408, 413, 422, 500 or 503).
     Without `upload_dir`, uploads go to a private temporary folder removed at shutdown."""
     max_bytes = int(max_mb * 1024 * 1024)
-    info = {"model": type(model).__name__, "checkpoint": checkpoint, "genres": model.genres, "max_mb": max_mb}
+    info = {"model": type(model).__name__, "checkpoint": checkpoint, "genres": model.genres, "max_mb": max_mb,
+            "max_minutes": MAX_SECONDS / 60}
     limiter = anyio.CapacityLimiter(ANALYSES)
     uploads = {"now": 0, "dir": Path(upload_dir) if upload_dir else None}
 
