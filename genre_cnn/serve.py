@@ -214,8 +214,12 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
         name = Path(request.query_params.get("name", "upload")).name or "upload"
         suffix = Path(name).suffix.lower()
         suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ""
-        uploads["dir"] = uploads["dir"] or private_upload_dir()
-        fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=uploads["dir"])
+        try:
+            uploads["dir"] = uploads["dir"] or private_upload_dir()
+            fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=uploads["dir"])
+        except OSError as err:  # out of file descriptors or disk space
+            log.warning("cannot store an upload: %s", err)
+            return _error(503, f"{name}: the server cannot store uploads now ({err.strerror or err}); try again")
         try:
             with os.fdopen(fd, "wb") as f:
                 size = await _receive(request, f, max_bytes, idle_seconds)

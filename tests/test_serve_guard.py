@@ -39,7 +39,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def served(model, tmp_path_factory):
-    """The app with a 1-s idle limit on upload bodies, its upload folder, and a log of uvicorn's errors."""
+    """The app with a 1-s idle limit on upload bodies, its upload folder, and a log of errors (uvicorn's, ours)."""
     from genre_cnn.serve import make_app, serve_in_thread
 
     uploads = tmp_path_factory.mktemp("uploads")
@@ -47,9 +47,12 @@ def served(model, tmp_path_factory):
     errors: list[logging.LogRecord] = []
     handler = logging.Handler(logging.ERROR)
     handler.emit = errors.append
-    logging.getLogger("uvicorn.error").addHandler(handler)
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "genre_cnn")]  # the server's and ours
+    for logger in loggers:
+        logger.addHandler(handler)
     yield {"url": url, "port": int(url.rsplit(":", 1)[1]), "uploads": uploads, "errors": errors}
-    logging.getLogger("uvicorn.error").removeHandler(handler)
+    for logger in loggers:
+        logger.removeHandler(handler)
     stop()
 
 
@@ -273,3 +276,17 @@ def test_a_long_musicnn_analysis_fits_its_memory_bound(tmp_path):
     done = run_capped(code, headroom_mb=800, setup=setup)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["60", "data:image/png;base64,"]
+
+
+def test_out_of_file_descriptors_is_a_json_503(served, monkeypatch):
+    import errno
+
+    from genre_cnn import serve
+
+    def no_fds(*args, **kwargs):
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(serve.tempfile, "mkstemp", no_fds)
+    status, body = request(served, "POST", "/api/analyse?name=x.wav", wav_bytes(1.0))
+    assert (status, body) == (503, b'{"error":"x.wav: the server cannot store uploads now (Too many open files); '
+                                   b'try again"}')
