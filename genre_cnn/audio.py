@@ -11,6 +11,7 @@ Prediction uses the whole file, whatever its length.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +32,8 @@ SOUNDFILE_EXTENSIONS = (*AUDIO_EXTENSIONS, ".aiff", ".aif", ".aifc", ".caf", ".w
 DECODE_EXTENSIONS = (*SOUNDFILE_EXTENSIONS, ".m4a", ".m4b", ".mp4", ".aac", ".opus", ".wma", ".mka", ".webm",
                      ".wv", ".ape", ".ac3", ".mp2", ".amr")
 MIN_RATE, MAX_RATE = 4000, 384000  # Hz: a header outside this range is damage, not audio
+BLOCK = 1 << 20  # samples per block when a file is decoded in pieces
+UNKNOWN_FRAMES = 1 << 62  # what libsndfile reports as the length of a stream that does not state it
 PREDICT_MIN_SECONDS = 0.5  # prediction refuses shorter files; longer ones are used whole (looped up to one window)
 
 
@@ -176,6 +179,86 @@ def read_span(path: Path, sample_rate: int, start: int, length: int) -> np.ndarr
     offset = start - int(first * ratio)
     y = y[offset:offset + length]
     return np.pad(y, (0, length - y.size)) if y.size < length else y
+
+
+def load_capped(path: Path, sample_rate: int, max_seconds: float, min_seconds: float = PREDICT_MIN_SECONDS,
+                check: Callable[[], None] | None = None) -> np.ndarray:
+    """`load_audio` in bounded memory, for files that a user hands over whole (the web page, plots).
+
+    A file longer than `max_seconds` is refused (AudioError) from its header where it states its length, and
+    in any case while decoding: blocks of about a million samples are read, mixed to mono and resampled one
+    at a time, and decoding stops at the first block past the limit. Memory: the result (at most
+    `max_seconds * sample_rate` float32 samples) plus one block, whatever the file claims. `check()` is called
+    after every block and may raise to stop the work (a client that left). Returns (samples,) float32.
+    """
+    info = audio_info(path)
+    if info is not None and max_seconds * info[0] < info[1] < UNKNOWN_FRAMES:
+        raise AudioError(f"{path}: too long ({info[1] / info[0] / 60:.1f} min > {max_seconds / 60:g} min)")
+    pieces, frames, stream, sr = [], 0, None, sample_rate
+    for block, sr in _blocks(path):  # (frames,) mono at the file's rate
+        frames += block.size
+        if frames > max_seconds * sr:
+            raise AudioError(f"{path}: too long (more than {max_seconds / 60:g} min)")
+        if sr != sample_rate:
+            import soxr
+
+            stream = stream or soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ")
+            block = stream.resample_chunk(block)
+        pieces.append(block)
+        if check is not None:
+            check()
+    if stream is not None:
+        pieces.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    if frames == 0:
+        raise AudioError(f"{path}: no audio samples (empty or truncated file)")
+    n = int(np.ceil(frames * sample_rate / sr))  # as `resample`
+    y = np.concatenate(pieces)[:n]
+    y = np.pad(y, (0, n - y.size)) if y.size < n else y
+    if y.size < min_seconds * sample_rate:
+        raise AudioError(f"{path}: too short ({y.size / sample_rate:.2f} s < {min_seconds:g} s)")
+    signal = SignalCheck()
+    for start in range(0, y.size, BLOCK):
+        signal.add(y[start:start + BLOCK])
+    signal.verdict(path, sample_rate)
+    return y
+
+
+def _blocks(path: Path) -> Iterator[tuple[np.ndarray, int]]:
+    """The file as (mono float32 block, sample rate) pairs of at most BLOCK frames, NaN/inf zeroed, clipped."""
+    import soundfile as sf
+
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception:  # noqa: BLE001 - not a soundfile format: the fallback decoder below
+        f = None
+    try:
+        if f is not None:
+            with f:
+                _check_rate(path, f.samplerate)
+                for block in f.blocks(max(1024, BLOCK // f.channels), dtype="float32", always_2d=True):
+                    yield _clean(block.mean(axis=1)), f.samplerate  # (frames, channels) -> (frames,)
+            return
+        import audioread
+
+        try:
+            decoder = audioread.audio_open(str(path))
+        except Exception:  # noqa: BLE001 - `_decode` says why, in the loader's own words
+            _decode(path)
+            raise AudioError(f"{path}: unreadable audio") from None
+        with decoder:
+            sr, channels = decoder.samplerate, max(1, decoder.channels)
+            _check_rate(path, sr)
+            rest = b""
+            for buf in decoder:  # 16-bit PCM, interleaved; a buffer may end inside a frame
+                buf = rest + buf
+                cut = len(buf) // (2 * channels) * 2 * channels
+                rest = buf[cut:]
+                pcm = np.frombuffer(buf[:cut], dtype="<i2").astype(np.float32) / 32768.0  # (frames * channels,)
+                yield _clean(pcm.reshape(-1, channels).mean(axis=1)), sr
+    except AudioError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a decoder failure half-way: not usable
+        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
 
 
 def resample(y: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:

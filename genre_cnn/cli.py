@@ -7,7 +7,7 @@
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
     genre-cnn tag ~/Music --dry-run                     # the genre each file would get in its own tags (tag.py)
     genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
-    genre-cnn export --out genre_cnn.onnx               # the CNN with its front end as one ONNX graph
+    genre-cnn export --out genre_cnn.onnx               # the model with its front end as one ONNX graph
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
     genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
 
@@ -66,6 +66,12 @@ def _library_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
+EXPORT_CONTRACT = (
+    "Writes the model (a CNN or musicnn checkpoint) with its front end as one ONNX graph. Input `waveform`: "
+    "float32, shape (1, samples), mono, values in [-1, 1], at the model's sample rate (22050 Hz for the CNN, "
+    "16000 Hz for musicnn; metadata `sample_rate`), at least 4096 samples: decode, mix to mono and resample "
+    "the file first. Outputs `probabilities` (1, n_genres), in the order of the JSON list in metadata "
+    "`genres`, and `window_probabilities` (K, n_genres). The metadata `input` states the same.")
 CKPT_HELP = ("a checkpoint file or model folder (default: the latest run's best model, musicnn > cnn > dense, "
              "refit over best; else the ready model in genre_cnn/ready/)")
 
@@ -113,17 +119,21 @@ def _parser() -> argparse.ArgumentParser:
                    "wrote these undo logs replaced")
     _library_options(p)
 
-    p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities")
+    p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities",
+                       description="A PNG per audio file (at most 15 min long): waveform, spectrograms, "
+                                   "features, and the model's genre probabilities.")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
     p.add_argument("--out", type=Path, default=Path("."),
                    help="folder for the PNGs (default: .): song.png per file; files that share a name get "
                         "song.mp3.png, song.flac.png, and song.wav-2.png for a second song.wav, never overwritten")
 
-    p = sub.add_parser("export", help="a CNN or musicnn model with its front end as one ONNX graph")
+    p = sub.add_parser("export", help="a CNN or musicnn model with its front end as one ONNX graph",
+                       description=EXPORT_CONTRACT)
     p.add_argument("--ckpt", type=Path, help="a checkpoint (default: the latest run's musicnn or CNN model)")
-    p.add_argument("--out", type=Path, help="the .onnx file (default: model.onnx beside the checkpoint; for the "
-                   "ready model, ready.onnx in the folder `python -m genre_cnn.paths` prints)")
+    p.add_argument("--out", type=Path, help="the .onnx file, new or a regular file to replace (default: "
+                   "model.onnx beside the checkpoint; for the ready model, ready.onnx in the folder "
+                   "`python -m genre_cnn.paths` prints)")
 
     p = sub.add_parser("serve", help="a local web page: drop a song, see its genre (needs .[app])")
     p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
@@ -252,9 +262,10 @@ def tag(args: argparse.Namespace) -> int:
 
 def plot(args: argparse.Namespace) -> int:
     from genre_cnn.audio import AudioError
-    from genre_cnn.plot import plot_file, png_names
+    from genre_cnn.plot import check_out_dir, plot_file, png_names
     from genre_cnn.predict import expand_paths
 
+    check_out_dir(args.out)
     _, model = _load(args.ckpt)
     files, errors = expand_paths(args.paths)
     for line in errors:
@@ -266,22 +277,26 @@ def plot(args: argparse.Namespace) -> int:
             written += 1
         except AudioError as err:
             print(err, file=sys.stderr)
+        except OSError as err:  # e.g. a folder where the PNG should go, a full disk
+            print(f"{args.out / png}: cannot write ({err.strerror or err})", file=sys.stderr)
     return 0 if written else 1
 
 
 def export(args: argparse.Namespace) -> int:
-    from genre_cnn.export import export_onnx, exportable
+    from genre_cnn.export import check_out, export_onnx, exportable, input_contract
     from genre_cnn.paths import home
     from genre_cnn.predict import READY_MODEL, CheckpointError, load_model
 
     ckpt = _choose(args.ckpt, exportable=True)
+    default = home() / "ready.onnx" if Path(ckpt) == READY_MODEL else Path(ckpt).with_name("model.onnx")
+    out = check_out(args.out or default)  # never inside the installed package
     model = load_model(ckpt)
     if not exportable(model):
         raise CheckpointError(f"{ckpt}: export needs a CNN or musicnn checkpoint, this one is "
                               f"{type(model).__name__} (its hand-crafted features are not torch)")
-    default = home() / "ready.onnx" if Path(ckpt) == READY_MODEL else Path(ckpt).with_name("model.onnx")
-    out = export_onnx(model, args.out or default)  # never inside the installed package
+    out = export_onnx(model, out)
     print(f"model: {ckpt} ({type(model).__name__}, {model.trained_on})", file=sys.stderr)
+    print(f"input: {input_contract(model)}", file=sys.stderr)
     print(out)
     return 0
 

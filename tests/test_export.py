@@ -101,3 +101,71 @@ def test_export_without_ckpt_takes_the_latest_exportable_model(demo_run, tmp_pat
     assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == str(tmp_path / "m.onnx") and "checkpoints/a/cnn/best.ckpt" in err
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "symlink"])
+def test_out_that_is_not_a_regular_file_is_refused_in_one_line(kind, tmp_path, capsys):
+    import os
+    from pathlib import Path
+
+    ckpt = Path(__file__).resolve().parents[1] / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"
+    out = tmp_path / "target"
+    if kind == "folder":
+        out.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(out)  # as a device node: replacing it would destroy it
+    else:
+        (tmp_path / "elsewhere.onnx").write_bytes(b"keep")
+        out.symlink_to(tmp_path / "elsewhere.onnx")
+    before = out.lstat()
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: --out {out}: ")
+    assert {"folder": "a folder", "fifo": "not a regular file", "symlink": "a symbolic link"}[kind] in err
+    assert out.lstat().st_ino == before.st_ino and out.lstat().st_mode == before.st_mode
+
+
+@pytest.mark.slow
+def test_graph_fed_as_the_readme_says_gives_the_models_answer(tmp_path, capsys):
+    """The musicnn model exported, then fed a stereo 44.1 kHz file decoded as the README's example does."""
+    from pathlib import Path
+
+    import librosa
+    import soundfile as sf
+
+    from tests.conftest import GTZAN_MINI
+
+    if not (GTZAN_MINI / "genres").is_dir():
+        pytest.skip(f"real GTZAN clips not found at {GTZAN_MINI}")
+    ready = Path(__file__).resolve().parents[1] / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"
+    out = tmp_path / "musicnn.onnx"
+    assert main(["export", "--ckpt", str(ready), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "input: waveform float32 (1, samples), mono, values in [-1, 1], 16000 Hz" in err
+
+    y, sr = sf.read(GTZAN_MINI / "genres" / "rock" / "rock.00004.wav", dtype="float32")
+    stereo = np.stack([y, 0.5 * y], axis=1)  # (samples, 2)
+    song = tmp_path / "song.wav"
+    sf.write(song, librosa.resample(stereo.T, orig_sr=sr, target_sr=44100).T, 44100)
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["sample_rate"] == "16000" and "mono" in meta["input"] and "16000 Hz" in meta["input"]
+    wave, _ = librosa.load(song, sr=int(meta["sample_rate"]), mono=True)  # as the README's example
+    probs = session.run(None, {"waveform": wave[None]})[0][0]
+    model = load_model(ready)  # the model's own answer for the file, decoded by genre_cnn's loader
+    expected = model.predict_waveform(torch.from_numpy(load_audio(song, model.sample_rate))).numpy()
+    assert json.loads(meta["genres"]) == model.genres
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_help_states_the_input_contract_and_names_no_single_family(capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for part in ("float32, shape (1, samples), mono", "22050 Hz for the CNN, 16000 Hz for musicnn",
+                 "metadata `sample_rate`", "`genres`"):
+        assert part in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "the CNN with its front end" not in capsys.readouterr().out

@@ -98,3 +98,74 @@ def test_long_file_axes_read_seconds_and_mfcc_leaves_out_c0(tmp_path):
         np.testing.assert_allclose(shown, librosa.feature.mfcc(S=mel_db, n_mfcc=20)[1:], rtol=1e-4, atol=1e-3)
     finally:
         plt.close(fig)
+
+
+def test_a_cjk_file_name_draws_no_missing_glyph(tmp_path):
+    import warnings
+
+    import numpy as np
+    import soundfile
+
+    song = tmp_path / "夜の歌 jazz.wav"
+    t = np.arange(8 * 8000) / 8000
+    soundfile.write(song, 0.3 * np.sin(2 * np.pi * 440 * t), 8000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = build_figure(song)
+        try:
+            fig.canvas.draw()
+        finally:
+            plt.close(fig)
+    assert [str(w.message) for w in caught if "Glyph" in str(w.message)] == []
+    assert fig.get_suptitle().startswith("\\u591c\\u306e\\u6b4c jazz.wav: 8.0 s")
+
+
+def test_musicnn_panels_say_what_its_model_takes(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from tests.test_serve_guard import READY
+
+    model = load_model(READY)
+    sr, t = 16000, np.arange(5 * 16000) / 16000
+    wav = tmp_path / "tone.wav"
+    soundfile.write(wav, 0.3 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * t)), sr)
+    fig = build_figure(wav, model)
+    try:
+        axes = panels(fig)
+        mel, chroma = axes[2], axes[3]
+        assert mel.collections[0].get_array().shape[0] == 96  # every mel band of musicnn's front end
+        assert chroma.get_title() == "chroma (for reference: not a model input)"
+        units = [ax.get_ylabel() for ax in fig.axes if not ax.get_title()]  # the colour bars
+        assert units[:2] == ["dB", "log10(1 + 10^4 power)"]
+    finally:
+        plt.close(fig)
+
+
+def test_out_naming_a_file_is_one_line(tmp_path, capsys):
+    existing = tmp_path / "plots"
+    existing.write_text("keep me")
+    assert main(["plot", str(tmp_path / "song.wav"), "--out", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --out {existing}: not a folder (it is a file); give the folder for the PNGs\n"
+    assert existing.read_text() == "keep me"
+
+
+def test_hours_of_audio_are_refused_under_a_memory_cap(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile
+
+    from tests.memcap import run_capped
+
+    with soundfile.SoundFile(tmp_path / "3h.flac", "w", 8000, 1, format="FLAC") as f:  # 270 KB of silence
+        for _ in range(18):
+            f.write(np.zeros(8000 * 600, np.float32))
+    ready = Path(__file__).resolve().parents[1] / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"
+    args = ["plot", str(tmp_path / "3h.flac"), "--out", str(tmp_path), "--ckpt", str(ready)]
+    setup = ("import librosa.display, matplotlib.pyplot, soundfile, soxr\nfrom genre_cnn.cli import main\n"
+             f"from genre_cnn.predict import load_model\nload_model({str(ready)!r})")  # imports before the cap
+    done = run_capped(f"print(main({args!r}))", headroom_mb=200, setup=setup)  # 3 h at 16 kHz: 690 MB
+    assert done.stdout.strip() == "1", done.stderr[-2000:]
+    assert done.stderr.strip() == f"{tmp_path / '3h.flac'}: too long (180.0 min > 15 min)"

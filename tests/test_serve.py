@@ -80,6 +80,7 @@ def test_page_and_info_are_served(server, ckpt):
     with urllib.request.urlopen(server["url"] + "/api/info", timeout=10) as resp:
         info = json.loads(resp.read())
     assert info["checkpoint"] == str(ckpt) and info["model"] == "WindowClassifier" and info["max_mb"] == 1.0
+    assert info["max_minutes"] == 15
 
 
 def test_text_file_named_wav_is_a_clear_422_and_leaves_no_file(server):
@@ -128,7 +129,7 @@ def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
 
     release, started = threading.Event(), threading.Event()
 
-    def slow_analyse(model, path):
+    def slow_analyse(model, path, check=None):
         started.set()
         release.wait(30)
         raise AudioError(f"{path}: released")
