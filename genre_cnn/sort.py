@@ -219,7 +219,7 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
                 tqdm.write(f"would {how} {path} -> {where}/ ({genre} {probability:.0%})")
             else:
                 try:
-                    append_row(journal, [*row, str(where), path.name], JOURNAL_COLUMNS)
+                    append_row(journal, [*row, os.path.abspath(where), path.name], JOURNAL_COLUMNS)
                     target = place(path, where, how)
                 except OSError as err:
                     tqdm.write(f"{path}: could not be placed in {where} ({err.strerror or err})", file=sys.stderr)

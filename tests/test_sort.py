@@ -238,3 +238,123 @@ def test_a_track_placed_but_not_recorded_is_recorded_by_the_rerun_not_placed_aga
     err = capsys.readouterr().err
     assert "recorded 1 track(s) placed by an interrupted sort" in err and "sorted 1 track(s)" in err
     assert len(manifest_rows(dest)) == 2 and len(list(dest.rglob("*.wav"))) == 2  # no " (2)" copy
+
+
+def test_a_second_sort_into_the_same_dest_is_refused_in_one_line(demo_run, two_albums, tmp_path, capsys):
+    import fcntl
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with open(dest / LOCK, "w") as held:  # another sort holds DEST
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        assert sort_cli(demo_run, two_albums, dest) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == f"error: {dest}: another genre-cnn sort (process 4242) is sorting into it; run this one " \
+                      "when it has finished"
+    assert not (dest / MANIFEST).exists()
+    assert sort_cli(demo_run, two_albums, dest) == 0  # released: this one may run
+
+
+def test_src_inside_dest_is_sorted_and_dest_s_own_folders_never_are(demo_run, two_albums, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    unsorted = Path(shutil.move(two_albums, lib / "unsorted"))
+    assert sort_cli(demo_run, unsorted, lib) == 0  # sort lib/unsorted lib
+    assert "sorted 2 track(s)" in capsys.readouterr().err and len(manifest_rows(lib)) == 2
+    assert sort_cli(demo_run, lib, lib) == 0  # lib's genre folders hold links, not new tracks
+    err = capsys.readouterr().err
+    assert "sorted 0 track(s)" in err and "2 already in the manifest" in err
+    assert len(manifest_rows(lib)) == 2 and len(list(lib.rglob("*.wav"))) == 4
+
+
+def test_dest_given_as_a_symlink_into_src_is_recognised(demo_run, two_albums, tmp_path, capsys):
+    (two_albums / "sorted").mkdir()
+    dest = tmp_path / "by-genre"
+    dest.symlink_to(two_albums / "sorted")
+    for _ in range(2):
+        assert sort_cli(demo_run, two_albums, dest, "--symlink") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "sorted 0 track(s)" in err[-1] and "2 already in the manifest" in err[-1]
+    assert len(manifest_rows(dest)) == 2 and len(list(dest.rglob("*.wav"))) == 2
+
+
+def test_an_unreadable_sub_folder_is_one_line(demo_run, two_albums, tmp_path, capsys, monkeypatch):
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "Légende (1985)":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert sort_cli(demo_run, two_albums, tmp_path / "dest") == 0
+    err = capsys.readouterr().err
+    assert f"{two_albums / 'Bob Marley' / 'Légende (1985)'}: cannot read this folder (Permission denied); its " \
+           "tracks are not sorted" in err.splitlines()
+    assert "sorted 1 track(s)" in err
+
+
+@pytest.mark.parametrize("kind", ["under a file", pytest.param("read-only", marks=pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into read-only folders"))])
+def test_an_unwritable_dest_is_found_before_predicting(demo_run, two_albums, tmp_path, capsys, monkeypatch, kind):
+    import genre_cnn.sort
+
+    predicted = []
+    monkeypatch.setattr(genre_cnn.sort, "predict_many", lambda *a, **k: predicted.append(a) or iter(()))
+    dest = tmp_path / "dest"
+    if kind == "read-only":
+        dest.mkdir(mode=0o555)
+    else:
+        (tmp_path / "a file").write_text("")
+        dest = tmp_path / "a file" / "dest"
+    assert sort_cli(demo_run, two_albums, dest) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"error: {dest}: cannot write here (") and not predicted
+
+
+DIE = """
+import os, shutil, signal, sys
+import genre_cnn.sort
+from genre_cnn.cli import main
+real_append = genre_cnn.sort.append_row
+def copyfileobj(fin, fout, length=0):  # kill -9 half-way through a copy
+    fout.write(fin.read(5000))
+    fout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+def append_row(path, row, columns):  # kill -9 between placing a track and recording it
+    if path.name == genre_cnn.sort.MANIFEST:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_append(path, row, columns)
+if sys.argv[1] == "copying":
+    shutil.copyfileobj = copyfileobj
+else:
+    genre_cnn.sort.append_row = append_row
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow  # a second process loads the model
+@pytest.mark.parametrize("when", ["copying", "recording"])
+def test_a_sort_killed_with_sigkill_is_finished_by_the_rerun(demo_run, two_albums, tmp_path, capsys, when):
+    import subprocess
+    import sys
+
+    dest = tmp_path / "dest"
+    args = ["sort", str(two_albums), str(dest), "--copy", "--ckpt", str(ckpt(demo_run)), "--no-progress",
+            "--workers", "1"]  # no worker pool outliving the killed process
+    killed = subprocess.run([sys.executable, "-c", DIE, when, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    partials = list(dest.rglob("*.partial"))
+    assert len(partials) == (when == "copying") and all(p.stat().st_size == 5000 for p in partials)
+    assert len(list(dest.rglob("*.wav"))) == (when == "recording")
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    if when == "copying":
+        assert "removed 1 unfinished copy left by an interrupted sort" in err and "sorted 2 track(s)" in err
+    else:
+        assert "recorded 1 track(s) placed by an interrupted sort" in err and "sorted 1 track(s)" in err
+    assert not list(dest.rglob("*.partial")) and len(list(dest.rglob("*.wav"))) == 2  # none twice
+    assert sorted(Path(r["dest"]).name for r in manifest_rows(dest)) == ["01 Is This Love.wav"] * 2
