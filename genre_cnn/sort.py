@@ -71,15 +71,17 @@ def _unreadable(lines: list[str], err: OSError) -> None:
     lines.append(f"{err.filename}: cannot read this folder ({err.strerror}); its tracks are not sorted")
 
 
-def gather(sources: list[Path], dest: Path, own: set[str]) -> tuple[dict[Path, tuple[str, Path]], list[str], int]:
+def gather(sources: list[Path], dest: Path, own: set[str]) -> tuple[dict[Path, tuple[str, Path]], list[str],
+                                                                   list[str], int]:
     """The audio files under `sources`: {file: (manifest key, path to mirror under a genre folder)}, sorted,
-    each once; one line per unusable path, unreadable folder or folder without audio; and how many files were
-    left alone because they lie in DEST's own folders `own` (compared by real path, so symlinks do not hide
-    DEST)."""
+    each once; one line per unusable path or unreadable folder; one line per folder without audio; and how
+    many files were left alone because they lie in DEST's own folders `own` (compared by real path, so
+    symlinks do not hide DEST)."""
     real_dest = Path(os.path.realpath(dest))
     mine = [real_dest / name for name in own]
     found: dict[Path, tuple[str, Path]] = {}
     lines: list[str] = []
+    empty: list[str] = []
     seen: set[Path] = set()
     skipped = 0
     for src in map(Path, sources):
@@ -95,7 +97,7 @@ def gather(sources: list[Path], dest: Path, own: set[str]) -> tuple[dict[Path, t
             files, unusable = expand_paths(candidates)
             errors += unusable
             if not candidates and not errors:
-                errors = [f"{src}: no audio files in this folder (looked for {', '.join(DECODE_EXTENSIONS)})"]
+                empty.append(f"{src}: no audio files in this folder (looked for {', '.join(DECODE_EXTENSIONS)})")
         lines += errors
         for f in files:
             real = Path(os.path.realpath(f.parent)) / f.name  # the entry itself, not what a symlink points to
@@ -104,7 +106,7 @@ def gather(sources: list[Path], dest: Path, own: set[str]) -> tuple[dict[Path, t
             elif real not in seen:
                 seen.add(real)
                 found[f] = (str(real), f.relative_to(src) if src.is_dir() else Path(f.name))
-    return found, lines, skipped
+    return found, lines, empty, skipped
 
 
 @contextmanager
@@ -186,12 +188,12 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
     dest = Path(dest)
     manifest, journal = dest / MANIFEST, dest / JOURNAL
     how = "copy" if copy else "symlink" if symlink else "link"
-    found, errors, skipped = gather(sources, dest, {folder_name(g) for g in runner.genres} | {UNSURE})
+    found, errors, empty, skipped = gather(sources, dest, {folder_name(g) for g in runner.genres} | {UNSURE})
     summary = {"sorted": 0, "unsure": 0, "already": 0, "failed": 0, "unplaced": 0, "skipped": skipped,
                "genres": Counter(), "stopped": None}
-    for line in errors:
+    for line in [*errors, *empty]:
         print(line, file=sys.stderr)
-    summary["failed"] = sum("no audio files in this folder" not in line for line in errors)
+    summary["failed"] = len(errors)
     if not found:
         print(f"nothing to sort: no audio files in {', '.join(map(str, sources))}"
               + (f" ({skipped} already in {dest}'s genre folders)" if skipped else ""), file=sys.stderr)
