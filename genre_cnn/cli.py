@@ -94,8 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sort", help="link (or copy) each track into DEST/<genre>/, with a manifest CSV")
     p.add_argument("src", type=Path, nargs="+", metavar="SRC", help="audio files or folders to sort")
     p.add_argument("dest", type=Path, metavar="DEST", help="the sorted library (created)")
-    p.add_argument("--copy", action="store_true", help="copy the files (default: hard link on the same "
-                   "filesystem, else a symbolic link)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--copy", action="store_true", help="independent copies: the only choice that lets you edit "
+                     "tags in DEST without changing the originals (default: a hard link on the same filesystem, "
+                     "which is the original file under a second name, else a symbolic link)")
+    how.add_argument("--symlink", action="store_true", help="symbolic links to the originals")
+    p.add_argument("--keep-path", action="store_true",
+                   help="mirror each track's folders below SRC under its genre: DEST/<genre>/Artist/Album/track")
     p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
                    help="tracks whose top genre is below P go to DEST/_unsure/ (default: 0.5)")
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
@@ -225,14 +230,21 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def sort(args: argparse.Namespace) -> int:
-    from genre_cnn.sort import sort_library
+    from genre_cnn.sort import SortError, sort_library
 
     spec, runner = _engine(args.ckpt, args.engine)
     print(f"model: {runner.description}", file=sys.stderr)
-    summary = sort_library(spec, runner, args.src, args.dest, min_confidence=args.min_confidence, copy=args.copy,
-                           dry_run=args.dry_run, max_windows=args.max_windows, workers=args.workers,
-                           progress=not args.no_progress)
-    return 0 if summary["sorted"] or summary["already"] or not summary["failed"] else 1
+    try:
+        summary = sort_library(spec, runner, args.src, args.dest, min_confidence=args.min_confidence,
+                               copy=args.copy, symlink=args.symlink, keep_path=args.keep_path,
+                               dry_run=args.dry_run, max_windows=args.max_windows, workers=args.workers,
+                               progress=not args.no_progress)
+    except SortError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    if summary["unplaced"] or summary["stopped"]:
+        return 1
+    return 0 if summary["sorted"] or summary["already"] else 1
 
 
 def tag(args: argparse.Namespace) -> int:

@@ -1,69 +1,64 @@
 """Sort a music library by genre: each track appears under DEST/<genre>/, a manifest says what went where.
 
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre                  # links, manifest, progress bar with ETA
+    genre-cnn sort ~/Music/unsorted ~/Music/by-genre --keep-path      # by-genre/reggae/Artist/Album/01 x.mp3
     genre-cnn sort SRC DEST --copy --min-confidence 0.6 --dry-run      # copies; shows the plan, changes nothing
 
-How a track appears in DEST (decided here, once): a hard link when SRC and DEST are on the same filesystem
-(no extra space; it keeps working when the original is moved or renamed), else a symbolic link to the
-original's absolute path (a hard link cannot cross filesystems, and a silent copy would double the size of
-a library); `--copy` makes independent copies. A link is the same file as the original: a tag editor
-run on DEST changes the original too; use --copy when that matters.
+How a track appears in DEST: a hard link when SRC and DEST are on the same filesystem (no extra space), else a
+symbolic link to the original's real path; `--symlink` always makes symbolic links, `--copy` independent
+copies. A hard link is the original file under a second name: a tag editor that writes in place changes the
+original too. Only --copy gives files that can be edited without touching the originals.
+`--keep-path` mirrors each track's folders below SRC under its genre folder; without it every track of a
+genre lands in one folder (a clash of names gets ` (2)`).
 
-Guarantees: originals are only read, never moved, modified or overwritten; a new name in DEST is created
-exclusively (link or rename-free exclusive link of a finished copy), so a clash with an existing file gets a
-suffix, `name (2).mp3`, and nothing in DEST is ever replaced. Tracks whose top genre is below
-`--min-confidence` go to DEST/_unsure/. DEST/manifest.csv gets one row per sorted track (file, genre,
-probability, model, folder, dest), appended under an exclusive lock and fsynced row by row, so a killed or
-concurrent run leaves whole rows; a rerun skips every track already in it. An unreadable file is one line
-on stderr and is retried by the next run. A summary line ends the run.
+Guarantees: originals are only read, never moved, modified or overwritten; nothing in DEST is ever replaced
+(a new name is created exclusively; a copy is written to `.NAME.PID.partial`, fsynced, then linked to its
+name, and removed on any failure). One sort at a time per DEST (a lock file); DEST's own genre folders are
+never taken as new tracks, whether DEST lies inside SRC or SRC inside DEST. Each placement is written to a
+journal first, so a track placed but not yet in DEST/manifest.csv (killed run, full disk) is recognised by
+the next run and recorded, never placed twice; unfinished copies of a killed run are removed by the next.
+DEST/manifest.csv gets one row per sorted track (file, genre, probability, model, folder, dest), fsynced
+row by row; a rerun skips every track already in it. A track that cannot be placed is one line on stderr
+and makes the exit code 1; a full disk stops the run. A summary line ends the run.
 """
 
 from __future__ import annotations
 
-import csv
 import errno
-import io
+import fcntl
 import os
-import shutil
+import re
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 
+from genre_cnn.audio import DECODE_EXTENSIONS
+from genre_cnn.errors import GenreCnnError
 from genre_cnn.library import predict_many
+from genre_cnn.placing import append_row, candidate_names, place, read_rows, same_track
 from genre_cnn.predict import expand_paths
 
 MANIFEST = "manifest.csv"
+JOURNAL = ".genre-cnn-sort.journal"  # placements begun: "file will appear in dir as name (or name (N))"
+LOCK = ".genre-cnn-sort.lock"
 COLUMNS = ["file", "genre", "probability", "model", "folder", "dest"]
+JOURNAL_COLUMNS = [*COLUMNS[:5], "dir", "name"]
 UNSURE = "_unsure"
+PARTIAL = re.compile(r"^\..+\.\d+\.partial$")  # an unfinished copy: .NAME.PID.partial
+STOP = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # DEST can take nothing more: the run stops
+
+
+class SortError(GenreCnnError):
+    """DEST cannot be used (not writable, or another sort is writing into it)."""
 
 
 def read_manifest(path: Path) -> set[str]:
-    """The source files a manifest lists (a torn last line, from a killed run, is ignored)."""
-    if not path.is_file():
-        return set()
-    text = path.read_text(encoding="utf-8", errors="replace")
-    rows = list(csv.DictReader(io.StringIO(text if text.endswith("\n") else text[: text.rfind("\n") + 1])))
-    return {row["file"] for row in rows if row.get("file")}
-
-
-def append_row(path: Path, row: list) -> None:
-    """Appends one CSV row (and the header to a new file) under an exclusive lock, then fsyncs."""
-    import fcntl
-
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        end = f.seek(0, os.SEEK_END)
-        head = b""
-        if end == 0:
-            head = (",".join(COLUMNS) + "\n").encode()
-        else:
-            f.seek(end - 1)
-            head = b"" if f.read(1) == b"\n" else b"\n"  # close a row torn by a killed run
-        f.write(head + buffer.getvalue().encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    """The source files a manifest lists."""
+    return {row["file"] for row in read_rows(path) if row.get("file")}
 
 
 def folder_name(genre: str) -> str:
@@ -72,93 +67,190 @@ def folder_name(genre: str) -> str:
     return name or "_unnamed"
 
 
-def place(src: Path, folder: Path, copy: bool) -> Path:
-    """Makes `src` appear in `folder` under its own name, or `stem (N)suffix` if taken; returns the new path
-    (or the existing one if it already is that file). Never replaces anything in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    staged = None
-    if copy:  # a finished copy under a temporary name, then linked to its final name exclusively
-        staged = folder / f".{src.name}.{os.getpid()}.partial"
-        shutil.copy2(src, staged)
-    try:
-        for i in range(1, 10_000):
-            target = folder / (src.name if i == 1 else f"{src.stem} ({i}){src.suffix}")
-            if os.path.lexists(target):
-                try:
-                    if not copy and os.path.samefile(target, src):
-                        return target
-                except OSError:
-                    pass
-                continue
-            try:
-                if staged is not None:
-                    os.link(staged, target)
-                else:
-                    _link(src, target)
-                return target
-            except FileExistsError:  # made meanwhile by someone else: next name
-                continue
-        raise OSError(f"{folder}: no free name for {src.name}")
-    finally:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
+def _unreadable(lines: list[str], err: OSError) -> None:
+    lines.append(f"{err.filename}: cannot read this folder ({err.strerror}); its tracks are not sorted")
 
 
-def _link(src: Path, target: Path) -> None:
+def gather(sources: list[Path], dest: Path, own: set[str]) -> tuple[dict[Path, tuple[str, Path]], list[str],
+                                                                   list[str], int]:
+    """The audio files under `sources`: {file: (manifest key, path to mirror under a genre folder)}, sorted,
+    each once; one line per unusable path or unreadable folder; one line per folder without audio; and how
+    many files were left alone because they lie in DEST's own folders `own` (compared by real path, so
+    symlinks do not hide DEST)."""
+    real_dest = Path(os.path.realpath(dest))
+    mine = [real_dest / name for name in own]
+    found: dict[Path, tuple[str, Path]] = {}
+    lines: list[str] = []
+    empty: list[str] = []
+    seen: set[Path] = set()
+    skipped = 0
+    for src in map(Path, sources):
+        if not src.is_dir():
+            files, errors = expand_paths([src])
+        else:
+            errors, candidates = [], []
+            for folder, dirs, names in os.walk(src, onerror=partial(_unreadable, errors)):
+                if Path(os.path.realpath(folder)) == real_dest:
+                    dirs[:] = [d for d in dirs if d not in own]
+                dirs.sort()
+                candidates += [Path(folder, n) for n in sorted(names) if Path(n).suffix.lower() in DECODE_EXTENSIONS]
+            files, unusable = expand_paths(candidates)
+            errors += unusable
+            if not candidates and not errors:
+                empty.append(f"{src}: no audio files in this folder (looked for {', '.join(DECODE_EXTENSIONS)})")
+        lines += errors
+        for f in files:
+            real = Path(os.path.realpath(f.parent)) / f.name  # the entry itself, not what a symlink points to
+            if any(real.is_relative_to(m) for m in mine):
+                skipped += 1
+            elif real not in seen:
+                seen.add(real)
+                found[f] = (str(real), f.relative_to(src) if src.is_dir() else Path(f.name))
+    return found, lines, empty, skipped
+
+
+@contextmanager
+def locked(dest: Path, keep: list[Path]) -> Iterator[None]:
+    """Holds DEST for one sort: made if needed, checked writable, locked against a second sort (SortError
+    otherwise); unfinished copies left by a killed run are removed and its journal is reconciled."""
     try:
-        os.link(src, target)
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=dest):  # a read-only DEST is found before any prediction
+            pass
+        fd = os.open(dest / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-            raise
-        os.symlink(os.path.abspath(src), target)
+        raise SortError(f"{dest}: cannot write here ({err.strerror}); choose a writable DEST") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 20, 0).decode(errors="replace").strip() or "?"
+            raise SortError(f"{dest}: another genre-cnn sort (process {pid}) is sorting into it; "
+                            "run this one when it has finished") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        swept = sweep_partials(dest, keep)
+        if swept:
+            print(f"{dest}: removed {swept} unfinished cop{'y' if swept == 1 else 'ies'} left by an interrupted "
+                  "sort", file=sys.stderr)
+        recovered = recover(dest)
+        if recovered:
+            print(f"{dest / MANIFEST}: recorded {recovered} track(s) placed by an interrupted sort",
+                  file=sys.stderr)
+        yield
+    finally:
+        os.close(fd)
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+def sweep_partials(dest: Path, keep: list[Path]) -> int:
+    """Removes every `.NAME.PID.partial` under DEST (DEST is locked: none is being written), not looking
+    into the folders `keep` (sources that lie inside DEST); returns how many."""
+    keep_real = {os.path.realpath(k) for k in keep}
+    removed = 0
+    for folder, dirs, names in os.walk(dest):
+        dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in keep_real]
+        for name in filter(PARTIAL.match, names):
+            Path(folder, name).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def recover(dest: Path) -> int:
+    """Adds to the manifest each journalled track that was placed but not recorded (the run was killed or
+    the manifest could not be written), then empties the journal; returns how many were added."""
+    manifest, journal = dest / MANIFEST, dest / JOURNAL
+    done, added = read_manifest(manifest), 0
+    for row in read_rows(journal):
+        if row.get("file") in done or not row.get("name"):
+            continue
+        for name in candidate_names(row["name"]):
+            candidate = Path(row["dir"]) / name
+            if not os.path.lexists(candidate):
+                break
+            if same_track(Path(row["file"]), candidate):
+                append_row(manifest, [row[c] for c in COLUMNS[:5]] + [str(candidate)], COLUMNS)
+                done.add(row["file"])
+                added += 1
+                break
+    journal.unlink(missing_ok=True)
+    return added
 
 
 def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: float = 0.5, copy: bool = False,
                  dry_run: bool = False, max_windows: int | None = None, workers: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, symlink: bool = False, keep_path: bool = False) -> dict:
     """Sorts every audio file under `sources` into `dest` (see the module docstring); returns counts:
-    {"sorted", "unsure", "already", "failed", "genres": Counter}. `spec`/`runner`: see genre_cnn.library."""
+    {"sorted", "unsure", "already", "failed" (unreadable), "unplaced", "skipped" (DEST's own), "genres":
+    Counter, "stopped": why the run stopped early or None}. `spec`/`runner`: see genre_cnn.library.
+    Raises SortError when DEST cannot be used."""
     from tqdm import tqdm
 
     dest = Path(dest)
-    manifest = dest / MANIFEST
-    done = read_manifest(manifest)
-    files, errors = expand_paths(sources)
-    files = [f for f in files if not _inside(f, dest)]  # never sort DEST's own entries
-    todo = [f for f in files if os.path.abspath(f) not in done]
-    summary = {"sorted": 0, "unsure": 0, "already": len(files) - len(todo), "failed": len(errors),
-               "genres": Counter()}
-    for line in errors:
+    manifest, journal = dest / MANIFEST, dest / JOURNAL
+    how = "copy" if copy else "symlink" if symlink else "link"
+    found, errors, empty, skipped = gather(sources, dest, {folder_name(g) for g in runner.genres} | {UNSURE})
+    summary = {"sorted": 0, "unsure": 0, "already": 0, "failed": 0, "unplaced": 0, "skipped": skipped,
+               "genres": Counter(), "stopped": None}
+    for line in [*errors, *empty]:
         print(line, file=sys.stderr)
-    for path, res, error in predict_many(spec, todo, 1, max_windows, workers, progress, runner, desc="sorting"):
-        if error:
-            tqdm.write(error, file=sys.stderr)
-            summary["failed"] += 1
-            continue
-        genre, probability = res["top"][0]["genre"], res["top"][0]["probability"]
-        folder = folder_name(genre) if probability >= min_confidence else UNSURE
-        summary["sorted"] += 1
-        summary["unsure"] += folder == UNSURE
-        summary["genres"][folder] += 1
-        if dry_run:
-            tqdm.write(f"would {'copy' if copy else 'link'} {path} -> {dest / folder}/ ({genre} {probability:.0%})")
-            continue
-        try:
-            target = place(path, dest / folder, copy)
-        except OSError as err:
-            tqdm.write(f"{path}: could not be placed in {dest / folder} ({err.strerror or err})", file=sys.stderr)
-            summary["failed"] += 1
-            summary["sorted"] -= 1
-            continue
-        append_row(manifest, [os.path.abspath(path), genre, f"{probability:.6f}", runner.description, folder,
-                              str(target)])
+    summary["failed"] = len(errors)
+    if not found:
+        print(f"nothing to sort: no audio files in {', '.join(map(str, sources))}"
+              + (f" ({skipped} already in {dest}'s genre folders)" if skipped else ""), file=sys.stderr)
+        return summary
+    inside = [Path(s) for s in sources if Path(os.path.realpath(s)).is_relative_to(os.path.realpath(dest))]
+    with nullcontext() if dry_run else locked(dest, inside):
+        done = read_manifest(manifest)
+        todo = [f for f, (key, _) in found.items() if key not in done and os.path.abspath(f) not in done]
+        summary["already"] = len(found) - len(todo)
+        unrecorded = False
+        results = predict_many(spec, todo, 1, max_windows, workers, progress, runner, desc="sorting")
+        for n, (path, res, error) in enumerate(results):
+            if error:
+                tqdm.write(error, file=sys.stderr)
+                summary["failed"] += 1
+                continue
+            if "warning" in res:
+                tqdm.write(f"warning: {res['warning']}", file=sys.stderr)
+            genre, probability = res["top"][0]["genre"], res["top"][0]["probability"]
+            folder = folder_name(genre) if probability >= min_confidence else UNSURE
+            key, mirror = found[path]
+            where = dest / folder / (mirror.parent if keep_path else "")
+            row = [key, genre, f"{probability:.6f}", runner.description, folder]
+            if dry_run:
+                tqdm.write(f"would {how} {path} -> {where}/ ({genre} {probability:.0%})")
+            else:
+                try:
+                    append_row(journal, [*row, os.path.abspath(where), path.name], JOURNAL_COLUMNS)
+                    target = place(path, where, how)
+                except OSError as err:
+                    tqdm.write(f"{path}: could not be placed in {where} ({err.strerror or err})", file=sys.stderr)
+                    summary["unplaced"] += 1
+                    if err.errno in STOP:
+                        summary["stopped"] = f"{dest}: {err.strerror}; stopped, {len(todo) - n - 1} track(s) " \
+                                             "not tried; make room and run again"
+                        break
+                    continue
+                try:
+                    append_row(manifest, [*row, str(target)], COLUMNS)
+                except OSError as err:
+                    unrecorded = True  # the journal says where it is
+                    summary["stopped"] = f"{manifest}: could not be written ({err.strerror}); stopped; {path} " \
+                                         f"is in {target} and the next run records it"
+                    break
+            summary["sorted"] += 1
+            summary["unsure"] += folder == UNSURE
+            summary["genres"][folder] += 1
+        results.close()
+        if not dry_run and not unrecorded:
+            journal.unlink(missing_ok=True)
+    if summary["stopped"]:
+        print(summary["stopped"], file=sys.stderr)
     genres = ", ".join(f"{g} {n}" for g, n in sorted(summary["genres"].items()))
-    verb = "would sort" if dry_run else "sorted"
-    print(f"{verb} {summary['sorted']} track(s) ({genres or 'none'}); {summary['unsure']} below "
-          f"{min_confidence:.0%} in {UNSURE}/; {summary['already']} already in the manifest; "
-          f"{summary['failed']} could not be read" + ("" if dry_run else f"; manifest: {manifest}"), file=sys.stderr)
+    print(f"{'would sort' if dry_run else 'sorted'} {summary['sorted']} track(s) ({genres or 'none'}); "
+          f"{summary['unsure']} below {min_confidence:.0%} in {UNSURE}/; {summary['already']} already in the "
+          f"manifest; {summary['failed']} could not be read"
+          + (f"; {summary['unplaced']} could not be placed" if summary["unplaced"] else "")
+          + (f"; {skipped} left alone in {dest}'s genre folders" if skipped else "")
+          + ("" if dry_run or not manifest.exists() else f"; manifest: {manifest}"), file=sys.stderr)
     return summary
