@@ -15,6 +15,7 @@ from genre_cnn.audio import (
     GTZAN_GENRES,
     AudioError,
     DataError,
+    audio_info,
     dataset_clips,
     discover_genres,
     find_clips,
@@ -174,10 +175,14 @@ def test_a_truncated_mp3_is_read_without_decoder_chatter(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
-def test_a_name_that_is_not_utf8_is_read_and_shown_with_escapes(tmp_path):
+def test_a_name_that_is_not_utf8_is_read_and_shown_with_escapes(tmp_path, monkeypatch):
+    import audioread
+
     raw = os.path.join(os.fsencode(tmp_path), b"bad\xff\xfename.wav")
     sf.write(raw, tone(4.0), SR)
     path = Path(os.fsdecode(raw))  # how os.listdir and argv hand it over: lone surrogates
+    monkeypatch.setattr(audioread, "audio_open", lambda *a, **k: pytest.fail("soundfile should have read it"))
+    assert audio_info(path) == (SR, 4 * SR)  # seekable: read in pieces, not decoded whole by the fallback
     assert load_audio(path, SR).size == 4 * SR
     sf.write(raw, np.zeros(4 * SR), SR)
     with pytest.raises(AudioError) as err:
