@@ -335,6 +335,8 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
             return f.read(dtype="float32", always_2d=True).mean(axis=1), f.samplerate  # (samples,)
     except AudioError:
         raise
+    except OSError as err:  # e.g. permission denied: no decoder will do better
+        raise AudioError(f"{shown(path)}: cannot be read ({err.strerror or err})") from None
     except Exception as err:  # noqa: BLE001 - whatever a decoder library throws on a bad file: the fallback decides
         first = err
     import audioread
