@@ -85,10 +85,11 @@ def test_csv_has_a_header_and_one_row_per_file(demo_run, demo_dir, capsys):
     code = main(["predict", *map(str, files), "--ckpt", str(checkpoint(demo_run)), "--csv", "--no-progress"])
     assert code == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["file", "prediction", *DEMO_GENRES]
+    assert rows[0] == ["file", "prediction", *DEMO_GENRES, "error"]
     assert [r[0] for r in rows[1:]] == [str(f) for f in files]
     for row in rows[1:]:
-        probs = [float(p) for p in row[2:]]
+        assert row[-1] == ""
+        probs = [float(p) for p in row[2:-1]]
         assert abs(sum(probs) - 1) < 1e-4
         assert row[1] == DEMO_GENRES[probs.index(max(probs))]
 
