@@ -260,10 +260,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def train(args: list[str]) -> int:
-    from genre_cnn.audio import DataError
-    from genre_cnn.download import DownloadError
+    from genre_cnn.errors import GenreCnnError
     from genre_cnn.frontend import SettingsError
-    from genre_cnn.train import RunError
     from genre_cnn.train import main as train_main
 
     try:
@@ -271,7 +269,7 @@ def train(args: list[str]) -> int:
     except SettingsError as err:  # a setting out of range: one line naming the option, as train.py says it
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (DataError, DownloadError, RunError) as err:
+    except GenreCnnError as err:  # data, download, run name, missing musicnn weights: one line
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

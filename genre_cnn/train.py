@@ -304,17 +304,14 @@ def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModu
 
 
 def cli(args: list[str] | None = None) -> None:
-    """`python train.py`: like main(), but a bad setting (exit code 2), a dataset or a download problem (1) is
-    one line, not a traceback."""
-    from genre_cnn.audio import DataError
-    from genre_cnn.download import DownloadError
-
+    """`python train.py`: like main(), but a bad setting (exit code 2), a dataset, download or missing-weights
+    problem (1) is one line, not a traceback."""
     try:
         main(args)
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (DataError, DownloadError, RunError) as err:
+    except GenreCnnError as err:
         raise SystemExit(f"error: {err}") from None
 
 
