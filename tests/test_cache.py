@@ -35,13 +35,14 @@ def make_folder(root: Path, per_genre: int = 3, seconds: float = 4.0) -> Path:
 
 
 @pytest.mark.slow  # a 2-process pool: each worker imports torch and librosa
-def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog):
+def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog, capsys):
     root = make_folder(tmp_path / "audio")
     (root / "low" / "bad.wav").write_text("not audio")
     sf.write(root / "high" / "short.wav", np.ones(SR // 2) * 0.1, SR)
     clips = find_clips(root, ("low", "high"))
     with caplog.at_level(logging.WARNING):
-        usable = build_cache(clips, tmp_path / "cache", SETTINGS, workers=2, progress=False)
+        usable = build_cache(clips, tmp_path / "cache", SETTINGS, workers=2)
+    assert "starting 2 worker processes" in capsys.readouterr().err  # the bar says why it waits
     assert len(clips) == 8 and len(usable) == 6
     skipped = [r.message for r in caplog.records if r.message.startswith("skipped")]
     assert len(skipped) == 2 and all("\n" not in m for m in skipped)
