@@ -118,8 +118,10 @@ def _pooled(jobs: list[tuple[Path, Path, FeatureSettings]], workers: int, settin
     reasons: list[str | None] = [_compute(jobs[0])]
     done()
     rest = jobs[1:]
+    if not rest:
+        return reasons
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+    pool = ProcessPoolExecutor(min(workers, len(rest)), mp_context=ctx, initializer=_init_worker,
                                initargs=(settings, os.getpid()))  # a fresh server process to fork from
     answered = threading.Event()
     try:

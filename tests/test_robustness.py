@@ -139,7 +139,7 @@ def test_all_bad_folder_is_a_one_line_error_naming_it(tmp_path):
         (tmp_path / "bad" / g / "x.wav").write_text("nope")
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.dataset", "folder", "--data.data_dir",
-                           str(tmp_path / "bad")], capture_output=True, text=True, env=env, timeout=120)
+                           str(tmp_path / "bad")], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no usable audio file in") and str(tmp_path / "bad") in last
