@@ -189,7 +189,8 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
                 reasons.append(_compute(job))
                 done()
         else:
-            bar.set_postfix_str(f"starting {workers} worker processes (their first imports take a while)")
+            bar.set_postfix_str(f"starting: the first clip here, then {workers} worker processes (a first run "
+                                "compiles and imports for a minute or more)")
             reasons = _pooled(jobs, workers, settings, done)
         bar.close()
         for clip, reason in zip(todo, reasons):

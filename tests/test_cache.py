@@ -42,7 +42,7 @@ def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog
     clips = find_clips(root, ("low", "high"))
     with caplog.at_level(logging.WARNING):
         usable = build_cache(clips, tmp_path / "cache", SETTINGS, workers=2)
-    assert "starting 2 worker processes" in capsys.readouterr().err  # the bar says why it waits
+    assert "then 2 worker processes" in capsys.readouterr().err  # the bar says why it waits
     assert len(clips) == 8 and len(usable) == 6
     skipped = [r.message for r in caplog.records if r.message.startswith("skipped")]
     assert len(skipped) == 2 and all("\n" not in m for m in skipped)
