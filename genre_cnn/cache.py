@@ -160,8 +160,10 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
                 progress: bool = True) -> list[Clip]:
     """Computes the features of every clip not yet cached; returns the clips that are usable.
 
-    Runs `workers` processes (default: all cores). Unusable files are logged, one line each, and
-    summarised; they are retried on the next build (a fixed file is then picked up).
+    Runs `workers` processes (default: all cores; this one computes the first clips while they start, see
+    `_pooled`). Unusable files are logged, one line each, and summarised; they are retried on the next build (a
+    fixed file is then picked up). Raises musicnn's WeightsNotFound before any clip is read if its weights are
+    missing.
     """
     from tqdm.auto import tqdm
 
