@@ -194,9 +194,11 @@ def predict(args: argparse.Namespace) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["file", "prediction", *runner.genres, "error"])
         for r in rows:
-            probs = [f"{r['probabilities'][g]:.6f}" for g in runner.genres] if "error" not in r else \
-                ["" for _ in runner.genres]
-            writer.writerow([shown(r["file"]), r["top"][0]["genre"] if "top" in r else "", *probs, r.get("error", "")])
+            if "error" in r:
+                writer.writerow([shown(r["file"]), "", *[""] * len(runner.genres), r["error"]])
+            else:
+                probs = (f"{r['probabilities'][g]:.6f}" for g in runner.genres)
+                writer.writerow([shown(r["file"]), r["top"][0]["genre"], *probs, ""])
     elif results:
         print(f"model: {runner.description}\n{_table(results, min(args.top_k, len(runner.genres)))}")
     return 0 if results else 1
