@@ -11,7 +11,11 @@ Prediction uses the whole file, whatever its length.
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +41,17 @@ UNKNOWN_FRAMES = 1 << 62  # what libsndfile reports as the length of a stream th
 PREDICT_MIN_SECONDS = 0.5  # prediction refuses shorter files; longer ones are used whole (looped up to one window)
 
 
+# Leading bytes of the containers the decoders read ((offset, bytes) pairs): a file that starts with none of
+# them is not handed to them blindly. MPEG audio (mp3, mp2, AAC in ADTS) is recognised by its frame sync instead.
+AUDIO_MAGIC = (
+    (0, b"RIFF"), (0, b"RIFX"), (0, b"RF64"), (0, b"BW64"), (0, b"riff"), (0, b"FORM"), (0, b".snd"), (0, b"dns."),
+    (0, b"fLaC"), (0, b"OggS"), (0, b"caff"), (0, b"NIST_1A"), (0, b"Creative Voice File"), (0, b"wvpk"),
+    (0, b"MAC "), (0, b"#!AMR"), (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (0, b"\x1a\x45\xdf\xa3"),
+    (0, b"\x0b\x77"), (4, b"ftyp"),
+)  # wav/w64/rf64, aiff, au, flac, ogg/opus, caf, NIST, VOC, WavPack, APE, AMR, wma (ASF), mka/webm, AC3, mp4/m4a
+MPEG_MAGIC = ((0, b"ID3"),)  # an ID3v2 tag, then MPEG audio frames
+SNIFF_BYTES = 4096
+
 _WARNED: set[str] = set()
 
 
@@ -50,6 +65,12 @@ def warn_once(message: str) -> None:
 
 class AudioError(GenreCnnError):
     """A file that cannot be used as audio; the message is one line fit for a log."""
+
+
+def shown(path: Path | str) -> str:
+    """A file name fit for a console or a log: bytes that are not UTF-8 (kept by Python as lone surrogates) are
+    written as `\\xff` escapes instead of making the print fail."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class DataError(GenreCnnError):
@@ -125,11 +146,14 @@ def dataset_clips(data_dir: Path) -> list[Clip]:
 
 def audio_info(path: Path) -> tuple[int, int] | None:
     """(sample rate in Hz, frames) of a file soundfile can open and seek in, or None if only the fallback
-    decoder can read it (its length is then unknown until it is decoded). Raises AudioError for an absurd rate."""
+    decoder can read it (its length is then unknown until it is decoded). Raises AudioError for an absurd rate
+    and for what cannot be audio at all (see `sniff`)."""
     import soundfile as sf
 
+    kind = sniff(path)
     try:
-        info = sf.info(str(path))
+        with quiet_stderr(kind != "audio"):
+            info = sf.info(os.fsencode(path))
     except Exception:  # noqa: BLE001 - not a soundfile format: the fallback decoder decides
         return None
     _check_rate(path, info.samplerate)
@@ -145,11 +169,11 @@ def load_audio(path: Path, sample_rate: int, min_seconds: float = 3.0) -> np.nda
     """
     y, sr = _decode(path)
     if y.size == 0:
-        raise AudioError(f"{path}: no audio samples (empty or truncated file)")
+        raise AudioError(f"{shown(path)}: no audio samples (empty or truncated file)")
     y = resample(_clean(y), sr, sample_rate)
     seconds = y.size / sample_rate
     if seconds < min_seconds:
-        raise AudioError(f"{path}: too short ({seconds:.2f} s < {min_seconds:g} s)")
+        raise AudioError(f"{shown(path)}: too short ({seconds:.2f} s < {min_seconds:g} s)")
     SignalCheck().add(y).verdict(path, sample_rate)
     return y
 
@@ -161,7 +185,7 @@ def read_span(path: Path, sample_rate: int, start: int, length: int) -> np.ndarr
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as f:
+        with quiet_stderr(sniff(path) != "audio"), sf.SoundFile(os.fsencode(path)) as f:
             sr = f.samplerate
             _check_rate(path, sr)
             ratio = Fraction(sample_rate, sr)
@@ -174,7 +198,7 @@ def read_span(path: Path, sample_rate: int, start: int, length: int) -> np.ndarr
     except AudioError:
         raise
     except Exception as err:  # noqa: BLE001 - a decoder failure half-way: not usable
-        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+        raise AudioError(f"{shown(path)}: unreadable audio ({_reason(err)})") from None
     y = resample(_clean(y), sr, sample_rate)
     offset = start - int(first * ratio)
     y = y[offset:offset + length]
@@ -292,15 +316,15 @@ class SignalCheck:
 
     def verdict(self, path: Path, sample_rate: int = 22050) -> None:
         if self.peak < 1e-4:
-            raise AudioError(f"{path}: silent (peak below -80 dBFS)")
+            raise AudioError(f"{shown(path)}: silent (peak below -80 dBFS)")
         if self.energy < 1e-6 * self.n or self.active < min(sample_rate // 10, self.n // 100):
-            raise AudioError(f"{path}: silent or no signal (a constant level or isolated clicks, "
+            raise AudioError(f"{shown(path)}: silent or no signal (a constant level or isolated clicks, "
                              "RMS below -60 dBFS)")
 
 
 def _check_rate(path: Path, sr: int) -> None:
     if not MIN_RATE <= sr <= MAX_RATE:
-        raise AudioError(f"{path}: implausible sample rate {sr} Hz in its header (expected "
+        raise AudioError(f"{shown(path)}: implausible sample rate {sr} Hz in its header (expected "
                          f"{MIN_RATE}-{MAX_RATE} Hz): a damaged or mislabelled file")
 
 
@@ -312,7 +336,74 @@ def _clean(y: np.ndarray) -> np.ndarray:
 def _reason(err: BaseException) -> str:
     """A decoder's message as one line, without library exception names."""
     text = getattr(err, "error_string", None) or (str(err).splitlines() or [""])[0]
+    if "possibly a pipe" in text:  # libsndfile's words for a regular file whose contents it does not recognise
+        return "damaged, or not in a format its decoder recognises"
     return text.strip().rstrip(".")[:200] or "the decoder gave up"
+
+
+def sniff(path: Path) -> str:
+    """What the first bytes of a regular file say it is: "audio" (a container the decoders know), "mpeg" (an ID3
+    tag or an MPEG frame sync: mp3, mp2, AAC), or "unknown". Raises AudioError for what cannot be audio: a missing,
+    unreadable or non-regular file, an empty file, or text."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never ends
+            kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device"
+            raise AudioError(f"{shown(path)}: not a regular file ({kind})")
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as err:
+        raise AudioError(f"{shown(path)}: cannot be read ({err.strerror or err})") from None
+    if not head:
+        raise AudioError(f"{shown(path)}: empty file (0 bytes)")
+    if any(head[at:at + len(magic)] == magic for at, magic in AUDIO_MAGIC):
+        return "audio"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mpeg"
+    if _is_text(head):
+        raise AudioError(f"{shown(path)}: not an audio file (it holds text)")
+    return "unknown"
+
+
+def _is_text(head: bytes) -> bool:
+    """UTF-8 (ASCII included) without NUL bytes, allowing a character cut off at the end of `head`."""
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.start >= len(head) - 3
+    return True
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth, _saved_stderr = 0, -1
+
+
+@contextmanager
+def quiet_stderr(quiet: bool = True):
+    """Sends what C libraries write to the process's stderr (file descriptor 2) to /dev/null meanwhile: mpg123
+    prints notes such as "Illegal Audio-MPEG-Header" while it searches damaged or foreign data. The descriptor is
+    shared by every thread, so this is used only around decoders fed MPEG or unrecognised data."""
+    global _quiet_depth, _saved_stderr
+    if not quiet:
+        yield
+        return
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _saved_stderr = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int]:
@@ -320,16 +411,17 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     audioread (ffmpeg, GStreamer or Core Audio: m4a, aac, opus, wma, ...)."""
     import soundfile as sf
 
+    kind = sniff(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with quiet_stderr(kind != "audio"), sf.SoundFile(os.fsencode(path)) as f:
             _check_rate(path, f.samplerate)
             return f.read(dtype="float32", always_2d=True).mean(axis=1), f.samplerate  # (samples,)
     except AudioError:
         raise
-    except sf.LibsndfileError as err:
+    except OSError as err:  # e.g. permission denied: no decoder will do better
+        raise AudioError(f"{shown(path)}: cannot be read ({err.strerror or err})") from None
+    except Exception as err:  # noqa: BLE001 - whatever a decoder library throws on a bad file: the fallback decides
         first = err
-    except Exception as err:  # noqa: BLE001 - e.g. a permission error: the same one-line report
-        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
     import audioread
 
     try:
@@ -340,12 +432,15 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     except AudioError:
         raise
     except Exception as err:  # noqa: BLE001 - the fallback decoder failed too: say why in one line
+        if kind == "unknown":
+            raise AudioError(f"{shown(path)}: unknown format: not an audio file, or a damaged one (it starts "
+                             "like no format the decoders know)") from None
         if path.suffix.lower() in SOUNDFILE_EXTENSIONS or not path.suffix:
-            raise AudioError(f"{path}: unreadable audio ({_reason(first)})") from None
+            raise AudioError(f"{shown(path)}: unreadable audio ({_reason(first)})") from None
         if isinstance(err, audioread.NoBackendError):
-            raise AudioError(f"{path}: cannot decode {path.suffix} files: no decoder installed (install ffmpeg, "
-                             "e.g. `apt-get install ffmpeg` or `brew install ffmpeg`)") from None
-        raise AudioError(f"{path}: unreadable audio ({_reason(err)})") from None
+            raise AudioError(f"{shown(path)}: cannot decode {path.suffix} files: no decoder installed (install "
+                             "ffmpeg, e.g. `apt-get install ffmpeg` or `brew install ffmpeg`)") from None
+        raise AudioError(f"{shown(path)}: unreadable audio ({_reason(err)})") from None
     return pcm[: pcm.size // channels * channels].reshape(-1, channels).mean(axis=1), sr
 
 

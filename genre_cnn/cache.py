@@ -16,8 +16,10 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,26 +90,54 @@ def _built(settings: FeatureSettings):
 
 def _compute(job: tuple[Path, Path, FeatureSettings]) -> str | None:
     """Computes and writes one clip; returns None, or the one-line reason it was skipped (its stale
-    cache entry, if any, is removed so that it is not trained on)."""
+    cache entry, if any, is removed so that it is not trained on). Anything but unusable audio is a bug and
+    keeps its traceback."""
     from genre_cnn.audio import fix_length, load_audio
 
     source, dest, s = job
     sample_rate = s.extractor.sample_rate
     try:
         y = load_audio(source, sample_rate, s.min_seconds)
-        y = fix_length(y, int(round(s.clip_seconds * sample_rate)))  # (samples,)
-        arrays = s.extractor(y, _built(s))
-    except Exception as err:  # noqa: BLE001 - one bad file must never stop the build
+    except AudioError as err:
         dest.unlink(missing_ok=True)
-        return str(err) if isinstance(err, AudioError) else f"{source}: feature extraction failed ({err!r})"
+        return str(err)
+    y = fix_length(y, int(round(s.clip_seconds * sample_rate)))  # (samples,)
+    arrays = s.extractor(y, _built(s))
     atomic_write(dest, lambda f: np.savez(f, **arrays, source=_source_stamp(source)))
     return None
 
 
-def _progress(results, bar):
-    for r in results:
-        bar.update()
-        yield r
+def _pooled(jobs: list[tuple[Path, Path, FeatureSettings]], workers: int, settings: FeatureSettings,
+            done: Callable[[], None]) -> list[str | None]:
+    """`_compute` of every job, in order, by `workers` processes; `done` is called once per finished job.
+
+    This process computes the first job before the workers start: a fresh install compiles librosa's numba
+    kernels on first use (minutes on a busy machine) and caches them on disk, so it happens once, not in every
+    worker. The workers then take jobs from the end of the list; until the first of them has answered (their
+    start-up: imports), this process goes on with jobs from the front."""
+    reasons: list[str | None] = [_compute(jobs[0])]
+    done()
+    rest = jobs[1:]
+    if not rest:
+        return reasons
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    pool = ProcessPoolExecutor(min(workers, len(rest)), mp_context=ctx, initializer=_init_worker,
+                               initargs=(settings, os.getpid()))  # a fresh server process to fork from
+    answered = threading.Event()
+    try:
+        futures = [pool.submit(_compute, job) for job in reversed(rest)][::-1]
+        for future in futures:
+            future.add_done_callback(lambda f: f.cancelled() or answered.set())
+        n = 0  # jobs of `rest` computed here
+        while n < len(rest) and not answered.is_set() and futures[n].cancel():
+            reasons.append(_compute(rest[n]))
+            done()
+            n += 1
+        for _ in as_completed(futures[n:]):
+            done()
+        return reasons + [future.result() for future in futures[n:]]
+    finally:  # on an error, the jobs not started are dropped, not waited for
+        pool.shutdown(cancel_futures=True)
 
 
 def entry_path(cache_dir: Path, clip: Clip) -> Path:
@@ -130,8 +160,10 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
                 progress: bool = True) -> list[Clip]:
     """Computes the features of every clip not yet cached; returns the clips that are usable.
 
-    Runs `workers` processes (default: all cores). Unusable files are logged, one line each, and
-    summarised; they are retried on the next build (a fixed file is then picked up).
+    Runs `workers` processes (default: all cores; this one computes the first clips while they start, see
+    `_pooled`). Unusable files are logged, one line each, and summarised; they are retried on the next build (a
+    fixed file is then picked up). Raises musicnn's WeightsNotFound before any clip is read if its weights are
+    missing.
     """
     from tqdm.auto import tqdm
 
@@ -146,14 +178,22 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
         atomic_write_text(cache_dir / "settings.json", json.dumps(settings.describe(), indent=2))
         jobs = [(c.path, entry_path(cache_dir, c), settings) for c in todo]
         workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+        _built(settings)  # here first: missing weights are one error, not one per clip or a broken pool
         bar = tqdm(total=len(jobs), desc="features", unit="clip", disable=not progress)
+
+        def done() -> None:
+            bar.set_postfix_str("")
+            bar.update()
+
         if workers == 1:
-            reasons = list(_progress(map(_compute, jobs), bar))
-        else:  # a fresh server process to fork from: safe after CUDA or a process group were set up
-            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(settings, os.getpid())) as pool:
-                reasons = list(_progress(pool.map(_compute, jobs, chunksize=2), bar))
+            reasons = []
+            for job in jobs:
+                reasons.append(_compute(job))
+                done()
+        else:
+            bar.set_postfix_str(f"starting: the first clip here, then {workers} worker processes (a first run "
+                                "compiles and imports for a minute or more)")
+            reasons = _pooled(jobs, workers, settings, done)
         bar.close()
         for clip, reason in zip(todo, reasons):
             if reason is not None:

@@ -21,7 +21,8 @@ without importing torch. `--engine torch` forces PyTorch.
 `python -m genre_cnn.cli ...` works without installing the console script.
 Exit codes: 0 when at least one file was predicted, sorted or plotted, 1 when none could be read, 2 for a
 missing or bad checkpoint or bad usage, 130 on Ctrl-C (one line on stderr, no traceback); a closed output
-pipe (`| head -1`) ends quietly. Unreadable files are one line each on stderr.
+pipe (`| head -1`) ends quietly. Unreadable files are one line each on stderr; `--json` also lists each as
+{"file", "error"}, and `--csv` gives it a row whose `error` column says why.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="audio files or folders (searched recursively for every format the loader decodes)")
     p.add_argument("--top-k", type=_positive, default=3, help="genres shown per file, at least 1 (default: 3)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="a JSON list on stdout, one object per file")
-    fmt.add_argument("--csv", action="store_true", help="CSV on stdout: file, prediction, a column per genre")
+    fmt.add_argument("--json", action="store_true",
+                     help='a JSON list on stdout, one object per file; a skipped file is {"file", "error"}')
+    fmt.add_argument("--csv", action="store_true",
+                     help="CSV on stdout: file, prediction, a column per genre, error (why a file was skipped)")
     _library_options(p)
 
     p = sub.add_parser("sort", help="link (or copy) each track into DEST/<genre>/, with a manifest CSV")
@@ -189,41 +192,50 @@ def _engine(ckpt: Path | None, engine: str):
 
 
 def _table(results: list[dict], top_k: int) -> str:
-    width = max([len("file")] + [len(r["file"]) for r in results])
+    from genre_cnn.audio import shown
+
+    names = [shown(r["file"]) for r in results]
+    width = max([len("file")] + [len(n) for n in names])
     head = "  ".join([f"{'file':<{width}}"] + [f"{f'top-{i + 1}':<20}" for i in range(top_k)])
     rows = [head.rstrip(), "-" * len(head.rstrip())]
-    for r in results:
+    for name, r in zip(names, results, strict=True):
         cells = [f"{t['genre']} {100 * t['probability']:.1f}%" for t in r["top"]]
-        rows.append("  ".join([f"{r['file']:<{width}}"] + [f"{c:<20}" for c in cells]).rstrip())
+        rows.append("  ".join([f"{name:<{width}}"] + [f"{c:<20}" for c in cells]).rstrip())
     return "\n".join(rows)
 
 
 def predict(args: argparse.Namespace) -> int:
+    from genre_cnn.audio import shown
     from genre_cnn.library import predict_many
     from genre_cnn.predict import expand_paths
 
     files, errors = expand_paths(args.paths)
     spec, runner = _engine(args.ckpt, args.engine)
     workers = args.workers or (None if len(files) >= 4 else 1)
-    results, warnings = [], []
+    # every path in the order met: a result, or {"file", "error"} for one that was skipped
+    rows: list[dict] = [{"file": e.file, "error": e.reason} for e in errors]
+    warnings = []
     for _, res, error in predict_many(spec, files, args.top_k, args.max_windows, workers, not args.no_progress,
                                       runner):
         errors.extend([error] if error else [])
         warnings.extend([f"warning: {res['warning']}"] if res and "warning" in res else [])
-        results.extend([{**res, "model": runner.description}]
-                       if res and args.json else [res] if res else [])
+        rows.append({**res, "model": runner.description} if res else {"file": error.file, "error": error.reason})
+    results = [r for r in rows if "error" not in r]
     for line in [*errors, *warnings]:
         print(line, file=sys.stderr)
-    if args.json:
-        json.dump(results, sys.stdout, indent=2)
+    if args.json:  # file names that are not UTF-8 keep their bytes as \udcXX escapes (os.fsencode undoes them)
+        json.dump(rows, sys.stdout, indent=2)
         print()
     elif args.csv:
         print(f"model: {runner.description}", file=sys.stderr)
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["file", "prediction", *runner.genres])
-        for r in results:
-            probs = (f"{r['probabilities'][g]:.6f}" for g in runner.genres)
-            writer.writerow([r["file"], r["top"][0]["genre"], *probs])
+        writer.writerow(["file", "prediction", *runner.genres, "error"])
+        for r in rows:
+            if "error" in r:
+                writer.writerow([shown(r["file"]), "", *[""] * len(runner.genres), r["error"]])
+            else:
+                probs = (f"{r['probabilities'][g]:.6f}" for g in runner.genres)
+                writer.writerow([shown(r["file"]), r["top"][0]["genre"], *probs, ""])
     elif results:
         print(f"model: {runner.description}\n{_table(results, min(args.top_k, len(runner.genres)))}")
     return 0 if results else 1

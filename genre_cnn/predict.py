@@ -34,11 +34,11 @@ import numpy as np
 from genre_cnn.audio import (
     DECODE_EXTENSIONS,
     PREDICT_MIN_SECONDS,
-    AudioError,
     SignalCheck,
     audio_info,
     load_audio,
     read_span,
+    shown,
 )
 from genre_cnn.checkpoint import (
     READY_MODEL,
@@ -50,15 +50,36 @@ from genre_cnn.checkpoint import (
     latest_checkpoint,
     resolve_checkpoint,
 )
+from genre_cnn.errors import GenreCnnError
 
 if TYPE_CHECKING:
     from genre_cnn.classifiers import GenreClassifier
 
-__all__ = ["READY_MODEL", "CheckpointError", "default_checkpoint", "expand_paths", "latest_checkpoint",
+__all__ = ["READY_MODEL", "CheckpointError", "Skipped", "default_checkpoint", "expand_paths", "latest_checkpoint",
            "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
 
 TRAINED_SECONDS = 3.0  # training refuses shorter clips; shorter files are predicted with a warning
 LONG_SECONDS, SEGMENT_SECONDS = 600.0, 60.0
+
+
+class PredictionError(GenreCnnError):
+    """A file the model read but gave no usable answer for (non-finite probabilities)."""
+
+
+class Skipped(str):
+    """Why a path was skipped: the line printed, "PATH: reason" (the path shown safely, see `audio.shown`), which
+    also keeps `file` (the path as given) and `reason` apart for machine-readable output."""
+
+    file: str
+    reason: str
+
+    def __new__(cls, file: Path | str, reason: str) -> Skipped:
+        line = super().__new__(cls, f"{shown(file)}: {reason}")
+        line.file, line.reason = str(file), reason
+        return line
+
+    def __getnewargs__(self) -> tuple[str, str]:  # pickled by worker processes
+        return self.file, self.reason
 
 
 def _one_line(err: BaseException) -> str:
@@ -125,29 +146,30 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
     return model.eval()
 
 
-def _not_usable(path: Path) -> str | None:
+def _not_usable(path: Path) -> Skipped | None:
     """Why `path` cannot be read as a file or searched as a folder, in words; None if it can."""
     try:
         mode = path.stat().st_mode
     except OSError as err:
         if err.errno == errno.ELOOP:
-            return f"{path}: symlink loop (the link points back to itself)"
+            return Skipped(path, "symlink loop (the link points back to itself)")
         if path.is_symlink():
-            return f"{path}: broken symlink (what it points to does not exist)"
+            return Skipped(path, "broken symlink (what it points to does not exist)")
         if err.errno in (errno.EACCES, errno.EPERM):
-            return f"{path}: permission denied"
-        return f"{path}: no such file or folder"
+            return Skipped(path, "permission denied")
+        return Skipped(path, "no such file or folder")
     if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
         return None
     kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-    return f"{path}: not a regular file ({kind}); skipped"
+    return Skipped(path, f"not a regular file ({kind}); skipped")
 
 
-def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSIONS) -> tuple[list[Path], list[str]]:
+def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSIONS) -> tuple[list[Path],
+                                                                                             list[Skipped]]:
     """Files as given, folders searched recursively (symlinked folders not followed) for files with
     `extensions` (every format the loader decodes), sorted; and one error line per path that cannot be used."""
     files: list[Path] = []
-    errors: list[str] = []
+    errors: list[Skipped] = []
     for path in map(Path, paths):
         if (why := _not_usable(path)) is not None:
             errors.append(why)
@@ -157,7 +179,7 @@ def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSI
                 for p in (Path(folder) / n for n in names if Path(n).suffix.lower() in extensions):
                     (found.append(p) if (why := _not_usable(p)) is None else errors.append(why))
             if not found:
-                errors.append(f"{path}: no audio files in this folder (looked for {', '.join(extensions)})")
+                errors.append(Skipped(path, f"no audio files in this folder (looked for {', '.join(extensions)})"))
             files.extend(sorted(found))
         else:
             files.append(path)
@@ -212,8 +234,8 @@ def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> lis
 
 
 def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
-    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError, or CheckpointError
-    for non-finite model output."""
+    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError for a file that is not
+    usable audio, PredictionError for non-finite model output."""
     info = audio_info(path)
     spans = _spans(runner, info, max_windows)
     if spans is None:
@@ -229,10 +251,10 @@ def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[n
         seconds, window_probs = info[1] / info[0], np.concatenate(parts)  # (K, n)
     probs = window_probs.mean(axis=0)  # (n,)
     if not np.isfinite(probs).all():
-        raise CheckpointError(f"{path}: the model gave non-finite probabilities (damaged weights?); no answer")
+        raise PredictionError(f"{shown(path)}: the model gave non-finite probabilities (damaged weights?); no answer")
     warning = None
     if seconds < TRAINED_SECONDS:
-        warning = (f"{path}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
+        warning = (f"{shown(path)}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
                    "more (this one is looped), so treat the answer with care")
     return probs, warning
 
@@ -245,20 +267,20 @@ def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning
     return {**out, "warning": warning} if warning else out
 
 
-def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None, str | None]:
-    """(result, None) for a file that could be predicted, else (None, one line saying why): any failure of one
-    file (a decoder crash included) is caught here, so it never costs the others."""
+def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None,
+                                                                                           Skipped | None]:
+    """(result, None) for a file that could be predicted, else (None, one line saying why): a file that is not
+    usable audio (whatever its decoder threw) or gets no usable answer never costs the others. Anything else is a
+    bug and keeps its traceback."""
     try:
         probs, warning = predict_track(runner, path, max_windows)
-    except (AudioError, CheckpointError) as err:
-        return None, str(err) if str(path) in str(err) else f"{path}: {err}"
-    except Exception as err:  # noqa: BLE001 - whatever else breaks on one file
-        return None, f"{path}: could not be predicted ({_one_line(err)})"
+    except GenreCnnError as err:
+        return None, Skipped(path, str(err).removeprefix(f"{shown(path)}: "))
     return result(path, runner.genres, probs, top_k, warning), None
 
 
 def predict_files(model, paths: list[Path], top_k: int = 3, progress: bool = True,
-                  max_windows: int | None = None) -> tuple[list[dict], list[str]]:
+                  max_windows: int | None = None) -> tuple[list[dict], list[Skipped]]:
     """Genre probabilities of each file, one at a time in this process; folders are searched recursively
     (`genre_cnn.library.predict_many` does the same with worker processes).
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from genre_cnn.audio import (
     GTZAN_GENRES,
     AudioError,
     DataError,
+    audio_info,
     dataset_clips,
     discover_genres,
     find_clips,
@@ -125,9 +129,9 @@ def write_bad(tmp_path, kind: str):
     return path
 
 
-@pytest.mark.parametrize("kind,reason", [("text", "unreadable"), ("empty", "unreadable|no audio"),
+@pytest.mark.parametrize("kind,reason", [("text", "not an audio file \\(it holds text\\)"), ("empty", "empty file"),
                                          ("truncated", "unreadable|no audio|too short"),
-                                         ("corrupt_header", "unreadable"), ("short", "too short"),
+                                         ("corrupt_header", "unknown format"), ("short", "too short"),
                                          ("silent", "silent")])
 def test_bad_files_raise_one_line_audio_error(tmp_path, kind, reason):
     import re
@@ -144,3 +148,45 @@ def test_fix_length_centres_long_and_loops_short():
     y = np.arange(10, dtype=np.float32)
     assert fix_length(y, 4).tolist() == [3, 4, 5, 6]
     assert fix_length(y[:3], 7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_text_or_junk_named_mp3_says_it_is_not_audio_and_the_decoder_stays_quiet(tmp_path, capfd):
+    text, junk = tmp_path / "fake.mp3", tmp_path / "junk.mp3"
+    text.write_text("hello, this is a text file\n")
+    junk.write_bytes(np.random.default_rng(0).integers(1, 255, 3000, dtype=np.uint8).tobytes())
+    for path, reason in ((text, "not an audio file (it holds text)"), (junk, "unknown format: not an audio file")):
+        with pytest.raises(AudioError) as err:
+            load_audio(path, SR)
+        assert str(err.value).startswith(f"{path}: {reason}") and "pipe" not in str(err.value)
+    captured = capfd.readouterr()  # what the C decoders wrote to file descriptor 2 included
+    assert "MPEG" not in captured.err and "Note:" not in captured.err, captured.err
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is needed to write an MP3")
+def test_a_truncated_mp3_is_read_without_decoder_chatter(tmp_path, capfd):
+    import subprocess
+
+    wav, mp3 = tmp_path / "x.wav", tmp_path / "x.mp3"
+    sf.write(wav, tone(5.0), SR)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav), str(mp3)], check=True)
+    mp3.write_bytes(mp3.read_bytes()[:3000])  # mpg123 warns about the stream size it announced
+    capfd.readouterr()
+    assert load_audio(mp3, SR, min_seconds=0.1).size > 0
+    assert capfd.readouterr().err == ""
+
+
+def test_a_name_that_is_not_utf8_is_read_and_shown_with_escapes(tmp_path, monkeypatch):
+    import audioread
+
+    raw = os.path.join(os.fsencode(tmp_path), b"bad\xff\xfename.wav")
+    sf.write(raw, tone(4.0), SR)
+    path = Path(os.fsdecode(raw))  # how os.listdir and argv hand it over: lone surrogates
+    monkeypatch.setattr(audioread, "audio_open", lambda *a, **k: pytest.fail("soundfile should have read it"))
+    assert audio_info(path) == (SR, 4 * SR)  # seekable: read in pieces, not decoded whole by the fallback
+    assert load_audio(path, SR).size == 4 * SR
+    sf.write(raw, np.zeros(4 * SR), SR)
+    with pytest.raises(AudioError) as err:
+        load_audio(path, SR)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}/bad\\xff\\xfename.wav: silent")
+    message.encode("utf-8")  # printable anywhere: no lone surrogates left

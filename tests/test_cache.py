@@ -35,17 +35,18 @@ def make_folder(root: Path, per_genre: int = 3, seconds: float = 4.0) -> Path:
 
 
 @pytest.mark.slow  # a 2-process pool: each worker imports torch and librosa
-def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog):
+def test_build_skips_bad_files_with_one_line_each_and_a_summary(tmp_path, caplog, capsys):
     root = make_folder(tmp_path / "audio")
     (root / "low" / "bad.wav").write_text("not audio")
     sf.write(root / "high" / "short.wav", np.ones(SR // 2) * 0.1, SR)
     clips = find_clips(root, ("low", "high"))
     with caplog.at_level(logging.WARNING):
-        usable = build_cache(clips, tmp_path / "cache", SETTINGS, workers=2, progress=False)
+        usable = build_cache(clips, tmp_path / "cache", SETTINGS, workers=2)
+    assert "then 2 worker processes" in capsys.readouterr().err  # the bar says why it waits
     assert len(clips) == 8 and len(usable) == 6
     skipped = [r.message for r in caplog.records if r.message.startswith("skipped")]
     assert len(skipped) == 2 and all("\n" not in m for m in skipped)
-    assert any("bad.wav: unreadable" in m for m in skipped) and any("too short" in m for m in skipped)
+    assert any("bad.wav: not an audio file" in m for m in skipped) and any("too short" in m for m in skipped)
     assert "2 of 8 file(s) skipped" in caplog.text
     spec, hand = load_cache(usable, tmp_path / "cache")
     assert spec.shape == (6, 140, 1 + 4 * SR // 512) and spec.dtype == np.float16
@@ -178,14 +179,15 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
     root = make_folder(tmp_path / "audio", per_genre=40)
     clips, children = start_and_kill_part_way(root, tmp_path / "cache", workers=2, whole_group=False)
     assert len(children) >= 2, "the pool should be running at the kill"
-    deadline = time.time() + 5
+    # a worker still importing (the parent computes the first clips meanwhile) watches for the parent once started
+    deadline = time.time() + 120
     while time.time() < deadline and any(alive(p) for p in children):
         time.sleep(0.1)
     left = sorted(p for p in children if alive(p))
     commands = {p: cmdline(p) for p in left}
     for p in left:  # clean up what the killed run left behind: these are this test's processes
         os.kill(p, signal.SIGKILL)
-    assert not left, f"{len(left)} process(es) of the killed build still alive 5 s later: {commands}"
+    assert not left, f"{len(left)} process(es) of the killed build still alive 120 s later: {commands}"
 
 
 def test_single_process_build_keeps_threads_follows_settings_and_drops_files_gone_bad(tmp_path):
@@ -203,3 +205,20 @@ def test_single_process_build_keeps_threads_follows_settings_and_drops_files_gon
     clips[0].path.write_text("the file went bad")
     assert build_cache(clips, tmp_path / "a", SETTINGS, workers=1, progress=False) == clips[1:]
     assert not entry_path(tmp_path / "a", clips[0]).exists()  # its old features are not trained on
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_missing_musicnn_weights_are_one_error_before_any_clip_or_worker(tmp_path, monkeypatch, caplog, workers):
+    import genre_cnn.cache as cache
+    from genre_cnn.musicnn import INSTALL, MusicnnEmbeddings, WeightsNotFound
+
+    monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path / "home"))  # no converted weights cached
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # and no wheel
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", lambda *a, **k: pytest.fail("workers were started"))
+    monkeypatch.setattr(cache, "_EXTRACTOR", None)
+    clips = find_clips(make_folder(tmp_path / "audio", per_genre=1), ("low", "high"))
+    read = []
+    monkeypatch.setattr("genre_cnn.audio.load_audio", lambda *a, **k: read.append(a) or pytest.fail("clip read"))
+    with caplog.at_level(logging.WARNING), pytest.raises(WeightsNotFound, match="musicnn weights not found") as err:
+        build_cache(clips, tmp_path / "cache", FeatureSettings(MusicnnEmbeddings()), workers=workers, progress=False)
+    assert INSTALL in str(err.value) and not read and "skipped" not in caplog.text

@@ -36,9 +36,14 @@ def tone(seconds: float, sr: int = SR) -> np.ndarray:
 
 
 def predict_json(demo_run, capsys, *args) -> tuple[int, list, list[str]]:
+    """(exit code, the answers, stderr lines); every skipped file is listed in the JSON with the reason that
+    stderr gives."""
     code = main(["predict", *map(str, args), "--json", "--no-progress", "--workers", "1"])
     out, err = capsys.readouterr()
-    return code, json.loads(out) if out.strip() else [], err.splitlines()
+    rows, lines = json.loads(out) if out.strip() else [], err.splitlines()
+    skipped = [f"{r['file']}: {r['error']}" for r in rows if "error" in r]
+    assert skipped == [line for line in lines if not line.startswith("warning: ")], (skipped, lines)
+    return code, [r for r in rows if "error" not in r], lines
 
 
 def one_clean_line(lines: list[str], path: Path | str) -> str:
@@ -60,22 +65,36 @@ def test_an_absurd_header_rate_is_refused_before_resampling_and_costs_no_other_f
     assert f"{rate} Hz" in one_clean_line(err, bad)
 
 
-def test_any_exception_on_one_file_is_one_line_and_the_others_still_answer(demo_run, demo_dir, capsys,
-                                                                           monkeypatch):
-    import genre_cnn.predict as predict
+def test_any_exception_a_decoder_throws_on_one_file_is_one_line_and_the_others_still_answer(
+        demo_run, demo_dir, capsys, monkeypatch):
+    import audioread
+    import soundfile
 
     files = [demo_dir / "ambient" / "ambient.00000.wav", demo_dir / "techno" / "techno.00000.wav"]
-    real = predict.load_audio
+    real_open, real_info = soundfile.SoundFile, soundfile.info
 
-    def flaky(path, *args, **kwargs):
-        if path == files[0]:
-            raise IndexError("pop from empty list")  # what a decoder library might throw
-        return real(path, *args, **kwargs)
+    def flaky(real):
+        def call(file, *args, **kwargs):
+            if os.fsdecode(file) == str(files[0]):
+                raise IndexError("pop from empty list")  # what a decoder library might throw
+            return real(file, *args, **kwargs)
+        return call
 
-    monkeypatch.setattr(predict, "load_audio", flaky)
+    monkeypatch.setattr(soundfile, "SoundFile", flaky(real_open))
+    monkeypatch.setattr(soundfile, "info", flaky(real_info))
+    monkeypatch.setattr(audioread, "audio_open", flaky(audioread.audio_open))
     code, results, err = predict_json(demo_run, capsys, *files, "--ckpt", ckpt(demo_run), "--engine", "torch")
     assert code == 0 and [r["file"] for r in results] == [str(files[1])]
-    assert "could not be predicted" in one_clean_line(err, files[0])
+    assert "unreadable audio (pop from empty list)" in one_clean_line(err, files[0])
+
+
+def test_a_bug_in_the_model_keeps_its_traceback(demo_run, demo_dir, monkeypatch):
+    from genre_cnn.predict import TorchRunner, predict_one
+
+    runner = TorchRunner(load_model(ckpt(demo_run)))
+    monkeypatch.setattr(runner, "window_probs", lambda y: y.no_such_attribute)  # a programming error
+    with pytest.raises(AttributeError):
+        predict_one(runner, demo_dir / "ambient" / "ambient.00000.wav")
 
 
 @pytest.mark.parametrize("kind", ["dc", "impulse", "dc plus impulse"])

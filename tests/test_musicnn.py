@@ -10,8 +10,11 @@ cnn1/cnn2/cnn3/penultimate for every later patch (a stale variable), so those fo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,8 @@ from genre_cnn.musicnn import (
     wheel_checkpoint,
 )
 from genre_cnn.tfbundle import MAGIC, BundleError, masked_crc32c, read_bundle
+
+REPO = Path(__file__).resolve().parents[1]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "musicnn_reference"
@@ -145,6 +150,29 @@ def test_missing_wheel_says_the_command_to_run(monkeypatch):
     with pytest.raises(WeightsNotFound) as err:
         wheel_checkpoint()
     assert INSTALL in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("command", [["train.py"], ["-m", "genre_cnn.cli", "train"]])
+def test_training_without_the_wheel_is_one_line_saying_what_to_run(tmp_path, command):
+    """The wheel hidden from every process (a `musicnn` package without weights first on the path) and no
+    converted weights in the project home: one line, before any clip is read or any worker started."""
+    import soundfile as sf
+
+    (tmp_path / "hide" / "musicnn").mkdir(parents=True)
+    (tmp_path / "hide" / "musicnn" / "__init__.py").write_text("")
+    t = np.arange(4 * 16000) / 16000
+    for genre, freq in (("low", 110.0), ("high", 1760.0)):
+        (tmp_path / "audio" / genre).mkdir(parents=True)
+        for i in range(2):
+            sf.write(tmp_path / "audio" / genre / f"{i}.wav", 0.3 * np.sin(2 * np.pi * freq * (1 + i / 50) * t), 16000)
+    env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path / "home"), "PYTHONPATH": str(tmp_path / "hide")}
+    proc = subprocess.run([sys.executable, *command, "--models", "[musicnn]", "--data.dataset", "folder",
+                           "--data.data_dir", str(tmp_path / "audio"), "--output_root", str(tmp_path / "out")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower() or "skipped" in line]
+    assert errors == [f"error: musicnn weights not found: run `{INSTALL}` (the wheel's TensorFlow checkpoint, ISC)"]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out" / "runs").exists()
 
 
 # --- the network against the original -----------------------------------------------------------------------------

@@ -85,10 +85,11 @@ def test_csv_has_a_header_and_one_row_per_file(demo_run, demo_dir, capsys):
     code = main(["predict", *map(str, files), "--ckpt", str(checkpoint(demo_run)), "--csv", "--no-progress"])
     assert code == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["file", "prediction", *DEMO_GENRES]
+    assert rows[0] == ["file", "prediction", *DEMO_GENRES, "error"]
     assert [r[0] for r in rows[1:]] == [str(f) for f in files]
     for row in rows[1:]:
-        probs = [float(p) for p in row[2:]]
+        assert row[-1] == ""
+        probs = [float(p) for p in row[2:-1]]
         assert abs(sum(probs) - 1) < 1e-4
         assert row[1] == DEMO_GENRES[probs.index(max(probs))]
 
@@ -122,13 +123,41 @@ def test_an_unreadable_file_is_one_stderr_line_and_fails_only_alone(demo_run, de
                  "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 0
-    assert [r["file"] for r in json.loads(out)] == [str(good)]
     assert err.splitlines() == [err.strip()] and str(bad) in err
+    skipped, answered = json.loads(out)  # in the order given: a script tells "skipped" from "not asked"
+    assert skipped == {"file": str(bad), "error": "not an audio file (it holds text)"}
+    assert answered["file"] == str(good) and "probabilities" in answered
 
     assert main(["predict", str(bad), "--ckpt", str(checkpoint(demo_run)), "--json", "--no-progress"]) == 1
     out, err = capsys.readouterr()
-    assert json.loads(out) == []
+    assert json.loads(out) == [skipped]
     assert len(err.splitlines()) == 1 and str(bad) in err
+
+
+def test_csv_gives_a_skipped_file_a_row_with_its_reason(demo_run, demo_dir, tmp_path, capsys):
+    missing, good = tmp_path / "gone.wav", demo_files(demo_dir, per_genre=1)[0]
+    assert main(["predict", str(good), str(missing), "--ckpt", str(checkpoint(demo_run)), "--csv",
+                 "--no-progress"]) == 0
+    head, *rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert head == ["file", "prediction", *DEMO_GENRES, "error"]
+    by_file = {row[0]: row for row in rows}
+    assert by_file[str(missing)] == [str(missing), "", *[""] * len(DEMO_GENRES), "no such file or folder"]
+    assert by_file[str(good)][1] in DEMO_GENRES and by_file[str(good)][-1] == ""
+
+
+def test_a_name_that_is_not_utf8_is_predicted_and_printed(demo_run, demo_dir, tmp_path, capsys):
+    raw = os.path.join(os.fsencode(tmp_path), b"bad\xff\xfename.wav")
+    shutil.copy(demo_files(demo_dir, per_genre=1)[0], raw)
+    name = os.fsdecode(raw)  # as a shell hands it over
+    for fmt in ("--json", "--csv", "--table"):
+        args = ["predict", name, "--ckpt", str(checkpoint(demo_run)), "--no-progress"]
+        assert main(args + ([fmt] if fmt != "--table" else [])) == 0, fmt
+        out, err = capsys.readouterr()
+        out.encode("utf-8")  # printable: no lone surrogates reach the terminal
+        if fmt == "--json":
+            assert os.fsencode(json.loads(out)[0]["file"]) == raw  # the exact bytes, for a script
+        else:
+            assert f"{tmp_path}/bad\\xff\\xfename.wav" in out, out
 
 
 def test_a_bad_checkpoint_exits_2_with_one_line(demo_run, demo_dir, tmp_path, capsys):
@@ -262,7 +291,7 @@ def test_a_file_under_3_s_predicts_with_a_one_line_warning(demo_run, demo_dir, t
     sf.write(short, y[: int(1.5 * sr)], sr)
     assert main(["predict", str(short), "--ckpt", str(checkpoint(demo_run)), "--json", "--no-progress"]) == 0
     out, err = capsys.readouterr()
-    assert len(json.loads(out)) == 1
+    assert len(json.loads(out)) == 1 and "probabilities" in json.loads(out)[0]
     assert err.startswith("warning: ") and "trained on clips of 3 s" in err and len(err.splitlines()) == 1
 
 
