@@ -75,18 +75,16 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
 
 
 def die_with_parent(parent: int) -> None:
-    """Ties this (worker) process to its parent, so an interrupted run leaves no pool workers behind and no
-    tracebacks of theirs: a daemon thread ends it soon after the process `parent` is gone, even when it was
-    killed with SIGKILL; Ctrl-C, which the terminal sends to the parent and its workers alike, is left to the
+    """Ties this (worker) process to its parent `parent`, so an interrupted run leaves no pool workers behind and
+    no tracebacks of theirs: a daemon thread ends it soon after the parent is gone, even when it was killed with
+    SIGKILL and not yet reaped; Ctrl-C, which the terminal sends to the parent and its workers alike, is left to the
     parent (it stops handing out work, lets the files in progress finish, and says it was interrupted)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
+            if os.getppid() != parent:  # re-parented the moment the parent exits, even while it is a zombie
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()

@@ -89,8 +89,9 @@ build_cache(clips, Path(sys.argv[2]), FeatureSettings(clip_seconds=4.0), workers
 
 def start_and_kill_part_way(root: Path, cache: Path, workers: int, whole_group: bool = True):
     """Starts a build of `root` in a new process group and SIGKILLs it once 5 clips are cached: the whole
-    group (as `kill -9 -PGID` would), or only the parent (as the OOM killer would).
-    Returns (clips, the pids of the build's other processes, seen just before the kill)."""
+    group (as `kill -9 -PGID` would), or only the parent (as the OOM killer would), which is then left
+    unreaped (a zombie, as under a caller that has not waited for it yet) until the caller calls `reap()`.
+    Returns (clips, the pids of the build's other processes, seen just before the kill, reap)."""
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(root), str(cache), str(workers)],
                             cwd=Path(__file__).resolve().parents[1], start_new_session=True)
     clips = find_clips(root, ("low", "high"))
@@ -102,8 +103,9 @@ def start_and_kill_part_way(root: Path, cache: Path, workers: int, whole_group: 
         os.killpg(proc.pid, signal.SIGKILL)
     else:
         os.kill(proc.pid, signal.SIGKILL)
+        return clips, children, proc.wait
     proc.wait()
-    return clips, children
+    return clips, children, proc.wait
 
 
 def descendants(pid: int) -> set[int]:
@@ -142,7 +144,7 @@ def cmdline(pid: int) -> str:
 def test_killed_build_resumes_without_redoing_finished_clips(tmp_path, workers):
     root = make_folder(tmp_path / "audio", per_genre=40)
     cache = tmp_path / "cache"
-    clips, _ = start_and_kill_part_way(root, cache, workers)
+    clips, _, _ = start_and_kill_part_way(root, cache, workers)
     done = {c.key: entry_path(cache, c).stat().st_mtime_ns for c in clips if entry_path(cache, c).exists()}
     assert 5 <= len(done) < len(clips), "the kill should land part-way"
     # A temporary file left by a killed writer (planted here: complete, with the source's stamp, as a kill
@@ -177,7 +179,7 @@ def test_killed_build_resumes_without_redoing_finished_clips(tmp_path, workers):
 @pytest.mark.slow
 def test_pool_workers_die_with_a_killed_parent(tmp_path):
     root = make_folder(tmp_path / "audio", per_genre=40)
-    clips, children = start_and_kill_part_way(root, tmp_path / "cache", workers=2, whole_group=False)
+    clips, children, reap = start_and_kill_part_way(root, tmp_path / "cache", workers=2, whole_group=False)
     assert len(children) >= 2, "the pool should be running at the kill"
     # a worker still importing (the parent computes the first clips meanwhile) watches for the parent once started
     deadline = time.time() + 120
@@ -185,6 +187,7 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
         time.sleep(0.1)
     left = sorted(p for p in children if alive(p))
     commands = {p: cmdline(p) for p in left}
+    reap()  # the killed parent stayed a zombie until now: its workers must not have waited for this
     for p in left:  # clean up what the killed run left behind: these are this test's processes
         os.kill(p, signal.SIGKILL)
     assert not left, f"{len(left)} process(es) of the killed build still alive 120 s later: {commands}"
