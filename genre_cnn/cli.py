@@ -11,9 +11,10 @@
     genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
 
 Default model (without --ckpt): the most recent run under `<project>/checkpoints/` (GENRE_CNN_HOME moves
-the project folder), its best model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no
-run, the ready model shipped in genre_cnn/ready/. `export` takes the most recent run's CNN or musicnn.
-Every answer names the model that gave it. A model whose pipeline is all torch (CNN, musicnn) is exported
+the project folder) trained on real music, its best model in the order musicnn > cnn > dense, refit.ckpt over
+best.ckpt; with no such run, the ready model shipped in genre_cnn/ready/. A run on the generated demo clips is
+never chosen without --ckpt. `export` takes the most recent such run's CNN or musicnn.
+Every answer names the model that gave it and why. A model whose pipeline is all torch (CNN, musicnn) is exported
 once to ONNX (cached under data/onnx/, keyed by the checkpoint's content) and run with onnxruntime, without
 importing torch: about a second from start to answer. `--engine torch` forces PyTorch.
 `python -m genre_cnn.cli ...` works without installing the console script.
@@ -64,8 +65,9 @@ def _library_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-CKPT_HELP = ("a checkpoint file or model folder (default: the latest run's best model, musicnn > cnn > dense, "
-             "refit over best; else the ready model in genre_cnn/ready/)")
+CKPT_HELP = ("a checkpoint file or model folder (default: the latest run trained on real music, its best model, "
+             "musicnn > cnn > dense, refit over best; else the ready model in genre_cnn/ready/; runs on generated "
+             "demo clips are never the default)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,17 +116,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _choose(ckpt: Path | None, exportable: bool = False) -> Path:
-    from genre_cnn.predict import default_checkpoint, resolve_checkpoint
+def _choose(ckpt: Path | None, exportable: bool = False) -> tuple[Path, str]:
+    """The checkpoint to use and why (a few words for the `model:` line)."""
+    from genre_cnn.checkpoint import choose_default
+    from genre_cnn.predict import resolve_checkpoint
 
-    return resolve_checkpoint(ckpt) if ckpt else default_checkpoint(exportable=exportable)
+    if ckpt:
+        return resolve_checkpoint(ckpt), "--ckpt"
+    path, why = choose_default(exportable=exportable)
+    return path, f"{why}; --ckpt to choose"
 
 
 def _load(ckpt: Path | None):
     from genre_cnn.predict import load_model
 
-    path = _choose(ckpt)
-    return path, load_model(path)
+    path, why = _choose(ckpt)
+    model = load_model(path)
+    model.trained_on = f"{model.trained_on}; {why}"
+    return path, model
 
 
 def _engine(ckpt: Path | None, engine: str):
@@ -134,7 +143,7 @@ def _engine(ckpt: Path | None, engine: str):
 
     from genre_cnn.predict import TorchRunner, load_model
 
-    path = _choose(ckpt)
+    path, why = _choose(ckpt)
     model = None
     if engine != "torch" and importlib.util.find_spec("onnxruntime") is not None:
         from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
@@ -144,11 +153,14 @@ def _engine(ckpt: Path | None, engine: str):
             model = load_model(path)
             graph = make_onnx(path, model)
         if graph is not None:
-            return ("onnx", graph), OnnxRunner(graph, checkpoint=path)
+            runner = OnnxRunner(graph, checkpoint=path)
+            runner.description += f" -- {why}"
+            return ("onnx", graph), runner
     if engine == "onnx":
         print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
-    model = model or load_model(path)
-    return ("torch", path), TorchRunner(model)
+    runner = TorchRunner(model or load_model(path))
+    runner.description += f" -- {why}"
+    return ("torch", path), runner
 
 
 def _table(results: list[dict], top_k: int) -> str:
@@ -226,8 +238,9 @@ def export(args: argparse.Namespace) -> int:
     from genre_cnn.export import export_onnx, exportable
     from genre_cnn.predict import CheckpointError, load_model
 
-    ckpt = _choose(args.ckpt, exportable=True)
+    ckpt, why = _choose(args.ckpt, exportable=True)
     model = load_model(ckpt)
+    model.trained_on = f"{model.trained_on}; {why}"
     if not exportable(model):
         raise CheckpointError(f"{ckpt}: export needs a CNN or musicnn checkpoint, this one is "
                               f"{type(model).__name__} (its hand-crafted features are not torch)")

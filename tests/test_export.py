@@ -98,6 +98,9 @@ def test_export_without_ckpt_takes_the_latest_exportable_model(demo_run, tmp_pat
     shutil.copytree(src / "cnn", root / "checkpoints" / "a" / "cnn")
     shutil.copytree(src / "dense", root / "checkpoints" / "b" / "dense")  # a later dense-only run
     os.utime(root / "checkpoints" / "a" / "cnn" / "best.ckpt", (1, 1))
+    for run in ("a", "b"):  # runs on a folder of real music (a demo run is never the default)
+        (root / "runs" / run).mkdir(parents=True)
+        (root / "runs" / run / "config.yaml").write_text("data:\n  dataset: folder\n")
     monkeypatch.setenv("GENRE_CNN_HOME", str(root))
     assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 0
     out, err = capsys.readouterr()

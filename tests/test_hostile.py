@@ -36,7 +36,8 @@ def tone(seconds: float, sr: int = SR) -> np.ndarray:
 
 
 def predict_json(demo_run, capsys, *args) -> tuple[int, list, list[str]]:
-    code = main(["predict", *map(str, args), "--json", "--no-progress", "--workers", "1"])
+    default = [] if "--ckpt" in args else ["--ckpt", str(ckpt(demo_run))]  # a demo run is never the default
+    code = main(["predict", *map(str, args), "--json", "--no-progress", "--workers", "1", *default])
     out, err = capsys.readouterr()
     return code, json.loads(out) if out.strip() else [], err.splitlines()
 
