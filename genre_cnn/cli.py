@@ -89,8 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dest", type=Path, metavar="DEST", help="the sorted library (created)")
     p.add_argument("--copy", action="store_true", help="copy the files (default: hard link on the same "
                    "filesystem, else a symbolic link)")
-    p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
-                   help="tracks whose top genre is below P go to DEST/_unsure/ (default: 0.5)")
+    p.add_argument("--min-confidence", type=_probability, default=0.7, metavar="P",
+                   help="tracks whose top genre is below P go to DEST/_unsure/ (default: 0.7)")
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     _library_options(p)
 

@@ -133,3 +133,21 @@ def test_both_engines_give_the_ready_models_answer_on_real_clips():
         y = load_audio(file, model.sample_rate)
         np.testing.assert_allclose(predict_track(engines[1], file)[0],
                                    model.predict_waveform(torch.from_numpy(y)).numpy(), rtol=0, atol=1e-6)
+
+
+def test_the_ready_models_graph_ships_beside_it_and_only_fits_that_checkpoint(tmp_path):
+    """The first `predict` after set-up exports nothing: the graph for the ready model's exact bytes is in the
+    package; a copy with other bytes does not use it."""
+    from genre_cnn.onnx_predict import cached_onnx, onnx_cache_path, shipped_onnx_path
+    from genre_cnn.predict import READY_MODEL
+
+    shipped = shipped_onnx_path(READY_MODEL)
+    assert shipped.is_file() and shipped.parent == READY_MODEL.parent
+    assert not onnx_cache_path(READY_MODEL).exists() or cached_onnx(READY_MODEL) == shipped
+    assert cached_onnx(READY_MODEL) == shipped
+    meta = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"]).get_modelmeta()
+    assert json.loads(meta.custom_metadata_map["genres"]) == load_model(READY_MODEL).genres
+    changed = tmp_path / READY_MODEL.name
+    changed.write_bytes(READY_MODEL.read_bytes() + b"\0")
+    (tmp_path / shipped.name).write_bytes(b"not this one")  # the old bytes' name: never used for new bytes
+    assert cached_onnx(changed) is None
