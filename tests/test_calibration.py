@@ -12,13 +12,18 @@ from genre_cnn.calibration import expected_calibration_error, fit_temperature
 from genre_cnn.classifiers import MusicnnClassifier
 
 
-@pytest.mark.parametrize("true_t", [0.5, 2.5])
+@pytest.mark.parametrize("true_t", [1.5, 4.0])
 def test_the_fit_recovers_the_temperature_that_made_the_labels(true_t):
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, size=(4000, 1, 5))  # (N, K=1, n)
     p = torch.from_numpy(logits[:, 0] / true_t).softmax(-1).numpy()  # the labels' distribution, written out
     labels = np.array([rng.choice(5, p=row) for row in p])
     assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.1)  # 4000 draws: a few % of noise
+
+
+def test_a_model_right_on_every_held_out_clip_is_never_made_surer():
+    logits = np.array([[[4.0, 0.0]], [[0.0, 3.0]], [[5.0, 1.0]]])  # all three right
+    assert fit_temperature(logits, np.array([0, 1, 0])) == pytest.approx(1.0)
 
 
 def test_ece_by_hand():
