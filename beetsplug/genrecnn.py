@@ -26,13 +26,15 @@ from beets import config, plugins, ui
 from beets.dbcore import types
 from beets.library import Item
 
+from genre_cnn.cli import MIN_CONFIDENCE
+
 
 class GenreCnnPlugin(plugins.BeetsPlugin):
     item_types = {"genre_cnn_probability": types.FLOAT}  # so `genre_cnn_probability:0.9..` is a numeric range
 
     def __init__(self) -> None:
         super().__init__()
-        self.config.add({"auto": True, "force": False, "count": 1, "min_confidence": 0.5, "separator": ", ",
+        self.config.add({"auto": True, "force": False, "count": 1, "min_confidence": MIN_CONFIDENCE, "separator": ", ",
                          "ckpt": None, "engine": "auto", "max_windows": None})
         self._engine = None  # (spec, runner, model name), built on first use
         self._changed: set[int] = set()  # ids of items changed by the import stage, written after the files move
@@ -49,7 +51,7 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
             ckpt = self.config["ckpt"].as_filename() if self.config["ckpt"].get() else None
             ckpt = Path(ckpt) if ckpt else None
             spec, runner = _engine(ckpt, self.config["engine"].as_choice(["auto", "onnx", "torch"]))
-            self._engine = spec, runner, model_label(_choose(ckpt))
+            self._engine = spec, runner, model_label(_choose(ckpt)[0])
         return self._engine
 
     @staticmethod

@@ -9,6 +9,8 @@ Every figure uses the one --ckpt given (default: the default model, printed), on
    (user + sys of the child) is printed beside the wall time: on a loaded machine it is the steadier figure.
 2. Imports, measured separately: a fresh `python -c "import X"` for the modules each path needs, minus a bare
    `python -c pass`, median of --runs.
+   Then the first call: `genre-cnn predict FILE` in an empty project home (the ready model and the graph shipped
+   beside it), and `--ckpt` of a checkpoint never exported before (its one-time export included).
 3. Model time for the whole clip in this process, median of 20 after a warm-up: PyTorch `window_probs`
    and the ONNX graph.
 """
@@ -30,13 +32,18 @@ sys.path.insert(0, str(REPO))  # this checkout's genre_cnn, whatever is installe
 CLIP = REPO.parent / "shared" / "gtzan_mini" / "genres" / "jazz" / "jazz.00005.wav"
 
 
-def timed(cmd: list[str], runs: int) -> tuple[float, float]:
-    """(median wall seconds, median child CPU seconds) of `runs` fresh runs of `cmd`."""
+def timed(cmd: list[str], runs: int, fresh_home: bool = False) -> tuple[float, float]:
+    """(median wall seconds, median child CPU seconds) of `runs` fresh runs of `cmd`; with `fresh_home`, each in
+    an empty project home (GENRE_CNN_HOME: no run, no cached export), as right after set-up."""
+    import tempfile
+
     walls, cpus = [], []
     for _ in range(runs):
+        home = tempfile.mkdtemp(prefix="genre_cnn_home_") if fresh_home else None
+        env = {**os.environ, **({"GENRE_CNN_HOME": home} if home else {})}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+        subprocess.run(cmd, check=True, capture_output=True, cwd=REPO, env=env)
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -79,6 +86,14 @@ def main() -> None:
     if graph is not None:
         rows.append(("genre-cnn predict, ONNX Runtime path (default)", *timed(cli, args.runs)))
     rows.append(("genre-cnn predict --engine torch", *timed([*cli, "--engine", "torch"], args.runs)))
+    first = [sys.executable, "-m", "genre_cnn.cli", "predict", str(args.file), "--json"]
+    rows.append(("first genre-cnn predict after set-up (empty home: the ready model, its shipped graph)",
+                 *timed(first, args.runs, fresh_home=True)))
+    own = Path(__import__("tempfile").mkdtemp()) / "own.ckpt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    torch.save({**saved, "trained_on": "a copy: a checkpoint never exported before"}, own)
+    rows.append(("first genre-cnn predict --ckpt OWN (a new checkpoint: ONNX export included, once)",
+                 *timed([*first, "--ckpt", str(own)], 1, fresh_home=True)))
     base = timed([sys.executable, "-c", "pass"], args.runs)
     rows.append(("python -c pass (interpreter start)", *base))
     for what in ("numpy, soundfile", "onnxruntime", "genre_cnn.cli, genre_cnn.predict, genre_cnn.onnx_predict",

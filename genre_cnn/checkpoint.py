@@ -2,16 +2,18 @@
 
     from genre_cnn.checkpoint import default_checkpoint    # the model `genre-cnn predict` uses by default
 
-Choosing: `default_checkpoint` is the latest run's best model (`latest_checkpoint`: PREFERENCE order, refit.ckpt
-over best.ckpt), else the ready model shipped in genre_cnn/ready/ (READY_MODEL); `resolve_checkpoint` turns
-a folder into its one obvious checkpoint.
+Choosing: `default_checkpoint` is the latest run trained on real music (`latest_checkpoint`: PREFERENCE order,
+refit.ckpt over best.ckpt; runs on the generated demo clips are skipped, see `dataset_kind`), else the ready model
+shipped in genre_cnn/ready/ (READY_MODEL); `choose_default` also says why. `resolve_checkpoint` turns a folder
+into its one obvious checkpoint.
 
 Checking, before anything is built (`genre_cnn.predict.load_model` calls these in order): `check_file`
 caps the file's size and the uncompressed total of its zip members, read from the zip directory, so a small
 file that inflates to gigabytes is refused before torch.load allocates anything; `check_contents` wants a
 class name that is a string, a short genre list and every known hyperparameter in a sane range;
 `check_weights` caps the tensor count and element count and wants every weight finite. Each raises
-CheckpointError with one line naming the file. Imports no torch.
+CheckpointError with one line naming the file. Imports no torch (but `dataset_kind` for a run without
+its config).
 """
 
 from __future__ import annotations
@@ -144,33 +146,98 @@ def _run_checkpoints(checkpoints: Path, families: tuple[str, ...] | None) -> dic
     return runs
 
 
-def latest_checkpoint(root: Path | None = None, model: str | None = None, exportable: bool = False) -> Path:
+def _config_dataset(config: Path) -> str | None:
+    """`data: dataset:` of a run's saved config.yaml, read as text (no YAML parser at start-up); None if absent."""
+    try:
+        text = config.read_text(errors="replace")
+    except OSError:
+        return None
+    in_data = False
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            in_data = line.rstrip() == "data:"
+        elif in_data and line.strip().startswith("dataset:"):
+            return line.split(":", 1)[1].strip().strip("'\"") or None
+    return None
+
+
+def dataset_kind(ckpt: Path) -> str:
+    """What a run's checkpoint was trained on: "generated" (the synthetic demo) or "real".
+
+    In order: the `dataset_kind` the checkpoint records; its run's runs/<run>/config.yaml (`data.dataset: demo`
+    is generated), beside checkpoints/; then the checkpoint's data settings or, for a checkpoint that recorded
+    none, a genre list equal to the demo's. Unreadable: "real" (the loader reports the problem when it is used).
+    """
+    run = ckpt.parent.parent
+    kind = _config_dataset(run.parent.parent / "runs" / run.name / "config.yaml")
+    if kind is not None:
+        return "generated" if kind == "demo" else "real"
+    try:
+        import torch
+
+        check_file(ckpt)
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not readable here; load_model says why if it is ever chosen
+        return "real"
+    if not isinstance(checkpoint, dict):
+        return "real"
+    if checkpoint.get("dataset_kind") in ("generated", "real"):
+        return checkpoint["dataset_kind"]
+    data = checkpoint.get("datamodule_hyper_parameters")
+    if isinstance(data, dict) and isinstance(data.get("dataset"), str):
+        return "generated" if data["dataset"] == "demo" else "real"
+    from genre_cnn.demo import DEMO_GENRES
+
+    genres = (checkpoint.get("hyper_parameters") or {}).get("genres")
+    return "generated" if isinstance(genres, (list, tuple)) and tuple(genres) == tuple(DEMO_GENRES) else "real"
+
+
+def latest_checkpoint(root: Path | None = None, model: str | None = None, exportable: bool = False,
+                      real_only: bool = False) -> Path:
     """The most recent run's best model under `<root>/checkpoints/<run>/<model>/` (root: the project).
 
     The most recent run is the one whose newest checkpoint was written last; its model is `model` if it has
     one, else the first in PREFERENCE (musicnn > cnn > dense), refit.ckpt over best.ckpt. `exportable` only
-    considers EXPORTABLE families. Raises CheckpointError, saying to train first, if there is none.
+    considers EXPORTABLE families; `real_only` skips runs trained on generated clips (`dataset_kind`). Raises
+    CheckpointError, saying to train first, if there is none.
     """
     from genre_cnn.paths import home
 
     checkpoints = Path(root or home()) / "checkpoints"
     runs = _run_checkpoints(checkpoints, EXPORTABLE if exportable else None)
+    if real_only:
+        runs = {run: found for run, found in runs.items() if dataset_kind(found[0]) == "real"}
     if not runs:
         what = "exportable (CNN or musicnn) model" if exportable else "trained model"
+        what = f"{what} trained on real music" if real_only else what
         raise CheckpointError(f"no {what} in {checkpoints}: run `python train.py` first "
                               "(or `python train.py --config configs/demo.yaml`), or pass --ckpt")
     latest = max(runs, key=lambda run: max(p.stat().st_mtime for p in runs[run]))
     return next((p for p in runs[latest] if p.parent.name == model), runs[latest][0])
 
 
-def default_checkpoint(root: Path | None = None, exportable: bool = False) -> Path:
-    """`latest_checkpoint`, or the ready model shipped in the repository (READY_MODEL) when no run exists."""
+DEFAULT_RULE = ("without --ckpt: the latest run trained on real music (musicnn > cnn > dense, refit over best), "
+                "else the ready model; runs on generated demo clips are never chosen implicitly")
+
+
+def choose_default(root: Path | None = None, exportable: bool = False) -> tuple[Path, str]:
+    """The checkpoint to use when none is given, and why, in a few words: the latest run trained on real music
+    (`latest_checkpoint(real_only=True)`), else the ready model shipped in the repository (READY_MODEL)."""
     try:
-        return latest_checkpoint(root, exportable=exportable)
+        return latest_checkpoint(root, exportable=exportable, real_only=True), "the latest run on real music"
     except CheckpointError:
-        if READY_MODEL.is_file():
-            return READY_MODEL
-        raise
+        if not READY_MODEL.is_file():
+            raise
+    try:
+        skipped = latest_checkpoint(root, exportable=exportable)
+    except CheckpointError:
+        return READY_MODEL, "the ready model: no run trained on real music yet"
+    return READY_MODEL, f"the ready model: {skipped.parent.parent.name} was trained on generated clips, skipped"
+
+
+def default_checkpoint(root: Path | None = None, exportable: bool = False) -> Path:
+    """The checkpoint `choose_default` picks."""
+    return choose_default(root, exportable)[0]
 
 
 def resolve_checkpoint(path: Path) -> Path:

@@ -38,14 +38,26 @@ class GenreClassifier(nn.Module):
     def __init__(self, genres: list[str]):
         super().__init__()
         self.genres = list(genres)
+        # divides every window's logits before the softmax (genre_cnn.calibration); 1 until fitted
+        self.register_buffer("temperature", torch.ones(()))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
+        state_dict.setdefault(prefix + "temperature", torch.ones(()))  # saved before models carried one: T = 1
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     @property
     def sample_rate(self) -> int:
         return self.frontend.config.sample_rate
 
-    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of evaluation inputs -> clip probabilities (B, n) and window probabilities (B, K, n)."""
+    def window_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of evaluation inputs -> the logits of each of their windows (B, K, n), before the temperature."""
         raise NotImplementedError
+
+    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of evaluation inputs -> clip probabilities (B, n), the mean of the window probabilities
+        (B, K, n), each the softmax of the window's logits divided by the temperature."""
+        window_probs = (self.window_logits(x) / self.temperature).softmax(-1)  # (B, K, n)
+        return window_probs.mean(dim=1), window_probs
 
     def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
         """Mono waveform (samples,) at `sample_rate` -> this model's evaluation input for the track (unbatched)."""
@@ -92,10 +104,9 @@ class WindowClassifier(GenreClassifier):
         """Windows (B, C, W) -> logits (B, n)."""
         return self.net(x)
 
-    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def window_logits(self, x: torch.Tensor) -> torch.Tensor:
         b, k = x.shape[:2]  # x: (B, K, C, W)
-        window_probs = self.net(x.flatten(0, 1)).softmax(-1).view(b, k, -1)  # (B, K, n)
-        return window_probs.mean(dim=1), window_probs
+        return self.net(x.flatten(0, 1)).view(b, k, -1)  # (B, K, n)
 
     def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
         feats = self.frontend(waveform.to(self.frontend.hann.device)[None])[0]  # (C, T)
@@ -122,9 +133,8 @@ class VectorClassifier(GenreClassifier):
         """Raw vectors (B, D) -> logits (B, n)."""
         return self.net((x - self.mean) / self.std)
 
-    def clip_probs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = self(x).softmax(-1)  # (B, n)
-        return probs, probs[:, None]  # one "window": the whole clip
+    def window_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)[:, None]  # (B, 1, n): one "window", the whole clip
 
 
 class HandcraftedClassifier(VectorClassifier):
@@ -155,7 +165,8 @@ EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SI
 class MusicnnClassifier(VectorClassifier):
     """Transfer learning: the pretrained musicnn tagger (frozen; Pons & Serra 2019) turns each 3-s patch into an
     embedding (its 50 tag logits and/or its 200-unit penultimate layer); `DenseNet` classifies the mean embedding of
-    the clip's patches. `window_probs` applies the same head to each patch alone, to show a track's course.
+    the clip's patches, as in training and evaluation; the whole track is its one "window" (`window_probs` (1, n)), so
+every engine and every caller averaging windows gives the answer that was measured.
 
     Args: genres, embedding ("tags" (50 logits), "penultimate" (200) or "both" (250)), and DenseNet's widths and
     dropout. The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
@@ -190,10 +201,6 @@ class MusicnnClassifier(VectorClassifier):
 
     def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
         return self.patches(waveform).mean(dim=0)  # (250,): the clip's mean embedding, as cached for training
-
-    @torch.no_grad()
-    def window_probs(self, waveform: torch.Tensor) -> torch.Tensor:
-        return self(self.patches(waveform)).softmax(-1)  # (P, n): each patch on its own
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@
     genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
 
 Default model (without --ckpt): the most recent run under `<home>/checkpoints/` (<home>: GENRE_CNN_HOME,
-else the source checkout, else the user's data folder; `python -m genre_cnn.paths` prints it), its best
-model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no run, the ready model shipped
-in genre_cnn/ready/. `export` takes the most recent run's CNN or musicnn.
-Every answer names the model that gave it. A model whose pipeline is all torch (CNN, musicnn) is exported
-once to ONNX (cached under <home>/data/onnx/, keyed by the checkpoint's content) and run with onnxruntime,
-without importing torch. `--engine torch` forces PyTorch.
+else the source checkout, else the user's data folder; `python -m genre_cnn.paths` prints it) trained on real
+music, its best model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no such run, the
+ready model shipped in genre_cnn/ready/. A run on the generated demo clips is never chosen without --ckpt.
+`export` takes the most recent such run's CNN or musicnn.
+Every answer names the model that gave it and why. A model whose pipeline is all torch (CNN, musicnn) is exported
+once to ONNX (cached under <home>/data/onnx/, keyed by the checkpoint's content; the ready model's graph ships
+beside it) and run with onnxruntime, without importing torch. `--engine torch` forces PyTorch.
 `python -m genre_cnn.cli ...` works without installing the console script.
 Exit codes: 0 when at least one file was predicted, sorted or plotted, 1 when none could be read, 2 for a
 missing or bad checkpoint or bad usage, 130 on Ctrl-C (one line on stderr, no traceback); a closed output
@@ -73,8 +74,12 @@ EXPORT_CONTRACT = (
     "16000 Hz for musicnn; metadata `sample_rate`), at least 4096 samples: decode, mix to mono and resample "
     "the file first. Outputs `probabilities` (1, n_genres), in the order of the JSON list in metadata "
     "`genres`, and `window_probabilities` (K, n_genres). The metadata `input` states the same.")
-CKPT_HELP = ("a checkpoint file or model folder (default: the latest run's best model, musicnn > cnn > dense, "
-             "refit over best; else the ready model in genre_cnn/ready/)")
+# the calibrated ready model's answers at >= 0.7 keep 91% of its right answers and leave 11 of 14 wrong ones
+# alone on unseen artists (benchmarks/ready_protocol.py, BENCHMARKS.md)
+MIN_CONFIDENCE = 0.7
+CKPT_HELP = ("a checkpoint file or model folder (default: the latest run trained on real music, its best model, "
+             "musicnn > cnn > dense, refit over best; else the ready model in genre_cnn/ready/; runs on generated "
+             "demo clips are never the default)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--symlink", action="store_true", help="symbolic links to the originals")
     p.add_argument("--keep-path", action="store_true",
                    help="mirror each track's folders below SRC under its genre: DEST/<genre>/Artist/Album/track")
-    p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
-                   help="tracks whose top genre is below P go to DEST/_unsure/ (default: 0.5)")
+    p.add_argument("--min-confidence", type=_probability, default=MIN_CONFIDENCE, metavar="P",
+                   help=f"tracks whose top genre is below P go to DEST/_unsure/ (default: {MIN_CONFIDENCE})")
     p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
     _library_options(p)
 
@@ -114,9 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a genre the file already has (default: keep)")
     p.add_argument("--count", type=_positive, default=1, metavar="N",
                    help="write up to N genres, as separate values (default: 1)")
-    p.add_argument("--min-confidence", type=_probability, default=0.5, metavar="P",
+    p.add_argument("--min-confidence", type=_probability, default=MIN_CONFIDENCE, metavar="P",
                    help="write only genres of probability >= P; a file whose top genre is below P is left "
-                        "alone (default: 0.5)")
+                        f"alone (default: {MIN_CONFIDENCE})")
     p.add_argument("--dry-run", action="store_true", help="print `file: existing -> proposed (probability, "
                    "model)`, change nothing")
     p.add_argument("--force", action="store_true", help="also tag files with several hard links (this name gets "
@@ -154,17 +159,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _choose(ckpt: Path | None, exportable: bool = False) -> Path:
-    from genre_cnn.predict import default_checkpoint, resolve_checkpoint
+def _choose(ckpt: Path | None, exportable: bool = False) -> tuple[Path, str]:
+    """The checkpoint to use and why (a few words for the `model:` line)."""
+    from genre_cnn.checkpoint import choose_default
+    from genre_cnn.predict import resolve_checkpoint
 
-    return resolve_checkpoint(ckpt) if ckpt else default_checkpoint(exportable=exportable)
+    if ckpt:
+        return resolve_checkpoint(ckpt), "--ckpt"
+    path, why = choose_default(exportable=exportable)
+    return path, f"{why}; --ckpt to choose"
 
 
 def _load(ckpt: Path | None):
     from genre_cnn.predict import load_model
 
-    path = _choose(ckpt)
-    return path, load_model(path)
+    path, why = _choose(ckpt)
+    model = load_model(path)
+    model.trained_on = f"{model.trained_on}; {why}"
+    return path, model
 
 
 def _engine(ckpt: Path | None, engine: str):
@@ -174,7 +186,7 @@ def _engine(ckpt: Path | None, engine: str):
 
     from genre_cnn.predict import TorchRunner, load_model
 
-    path = _choose(ckpt)
+    path, why = _choose(ckpt)
     model = None
     if engine != "torch" and importlib.util.find_spec("onnxruntime") is not None:
         from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
@@ -184,11 +196,14 @@ def _engine(ckpt: Path | None, engine: str):
             model = load_model(path)
             graph = make_onnx(path, model)
         if graph is not None:
-            return ("onnx", graph), OnnxRunner(graph, checkpoint=path)
+            runner = OnnxRunner(graph, checkpoint=path)
+            runner.description += f" -- {why}"
+            return ("onnx", graph), runner
     if engine == "onnx":
         print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
-    model = model or load_model(path)
-    return ("torch", path), TorchRunner(model)
+    runner = TorchRunner(model or load_model(path))
+    runner.description += f" -- {why}"
+    return ("torch", path), runner
 
 
 def _table(results: list[dict], top_k: int) -> str:
@@ -272,7 +287,7 @@ def tag(args: argparse.Namespace) -> int:
             summary = undo(args.undo, force=args.force)
             return 1 if summary["failed"] and not summary["restored"] else 0
         spec, runner = _engine(args.ckpt, args.engine)
-        summary = tag_files(spec, runner, args.paths, model_label(_choose(args.ckpt)), count=args.count,
+        summary = tag_files(spec, runner, args.paths, model_label(_choose(args.ckpt)[0]), count=args.count,
                             min_confidence=args.min_confidence, overwrite=args.overwrite, dry_run=args.dry_run,
                             force=args.force, log_stem=args.log, max_windows=args.max_windows,
                             workers=args.workers, progress=not args.no_progress)
@@ -311,10 +326,11 @@ def export(args: argparse.Namespace) -> int:
     from genre_cnn.paths import home
     from genre_cnn.predict import READY_MODEL, CheckpointError, load_model
 
-    ckpt = _choose(args.ckpt, exportable=True)
+    ckpt, why = _choose(args.ckpt, exportable=True)
     default = home() / "ready.onnx" if Path(ckpt) == READY_MODEL else Path(ckpt).with_name("model.onnx")
     out = check_out(args.out or default)  # never inside the installed package
     model = load_model(ckpt)
+    model.trained_on = f"{model.trained_on}; {why}"
     if not exportable(model):
         raise CheckpointError(f"{ckpt}: export needs a CNN or musicnn checkpoint, this one is "
                               f"{type(model).__name__} (its hand-crafted features are not torch)")

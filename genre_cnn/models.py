@@ -77,7 +77,8 @@ class GenreCNN(nn.Module):
 class DenseNet(nn.Module):
     """The write-up's dense network: 512-256-128-64 units with ReLU and dropout, then the output layer.
 
-    Input (B, in_features) standardised hand-crafted vectors -> logits (B, num_classes).
+    Input (B, in_features) standardised hand-crafted vectors -> logits (B, num_classes). No widths: a linear
+    classifier.
     """
 
     def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
@@ -86,7 +87,7 @@ class DenseNet(nn.Module):
         layers: list[nn.Module] = []
         for f_in, f_out in zip((in_features, *widths[:-1]), widths):
             layers += [nn.Linear(f_in, f_out), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], num_classes))
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1] if widths else in_features, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, num_classes)

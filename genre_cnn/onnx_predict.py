@@ -6,10 +6,12 @@
     probs, warning = predict_track(runner, Path("song.mp3"))          # genre_cnn.predict
 
 The cache is `<home>/data/onnx/<sha256 of the checkpoint's bytes and EXPORT_VERSION>.onnx`, written
-atomically, so an edited or replaced checkpoint never reuses a stale graph. Importing this module and
-running an OnnxRunner needs numpy and onnxruntime only, so `genre-cnn predict` does not pay for importing
-torch on the ONNX path (benchmarks/predict_speed.py measures both).
-The graph's probabilities match the PyTorch model's within 1e-4 (tests/test_export.py).
+atomically, so an edited or replaced checkpoint never reuses a stale graph; the ready model's graph ships beside
+it under the same kind of name (`shipped_onnx_path`), so the first `genre-cnn predict` after set-up exports
+nothing. Importing this module and running an OnnxRunner needs numpy and onnxruntime only: `genre-cnn predict`
+answers in about a second on the ONNX path, whereas importing torch alone takes about as long (see
+benchmarks/predict_speed.py). The graph's probabilities match the PyTorch model's within 1e-4, the ready
+model's on real clips included (tests/test_export.py).
 """
 
 from __future__ import annotations
@@ -20,27 +22,38 @@ from pathlib import Path
 
 import numpy as np
 
-EXPORT_VERSION = "2"  # bump when export.py changes what a graph computes or carries
+EXPORT_VERSION = "3"  # bump when export.py changes what a graph computes or carries
 
 
-def onnx_cache_path(ckpt: Path) -> Path:
-    """Where the export of `ckpt` is cached: named by a hash of its content (read in 1-MB blocks)."""
-    from genre_cnn.paths import home
-
+def onnx_digest(ckpt: Path) -> str:
+    """A hash of the checkpoint's content (read in 1-MB blocks) and EXPORT_VERSION: what names its export."""
     digest = hashlib.sha256(EXPORT_VERSION.encode())
     with open(ckpt, "rb") as f:
         for block in iter(lambda: f.read(2**20), b""):
             digest.update(block)
-    return home() / "data" / "onnx" / f"{digest.hexdigest()[:24]}.onnx"
+    return digest.hexdigest()[:24]
+
+
+def onnx_cache_path(ckpt: Path) -> Path:
+    """Where the export of `ckpt` is cached: `<home>/data/onnx/<onnx_digest>.onnx`."""
+    from genre_cnn.paths import home
+
+    return home() / "data" / "onnx" / f"{onnx_digest(ckpt)}.onnx"
+
+
+def shipped_onnx_path(ckpt: Path) -> Path:
+    """Where an export shipped beside its checkpoint lies: `<stem>.<onnx_digest>.onnx` in the checkpoint's folder
+    (the ready model's, written by genre_cnn.make_ready), so a changed checkpoint never uses a stale graph."""
+    return Path(ckpt).with_name(f"{Path(ckpt).stem}.{onnx_digest(ckpt)}.onnx")
 
 
 def cached_onnx(ckpt: Path) -> Path | None:
-    """The cached export of `ckpt`, or None if it was never made (or the checkpoint cannot be read)."""
+    """The export of `ckpt` shipped beside it or cached, or None if neither exists (or it cannot be read)."""
     try:
-        path = onnx_cache_path(ckpt)
+        paths = (shipped_onnx_path(ckpt), onnx_cache_path(ckpt))
     except OSError:
         return None
-    return path if path.is_file() else None
+    return next((p for p in paths if p.is_file()), None)
 
 
 def make_onnx(ckpt: Path, model) -> Path | None:

@@ -148,6 +148,7 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
+    from genre_cnn.calibration import calibrate_checkpoint
     from genre_cnn.report import log_hparams, metrics_from_confusion
 
     dm = data_module(data, name)
@@ -181,6 +182,10 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
         say(f"fit {name}: done in {time.time() - start:.0f} s, {result['epochs']} epochs; best val accuracy "
             f"{result['val_acc']:.1%} at epoch {result['best_epoch']} -> {best}")
     result["checkpoint"] = str(best)
+    result["calibration"] = calibrate_checkpoint(best, dm)  # temperature on the validation clips, into best.ckpt
+    say(f"calibrate {name}: temperature {result['calibration']['temperature']:.2f} on {len(dm.idx['val'])} validation "
+        f"clips, expected calibration error {result['calibration']['ece_before']:.3f} -> "
+        f"{result['calibration']['ece_after']:.3f}")
     if cfg.refit:
         epochs = result["epochs"]  # as many as the validated run trained, early stopping included
         refit_start = time.time()
@@ -192,6 +197,7 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
                                max_epochs=epochs, limit_val_batches=0, enable_checkpointing=False)
         # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
         trainer.fit(model, datamodule=dm)
+        model.model.temperature.fill_(result["calibration"]["temperature"])  # the validated fit's (val is trained on)
         trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt", weights_only=True)  # for prediction: no optimiser
         result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
         say(f"refit {name}: done in {time.time() - refit_start:.0f} s -> {result['checkpoint']}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,9 @@ def test_export_without_ckpt_takes_the_latest_exportable_model(demo_run, tmp_pat
     shutil.copytree(src / "cnn", root / "checkpoints" / "a" / "cnn")
     shutil.copytree(src / "dense", root / "checkpoints" / "b" / "dense")  # a later dense-only run
     os.utime(root / "checkpoints" / "a" / "cnn" / "best.ckpt", (1, 1))
+    for run in ("a", "b"):  # runs on a folder of real music (a demo run is never the default)
+        (root / "runs" / run).mkdir(parents=True)
+        (root / "runs" / run / "config.yaml").write_text("data:\n  dataset: folder\n")
     monkeypatch.setenv("GENRE_CNN_HOME", str(root))
     assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 0
     out, err = capsys.readouterr()
@@ -169,3 +173,49 @@ def test_help_states_the_input_contract_and_names_no_single_family(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "the CNN with its front end" not in capsys.readouterr().out
+
+
+UNSEEN = Path(__file__).resolve().parents[2] / "shared" / "gtzan_unseen" / "genres"
+REAL_CLIPS = [UNSEEN / "rock" / "rock.00080.flac", UNSEEN / "jazz" / "jazz.00091.flac",
+              UNSEEN / "classical" / "classical.00075.flac"]
+
+
+@pytest.mark.skipif(not UNSEEN.is_dir(), reason=f"real GTZAN clips not found at {UNSEEN} (../shared)")
+def test_both_engines_give_the_ready_models_answer_on_real_clips():
+    """ONNX Runtime and PyTorch, through the same predict_track that `predict`, `sort` and the Python API use:
+    same top genre and probabilities within TOLERANCE, on whole clips, on 2 evenly spaced windows and on a
+    2-s file (looped). The answer is the one training and evaluation measure: the head on the clip's mean
+    embedding (`clip_probs`), not an average of per-patch answers."""
+    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+    from genre_cnn.predict import READY_MODEL, TorchRunner, predict_track
+
+    model = load_model(READY_MODEL)
+    graph = cached_onnx(READY_MODEL) or make_onnx(READY_MODEL, model)
+    assert graph is not None
+    engines = [OnnxRunner(graph), TorchRunner(model)]
+    for file in REAL_CLIPS:
+        for max_windows in (None, 2):
+            onnx_probs, torch_probs = (predict_track(r, file, max_windows)[0] for r in engines)
+            assert np.argmax(onnx_probs) == np.argmax(torch_probs), file
+            np.testing.assert_allclose(onnx_probs, torch_probs, rtol=0, atol=TOLERANCE, err_msg=str(file))
+        y = load_audio(file, model.sample_rate)
+        np.testing.assert_allclose(predict_track(engines[1], file)[0],
+                                   model.predict_waveform(torch.from_numpy(y)).numpy(), rtol=0, atol=1e-6)
+
+
+def test_the_ready_models_graph_ships_beside_it_and_only_fits_that_checkpoint(tmp_path):
+    """The first `predict` after set-up exports nothing: the graph for the ready model's exact bytes is in the
+    package; a copy with other bytes does not use it."""
+    from genre_cnn.onnx_predict import cached_onnx, onnx_cache_path, shipped_onnx_path
+    from genre_cnn.predict import READY_MODEL
+
+    shipped = shipped_onnx_path(READY_MODEL)
+    assert shipped.is_file() and shipped.parent == READY_MODEL.parent
+    assert not onnx_cache_path(READY_MODEL).exists() or cached_onnx(READY_MODEL) == shipped
+    assert cached_onnx(READY_MODEL) == shipped
+    meta = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"]).get_modelmeta()
+    assert json.loads(meta.custom_metadata_map["genres"]) == load_model(READY_MODEL).genres
+    changed = tmp_path / READY_MODEL.name
+    changed.write_bytes(READY_MODEL.read_bytes() + b"\0")
+    (tmp_path / shipped.name).write_bytes(b"not this one")  # the old bytes' name: never used for new bytes
+    assert cached_onnx(changed) is None

@@ -38,7 +38,8 @@ def tone(seconds: float, sr: int = SR) -> np.ndarray:
 def predict_json(demo_run, capsys, *args) -> tuple[int, list, list[str]]:
     """(exit code, the answers, stderr lines); every skipped file is listed in the JSON with the reason that
     stderr gives."""
-    code = main(["predict", *map(str, args), "--json", "--no-progress", "--workers", "1"])
+    default = [] if "--ckpt" in args else ["--ckpt", str(ckpt(demo_run))]  # a demo run is never the default
+    code = main(["predict", *map(str, args), "--json", "--no-progress", "--workers", "1", *default])
     out, err = capsys.readouterr()
     rows, lines = json.loads(out) if out.strip() else [], err.splitlines()
     skipped = [f"{r['file']}: {r['error']}" for r in rows if "error" in r]

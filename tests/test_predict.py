@@ -58,7 +58,7 @@ def check_results(results: list[dict], files: list[Path]) -> float:
 
 def test_console_script_predicts_the_true_genre_of_most_demo_files(demo_run, demo_dir):
     files = demo_files(demo_dir)
-    proc = run_cli(demo_run, "predict", *files, "--json", "--no-progress")  # default: the latest run's CNN
+    proc = run_cli(demo_run, "predict", *files, "--json", "--no-progress", "--ckpt", checkpoint(demo_run, "cnn"))
     assert proc.returncode == 0, proc.stderr
     # a library's new warning is no failure; our own error lines, a traceback or a file reported are
     ours_wrong = [line for line in proc.stderr.splitlines()

@@ -1,0 +1,278 @@
+"""How good is the ready model's recipe on music by artists it never heard? The half-split protocol, every system.
+
+    .venv/bin/python benchmarks/ready_protocol.py                  # everything; results cached under --work
+    .venv/bin/python benchmarks/ready_protocol.py --skip cnn       # the musicnn heads, dense and the SVM only
+
+Data: every real clip we have, linked as genre_cnn.make_ready links them (../shared/gtzan_mini, 100 clips of ten
+genres; ../shared/gtzan_unseen, 90 of classical, jazz and rock, numbers 00070-00099). Protocols:
+  half A  train gtzan_mini + gtzan_unseen 00070-00084, test gtzan_unseen 00085-00099 (45 clips)
+  half B  train gtzan_mini + gtzan_unseen 00085-00099, test gtzan_unseen 00070-00084 (45 clips)
+  old     train the 80 train + val clips of gtzan_mini's default split, test all 90 of gtzan_unseen
+GTZAN files an artist's clips under neighbouring numbers, so the halves keep most artists apart. Every system
+chooses among all ten genres. Reported per system: accuracy and recall per genre over the test clips (three
+genres), A and B pooled (90 clips), and per half.
+
+Systems, fixed before running (nothing tuned on the test halves):
+- musicnn heads (genre_cnn.make_ready.fit_head, 750 AdamW steps, `SEEDS`), variants `HEADS`;
+- dense baseline: the write-up's dense network on the cached hand-crafted vectors, the same fixed-step loop;
+- cnn: `train.py --config configs/mini.yaml --refit false` on the same clips (split lists; validation: the last
+  two gtzan_mini clips of each genre), seed 0; costs tens of minutes per half on 2 loaded cores (`--skip cnn`);
+- the SVM peer (benchmarks/peer.py: librosa features + RBF SVM).
+Also writes the ready head's out-of-fold calibration: ECE before/after temperature (fitted on one half's
+out-of-fold predictions, scored on the other's) and docs/reliability.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+SHARED = REPO.parent / "shared"
+UNSEEN = ("classical", "jazz", "rock")
+BASE = {"embedding": "tags", "widths": [512, 256, 128, 64], "dropout": 0.5, "balanced": True, "steps": 750,
+        "batch": 32, "label_smoothing": 0.0}
+HEADS = {  # decided before the first run
+    "dense-tags (the old recipe)": {**BASE, "balanced": False},
+    "dense-tags, balanced": BASE,
+    "dense-both, balanced": {**BASE, "embedding": "both"},
+    "linear-tags, balanced": {**BASE, "widths": []},
+    "linear-both, balanced": {**BASE, "embedding": "both", "widths": []},
+}
+SEEDS = (0,)  # one seed: each fit takes about 20 s on the loaded 2 cores of this round
+
+
+def scores(y: np.ndarray, pred: np.ndarray, genres: list[str]) -> dict:
+    """Accuracy and recall of each of UNSEEN (the test genres) and their mean."""
+    recall = {g: float(np.mean(pred[y == genres.index(g)] == genres.index(g))) for g in UNSEEN}
+    return {"acc": float(np.mean(pred == y)), "mean_recall": float(np.mean(list(recall.values()))), **recall}
+
+
+def line(name: str, s: dict) -> str:
+    return (f"| {name} | {s['acc']:.1%} | {s['mean_recall']:.1%} | " + " | ".join(f"{s[g]:.1%}" for g in UNSEEN)
+            + f" | {s.get('note', '')} |")
+
+
+def protocols(keys: list[str], unseen: set[str], mini_train80: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from genre_cnn.make_ready import half_split
+
+    rows = np.arange(len(keys))
+    old_train = np.array([i for i, k in enumerate(keys) if k in mini_train80])
+    old_test = np.array([i for i, k in enumerate(keys) if k in unseen])
+    return {"A": half_split(keys, unseen, 1), "B": half_split(keys, unseen, 0), "old": (old_train, old_test),
+            "_all": (rows, rows)}
+
+
+def head_results(keys, y, x, genres, parts) -> dict[str, dict]:
+    """{variant: {"A+B": scores, "A": ..., "B": ..., "old": ...}}, each the mean over SEEDS of the scores."""
+    import torch
+
+    from genre_cnn.make_ready import fit_head
+
+    out = {}
+    for name, head in HEADS.items():
+        per: dict[str, list[dict]] = {}
+        for seed in SEEDS:
+            preds = {}
+            for p in ("A", "B", "old"):
+                train, test = parts[p]
+                model = fit_head(x[train], y[train], genres, head, seed)
+                with torch.no_grad():
+                    preds[p] = model.window_logits(torch.from_numpy(x[test]))[:, 0].argmax(-1).numpy()
+                per.setdefault(p, []).append(scores(y[test], preds[p], genres))
+            ab = np.concatenate([parts["A"][1], parts["B"][1]])
+            per.setdefault("A+B", []).append(scores(y[ab], np.concatenate([preds["A"], preds["B"]]), genres))
+        out[name] = {p: {k: float(np.mean([s[k] for s in v])) for k in v[0]} for p, v in per.items()}
+        print(f"{name}: " + ", ".join(f"{p} {s['acc']:.1%}" for p, s in out[name].items()), flush=True)
+    return out
+
+
+def svm_results(keys, y, data_dir: Path, parts, work: Path) -> dict[str, dict]:
+    from peer import librosa_features, load, rbf_svm
+
+    cache = work / "peer_features.npy"
+    if cache.is_file():
+        feats = np.load(cache)
+    else:
+        feats = np.stack([librosa_features(load(data_dir / k)) for k in keys])  # (N, VALUES)
+        np.save(cache, feats)
+    out, preds = {}, {}
+    for p in ("A", "B", "old"):
+        train, test = parts[p]
+        preds[p] = rbf_svm().fit(feats[train], y[train]).predict(feats[test])
+        out[p] = scores(y[test], preds[p], sorted(set(keys_genres(keys))))
+    ab = np.concatenate([parts["A"][1], parts["B"][1]])
+    out["A+B"] = scores(y[ab], np.concatenate([preds["A"], preds["B"]]), sorted(set(keys_genres(keys))))
+    return out
+
+
+def keys_genres(keys: list[str]) -> list[str]:
+    return [k.split("/")[0] for k in keys]
+
+
+def dense_results(keys, y, genres, data_dir: Path, parts) -> dict[str, dict]:
+    """The dense baseline: the write-up's dense network (dropout 0.3) on the cached 91-value hand-crafted vectors
+    (the feature cache of train.py), standardised on the training rows and fitted with fit_head's fixed-step loop
+    (750 steps, unweighted as train.py trains it), seeds SEEDS."""
+    import torch
+
+    from genre_cnn.cache import load_cache
+    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.models import DenseNet
+
+    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), inputs="handcrafted")
+    dm.prepare_data()
+    assert [c.key for c in dm.clips] == keys
+    hand = load_cache(dm.clips, dm.cache_dir, ("hand",))[0].astype(np.float32)  # (N, 91)
+    per: dict[str, list[dict]] = {}
+    for seed in SEEDS:
+        preds = {}
+        for p in ("A", "B", "old"):
+            train, test = parts[p]
+            mean, std = hand[train].mean(0), hand[train].std(0) + 1e-6
+            xt, yt = torch.from_numpy((hand[train] - mean) / std), torch.from_numpy(y[train])
+            torch.manual_seed(seed)
+            net = DenseNet(hand.shape[1], len(genres), dropout=0.3)
+            opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+            gen = torch.Generator().manual_seed(seed)
+            for _ in range(750):
+                idx = torch.randint(len(yt), (32,), generator=gen)
+                loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                preds[p] = net.eval()(torch.from_numpy((hand[test] - mean) / std)).argmax(-1).numpy()
+            per.setdefault(p, []).append(scores(y[test], preds[p], genres))
+        ab = np.concatenate([parts["A"][1], parts["B"][1]])
+        per.setdefault("A+B", []).append(scores(y[ab], np.concatenate([preds["A"], preds["B"]]), genres))
+    return {p: {k: float(np.mean([s[k] for s in v])) for k in v[0]} for p, v in per.items()}
+
+
+def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families: list[str]) -> dict[str, dict]:
+    """The CNN through train.py on split lists for halves A and B (cached per half in `work`)."""
+    from genre_cnn.train import main as train_main
+
+    preds: dict[str, dict[str, np.ndarray]] = {}
+    for p in ("A", "B"):
+        train, test = parts[p]
+        lists = work / f"lists_{p}"
+        lists.mkdir(parents=True, exist_ok=True)
+        mini_keys = [keys[i] for i in train if not keys[i].endswith(".flac")]
+        val = {k for g in genres for k in sorted(k for k in mini_keys if k.startswith(g + "/"))[-2:]}
+        for name, rows in (("train", [keys[i] for i in train if keys[i] not in val]), ("valid", sorted(val)),
+                           ("test", [keys[i] for i in test])):
+            (lists / f"{name}_filtered.txt").write_text("\n".join(rows) + "\n")
+        for fam in families:
+            done = work / f"result_{p}_{fam}.json"
+            if not done.is_file():
+                res = train_main(["--config", str(REPO / "configs" / "mini.yaml"), "--refit", "false",
+                                  "--data.data_dir", str(data_dir), "--data.split", "lists",
+                                  "--data.split_lists_dir", str(lists), "--models", f"[{fam}]",
+                                  "--output_root", str(work / "out"), "--trainer.enable_progress_bar", "false"])
+                done.write_text(json.dumps(res[fam]))
+            cm = np.array(json.loads(done.read_text())["confusion"])
+            preds.setdefault(fam, {})[p] = cm
+    out = {}
+    for fam, cms in preds.items():
+        out[fam] = {}
+        for p, cm in [*cms.items(), ("A+B", sum(cms.values()))]:
+            recall = {g: float(cm[genres.index(g), genres.index(g)] / cm[genres.index(g)].sum()) for g in UNSEEN}
+            out[fam][p] = {"acc": float(np.trace(cm) / cm.sum()), "mean_recall": float(np.mean(list(recall.values()))),
+                           **recall}
+    return out
+
+
+def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
+    """The ready head's temperature fitted on one half's out-of-fold logits and scored on the other's, both ways."""
+    from genre_cnn.calibration import clip_probs, expected_calibration_error, fit_temperature, reliability
+    from genre_cnn.make_ready import out_of_fold
+
+    rows, labels, logits = out_of_fold(keys, y, x, genres, unseen, head, seed=0)
+    half = np.array([0 if i < len(rows) // 2 else 1 for i in range(len(rows))])  # A's test rows, then B's
+    calibrated = np.zeros((len(rows), len(genres)))
+    temps = []
+    for h in (0, 1):
+        t = fit_temperature(logits[half != h], labels[half != h])
+        temps.append(t)
+        calibrated[half == h] = clip_probs(logits[half == h], t)
+    raw = clip_probs(logits, 1.0)
+    res = {"temperatures": temps, "ece_before": expected_calibration_error(raw, labels),
+           "ece_after": expected_calibration_error(calibrated, labels), "probs": calibrated, "labels": labels,
+           "raw": raw}
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfect calibration")
+    for probs, label in ((raw, f"T = 1, ECE {res['ece_before']:.3f}"),
+                         (calibrated, f"fitted T, ECE {res['ece_after']:.3f}")):
+        bins = reliability(probs, labels)
+        ax.plot([b[0] for b in bins], [b[1] for b in bins], marker="o", label=label)
+    ax.set(xlabel="top-genre probability (bin mean)", ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1.02),
+           title="ready head, 90 out-of-fold clips")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.savefig(out_png, dpi=110)
+    return res
+
+
+def main() -> None:
+    from sklearn.model_selection import train_test_split
+
+    from genre_cnn.audio import dataset_clips
+    from genre_cnn.make_ready import clip_embeddings, link_sources, load_config
+    from genre_cnn.paths import project_root
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ready_protocol"), help="cache of slow results")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["heads", "cnn", "dense", "svm"])
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(1)  # batches of 32 small vectors: a second thread only adds contention
+    start = time.time()
+    cfg = load_config()
+    data_dir = link_sources(cfg["sources"], project_root() / "data" / "ready_clips")
+    keys, y, x, genres = clip_embeddings(data_dir)
+    unseen = {f"{c.genre}/{c.path.name}" for c in dataset_clips(SHARED / "gtzan_unseen")}
+    mini = sorted(k for k in keys if k not in unseen)
+    train80, _ = train_test_split(mini, test_size=0.2, stratify=keys_genres(mini), random_state=0)
+    parts = protocols(keys, unseen, set(train80))
+    results = {}
+    if "heads" not in args.skip:
+        results.update({f"musicnn {k}": v for k, v in head_results(keys, y, x, genres, parts).items()})
+    if "svm" not in args.skip:
+        results["peer: librosa features + RBF SVM"] = svm_results(keys, y, data_dir, parts, args.work)
+    if "dense" not in args.skip:
+        results["dense baseline, hand-crafted features"] = dense_results(keys, y, genres, data_dir, parts)
+    if "cnn" not in args.skip:
+        results.update(family_results(keys, y, genres, data_dir, parts, args.work, ["cnn"]))
+    print(f"\nmachine: 2 cores, no GPU, shared with other jobs; {time.time() - start:.0f} s\n")
+    for p, title in (("A+B", "half-split, A and B pooled (90 test clips)"), ("A", "half A"), ("B", "half B"),
+                     ("old", "old protocol: 80 gtzan_mini clips -> 90 gtzan_unseen")):
+        print(f"{title}\n| system | accuracy | mean recall | {' | '.join(UNSEEN)} | |\n|---|---|---|---|---|---|---|")
+        for name, r in results.items():
+            if p in r:
+                print(line(name, r[p]))
+        print()
+    cal = calibration(keys, y, x, genres, unseen, cfg["head"], REPO / "docs" / "reliability.png")
+    print(f"ready head calibration (out-of-fold, cross-fitted): temperatures {cal['temperatures'][0]:.2f} / "
+          f"{cal['temperatures'][1]:.2f}, ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f}; docs/reliability.png")
+    probs, labels = cal["probs"], cal["labels"]
+    right = probs.argmax(1) == labels
+    for threshold in (0.5, 0.6, 0.7, 0.8, 0.9):
+        unsure = probs.max(1) < threshold
+        print(f"  --min-confidence {threshold}: wrong answers to _unsure/ {np.sum(unsure & ~right)}/{np.sum(~right)}, "
+              f"right answers kept {np.sum(~unsure & right)}/{np.sum(right)}")
+
+
+if __name__ == "__main__":
+    main()
