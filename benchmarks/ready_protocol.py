@@ -228,7 +228,7 @@ def main() -> None:
 
     from genre_cnn.audio import dataset_clips
     from genre_cnn.make_ready import clip_embeddings, link_sources, load_config
-    from genre_cnn.paths import project_root
+    from genre_cnn.paths import home
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ready_protocol"), help="cache of slow results")
@@ -240,7 +240,7 @@ def main() -> None:
     torch.set_num_threads(1)  # batches of 32 small vectors: a second thread only adds contention
     start = time.time()
     cfg = load_config()
-    data_dir = link_sources(cfg["sources"], project_root() / "data" / "ready_clips")
+    data_dir = link_sources(cfg["sources"], home() / "data" / "ready_clips")
     keys, y, x, genres = clip_embeddings(data_dir)
     unseen = {f"{c.genre}/{c.path.name}" for c in dataset_clips(SHARED / "gtzan_unseen")}
     mini = sorted(k for k in keys if k not in unseen)

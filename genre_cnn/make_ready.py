@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from genre_cnn.checkpoint import READY_MODEL
-from genre_cnn.paths import REPO, atomic_write, project_root, resolve
+from genre_cnn.paths import REPO, atomic_write, home, resolve
 
 READY_CONFIG = REPO / "configs" / "ready.yaml"
 HALVES = (range(70, 85), range(85, 100))  # gtzan_unseen's clip numbers, split so that most artists stay apart
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(1)  # batches of 32 small vectors: more threads only contend (badly, on a busy machine)
     cfg = load_config()
     head, seed = cfg["head"], cfg["seed"] if args.seed is None else args.seed
-    data_dir = link_sources(cfg["sources"], project_root() / "data" / "ready_clips")
+    data_dir = link_sources(cfg["sources"], home() / "data" / "ready_clips")
     keys, y, x, genres = clip_embeddings(data_dir)
     from genre_cnn.audio import dataset_clips
 
