@@ -74,17 +74,30 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
     return dest
 
 
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended: no such process, or (on Linux) a zombie that no one has reaped yet.
+    (A pool's workers may be children of a fork server, so their own parent id says nothing.)"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # after "pid (comm)"
+    except (OSError, IndexError):
+        return False
+
+
 def die_with_parent(parent: int) -> None:
-    """Ties this (worker) process to its parent `parent`, so an interrupted run leaves no pool workers behind and
-    no tracebacks of theirs: a daemon thread ends it soon after the parent is gone, even when it was killed with
-    SIGKILL and not yet reaped; Ctrl-C, which the terminal sends to the parent and its workers alike, is left to the
+    """Ties this (worker) process to the process `parent` that started its pool, so an interrupted run leaves no
+    pool workers behind and no tracebacks of theirs: a daemon thread ends it soon after that process is gone,
+    even when it was killed with SIGKILL and not yet reaped; Ctrl-C, which the terminal sends to the parent and its workers alike, is left to the
     parent (it stops handing out work, lets the files in progress finish, and says it was interrupted)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent:  # re-parented the moment the parent exits, even while it is a zombie
+            if _gone(parent):
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
