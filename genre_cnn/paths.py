@@ -90,8 +90,9 @@ def _gone(pid: int) -> bool:
 def die_with_parent(parent: int) -> None:
     """Ties this (worker) process to the process `parent` that started its pool, so an interrupted run leaves no
     pool workers behind and no tracebacks of theirs: a daemon thread ends it soon after that process is gone,
-    even when it was killed with SIGKILL and not yet reaped; Ctrl-C, which the terminal sends to the parent and its workers alike, is left to the
-    parent (it stops handing out work, lets the files in progress finish, and says it was interrupted)."""
+    even when it was killed with SIGKILL and not yet reaped; Ctrl-C, which the terminal sends to the parent and
+    its workers alike, is left to the parent (it stops handing out work, lets the files in progress finish, and
+    says it was interrupted)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
