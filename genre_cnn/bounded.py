@@ -38,6 +38,9 @@ def track_probs(model, waveform: torch.Tensor, batch: int = BATCH,
                 check()
         return torch.cat(out)
 
+    def probs(logits: torch.Tensor) -> torch.Tensor:  # (b, n) -> (b, n), calibrated as the model's own
+        return (logits / model.temperature).softmax(-1)
+
     device = model.frontend.hann.device
     if isinstance(model, MusicnnClassifier):
         patches = cut_patches(model.frontend(waveform.to(device)[None]))[0]  # (P, 187, 96)
@@ -47,10 +50,10 @@ def track_probs(model, waveform: torch.Tensor, batch: int = BATCH,
             return torch.cat([out["penultimate"], out["logits"]], dim=1)  # (b, 250), as patch_embeddings
 
         emb = batches(patches, embed)  # (P, 250)
-        return model(emb.mean(dim=0, keepdim=True)).softmax(-1)[0].cpu(), model(emb).softmax(-1).cpu()
+        return probs(model(emb.mean(dim=0, keepdim=True)))[0].cpu(), probs(model(emb)).cpu()
     if isinstance(model, WindowClassifier):
         windows = model.track_inputs(waveform)  # (K, C, W)
-        window_probs = batches(windows, lambda x: model(x).softmax(-1)).cpu()  # (K, n)
+        window_probs = batches(windows, lambda x: probs(model(x))).cpu()  # (K, n)
         return window_probs.mean(dim=0), window_probs
     window_probs = model.window_probs(waveform).cpu()  # (1, n): a model that sees one clip-long vector
     return window_probs.mean(dim=0), window_probs

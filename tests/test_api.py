@@ -52,5 +52,5 @@ def test_waveform_and_file_give_the_same_answer():
     by_wave = predict_waveform(model, stereo, rate, top_k=10)["probabilities"]
     assert by_file.keys() == by_wave.keys()
     np.testing.assert_allclose(list(by_wave.values()), list(by_file.values()), atol=1e-5)
-    with pytest.raises(AudioError, match="missing.wav: unreadable audio"):
+    with pytest.raises(AudioError, match="missing.wav: cannot be read"):
         predict_file(model, CLIP.with_name("missing.wav"))
