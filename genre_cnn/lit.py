@@ -23,9 +23,15 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from genre_cnn.checkpoint import RANGES
+from genre_cnn.bounds import MAX_WEIGHTS, implied_shapes, problem, weight_count
 from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
-from genre_cnn.frontend import FrontEndConfig, check_range
+from genre_cnn.errors import GenreCnnError
+from genre_cnn.frontend import FrontEndConfig, SettingsError
+
+
+class RunError(GenreCnnError, RuntimeError):
+    """A run that cannot start or go on as asked (its name is taken, it is in use, the disk is full); the
+    message says what to do."""
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,13 +87,16 @@ class LitGenre(L.LightningModule):
     """
 
     classifier_class: ClassVar[type[GenreClassifier]]
+    family: ClassVar[str]  # the option group of train.py, e.g. "cnn" for --cnn.kernel_size
 
     def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-2, label_smoothing: float = 0.0):
         super().__init__()
         self.save_hyperparameters()  # this signature's values and the subclass's, defaults included
         self.hparams["frontend"] = FrontEndConfig.of(frontend).as_dict()  # plain types: loads with weights_only
+        self.check_settings(self.hparams)
         self.model = self.classifier_class.from_hparams(self.hparams)
+
         n = len(genres)
         for stage in ("val", "test"):
             setattr(self, f"{stage}_metrics", torch.nn.ModuleDict({
@@ -97,6 +106,25 @@ class LitGenre(L.LightningModule):
                 "confusion": MulticlassConfusionMatrix(n),
             }))
         self.train_acc = MulticlassAccuracy(n, average="micro")
+
+
+    @classmethod
+    def check_settings(cls, settings: dict) -> None:
+        """Raises SettingsError, naming the option (e.g. "--dense.lr"), for a setting outside the ranges a
+        checkpoint is held to when loaded (genre_cnn.bounds), or for settings that imply more weights than a
+        checkpoint may hold; nothing is allocated. `settings` are this family's hyperparameters, with `genres`
+        and `frontend` when known (else GTZAN's 10 genres and the default front end are assumed)."""
+        for key, value in settings.items():
+            why = problem(key, value)
+            if why:
+                raise SettingsError(f"--{cls.family}.{key} {why}")
+        hp = {"genres": [str(i) for i in range(10)], **settings}
+        hp["frontend"] = FrontEndConfig.of(hp.get("frontend")).as_dict()
+        weights = weight_count(implied_shapes(cls.classifier_class, hp))
+        if weights > MAX_WEIGHTS:
+            shown = ", ".join(f"--{cls.family}.{k} {settings[k]}" for k in ("widths", "kernel_size") if k in settings)
+            raise SettingsError(f"{shown or f'--{cls.family}'}: {weights:,} weights, more than the {MAX_WEIGHTS:,} "
+                                "a checkpoint may hold")
 
     @property
     def genres(self) -> list[str]:
@@ -175,16 +203,40 @@ class LitGenre(L.LightningModule):
 
 def atomic_checkpoint_io():
     """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
-    saving never leaves a truncated `last.ckpt` to resume from."""
+    saving never leaves a truncated `last.ckpt` to resume from; a write that fails (a full disk) is one RunError
+    line naming the file, and leaves no temporary file."""
     from lightning.pytorch.plugins.io import TorchCheckpointIO
 
     from genre_cnn.paths import atomic_write
 
     class AtomicCheckpointIO(TorchCheckpointIO):
         def save_checkpoint(self, checkpoint, path, storage_options=None):
-            atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+            try:
+                atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+            except (OSError, RuntimeError) as err:  # torch's zip writer reports ENOSPC as a RuntimeError
+                raise RunError(f"cannot write the checkpoint {path}: {write_failure(err)}; free some space and "
+                               "continue with --resume true") from None
 
     return AtomicCheckpointIO()
+
+
+def write_failure(err: BaseException) -> str:
+    """The reason of a failed write in words: the OSError found in the exception's chain, else its first line."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+
+
+def sweep_partial_checkpoints(folder: Path) -> list[Path]:
+    """Removes the temporary files (".NAME.ckpt.XXXX.tmp") that a run killed while writing a checkpoint left in
+    `folder` and its sub-folders, and returns them. Only while no other process writes there (the run's lock)."""
+    stale = sorted(p for p in folder.glob("**/.*.ckpt.*.tmp") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 class LitCNN(LitGenre):
@@ -198,6 +250,7 @@ class LitCNN(LitGenre):
     """
 
     classifier_class = WindowClassifier
+    family = "cnn"
 
     def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
@@ -206,8 +259,6 @@ class LitCNN(LitGenre):
         """Input length (s, linked from the DataModule), network and augmentation settings (band_norm and stem:
         see GenreCNN; band_norm "mean", stem 8 and pitch_shift 3 by default, BENCHMARKS.md says why); `kwargs`
         are LitGenre's (front end, optimiser)."""
-        check_range("--cnn.stem", stem, *RANGES["stem"])  # the bound a checkpoint is held to when loaded
-        check_range("--cnn.pitch_shift", pitch_shift, 0, 12)
         super().__init__(genres, **kwargs)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,6 +290,7 @@ class LitDense(LitGenre):
     excerpt of a track that training took of each clip."""
 
     classifier_class = HandcraftedClassifier
+    family = "dense"
 
     def __init__(self, genres: list[str], clip_seconds: float = 30.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  dropout: float = 0.3, **kwargs):
@@ -253,6 +305,7 @@ class LitMusicnn(LitGenre):
     six heads compared in benchmarks/musicnn_heads.py (BENCHMARKS.md)."""
 
     classifier_class = MusicnnClassifier
+    family = "musicnn"
 
     def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
                  widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5, mixup_alpha: float = 0.0,

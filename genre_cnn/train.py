@@ -20,21 +20,25 @@ checkpoints/<run>/<model>/{best,last}.ckpt.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
+import fcntl
 import itertools
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
+from genre_cnn.bounds import out_of, problem
 from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.errors import GenreCnnError
-from genre_cnn.frontend import FrontEndConfig, SettingsError, check_range
-from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, atomic_checkpoint_io
+from genre_cnn.frontend import FrontEndConfig, SettingsError
+from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, RunError, atomic_checkpoint_io, sweep_partial_checkpoints
 from genre_cnn.paths import atomic_write_text, project_root
 from genre_cnn.report import say, seen
 
@@ -43,24 +47,52 @@ log = logging.getLogger("genre_cnn")
 RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
 
 
-class RunError(GenreCnnError, RuntimeError):
-    """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
-
-
 # the `--models` names, each also the option group of its LightningModule (e.g. --musicnn.embedding tags)
 MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
 # options added after runs may have been started, with the value that rebuilds such a run's model on --resume
 ADDED_SINCE = {"cnn.stem": "0", "cnn.pitch_shift": "0"}
+# run options -> (low, high), inclusive; a model's own options are held to genre_cnn.bounds. 10000 epochs at most:
+# the learning rate warms up over a tenth of all steps, so a huge max_epochs would never leave the warm-up.
+RUN_RANGES = {"seed": (0, 2**32 - 1), "data.seed": (0, 2**32 - 1), "patience": (0, 10000),
+              "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7)}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
     """--help with the defaults, and the docstring's examples one per line as written."""
 
 
+class _Parser(ArgumentParser):
+    """jsonargparse's parser, but a mistyped option or a value of the wrong type is one line (exit code 2)
+    naming the option, and the closest known option for a typo, instead of the whole usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        print(f"error: {self.one_line(message)}", file=sys.stderr)
+        raise SystemExit(2)
+
+    def one_line(self, message: str) -> str:
+        lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["invalid arguments"]
+        unknown = re.match(r"unrecognized arguments: (\S+)", lines[0], re.IGNORECASE)
+        if unknown:
+            word = unknown.group(1).split("=")[0]
+            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+            hint = f": did you mean {close[0]}?" if close else "; see train.py --help"
+            return f"unknown option {word}{hint}"
+        key = re.match(r'Parser key "([^"]+)":?\s*(.*)', lines[0])
+        if key:
+            detail = key.group(2) or (lines[1] if len(lines) > 1 else "invalid value")
+            if "Union subtypes" in detail:
+                detail = "expected " + " or ".join(re.findall(r"Expected a <class '(\w+)'>", message))
+            detail = re.sub(r"Expected a <class '(\w+)'>", r"expected \1", detail.split(". Got value")[0])
+            given = re.findall(r"(?:Given|Got) value:\s*(.+)", message)
+            return f"--{key.group(1)}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
+        return " ".join(lines)[:300]
+
+
 def build_parser() -> ArgumentParser:
     from lightning import Trainer
 
-    parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
+    parser = _Parser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
     parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
                         help="the model families to train and compare")
@@ -99,8 +131,47 @@ def _added_since(saved: Path) -> list[str]:
 def _latest_run(checkpoints: Path) -> str:
     runs = sorted((p for p in checkpoints.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise SystemExit(f"--resume: no run in {checkpoints} to resume")
+        raise RunError(f"--resume: no run in {checkpoints} to resume")
     return runs[-1].name
+
+
+def check_settings(cfg: Namespace) -> FrontEndConfig:
+    """Raises SettingsError, naming the option, for any run, data, front-end or model setting out of its range,
+    before anything is written; returns the front end's settings. Each model family is held to the ranges its
+    checkpoints are held to when loaded (genre_cnn.bounds), weight count included."""
+    for option, (low, high) in RUN_RANGES.items():
+        value = cfg[option]
+        why = out_of(value, low, high) if value is not None else None
+        if why or (option == "trainer.max_steps" and value == 0):
+            raise SettingsError(f"--{option} {why or 'must be -1 (no limit) or at least 1, got 0'}")
+    frontend = FrontEndConfig(**vars(cfg.frontend))
+    for option in ("clip_seconds", "window_seconds"):
+        why = problem(option, cfg.data[option])
+        if why:
+            raise SettingsError(f"--data.{option} {why}")
+    for name, model in MODELS.items():
+        model.check_settings({**vars(cfg[name]), "frontend": frontend})
+    return frontend
+
+
+def lock_run(run_dir: Path):
+    """Takes the run's lock (an fcntl lock on runs/<run>/.lock, released when this process ends, even by
+    kill -9) and returns its open file; RunError if another train.py holds it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (run_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip()[:20]
+        lock.close()
+        raise RunError(f"run {run_dir.name!r} is in use by another train.py{f' (pid {holder})' if holder else ''}: "
+                       "wait for it to end, or pick another --run_name") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
 
 
 def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
@@ -211,7 +282,6 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
 
 def main(args: list[str] | None = None) -> dict[str, dict]:
     """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
-    import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from genre_cnn.report import setup_console
@@ -223,16 +293,27 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     root = cfg.output_root or project_root()
     if cfg.resume:  # the run's own saved config first, then what this command line changes
         run_name = cfg.run_name or _latest_run(root / "checkpoints")
+        if not any((root / folder / run_name).is_dir() for folder in ("runs", "checkpoints")):
+            raise RunError(f"--resume: no run {run_name!r} in {root / 'runs'} to resume; start it without --resume")
         saved = root / "runs" / run_name / "config.yaml"
         if saved.is_file():
             cfg = parser.parse_args([*_added_since(saved), "--config", str(saved), *args, "--run_name", run_name])
         cfg.run_name = run_name
-    if cfg.trainer.max_epochs is not None:
-        check_range("--trainer.max_epochs", cfg.trainer.max_epochs, 1)
-    check_range("--patience", cfg.patience, 0)
     # settings, data, features and split first: a run that cannot start leaves no run folder behind
-    data = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)),
-                           inputs=MODELS[cfg.models[0]].classifier_class.inputs)
+    frontend = check_settings(cfg)
+    with contextlib.ExitStack() as held:  # the run's lock, from here to the end (rank 0 only)
+        if cfg.resume and rank_zero_only.rank == 0:  # before any work: a second train.py on the run stops here
+            held.enter_context(lock_run(root / "runs" / cfg.run_name))
+        return _start(parser, cfg, root, frontend, held)
+
+
+def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEndConfig,
+           held: contextlib.ExitStack) -> dict[str, dict]:
+    """main() once the settings are checked: data, the run folder (locked in `held`), then train_all."""
+    import torch
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    data = GenreDataModule(**vars(cfg.data), frontend=frontend, inputs=MODELS[cfg.models[0]].classifier_class.inputs)
     start = time.time()
     data.prepare_data()
     split = data.make_split()
@@ -243,6 +324,11 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     elif not cfg.resume:
         cfg.run_name = new_run(root / "runs", cfg.run_name)
     run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name
+    if rank_zero_only.rank == 0:
+        if not cfg.resume:
+            held.enter_context(lock_run(run_dir))
+        for stale in sweep_partial_checkpoints(ckpt_dir):  # a run killed while writing a checkpoint
+            log.info("removed %s, a checkpoint left half-written by an interrupted run", stale)
     if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
         run_dir.mkdir(parents=True, exist_ok=True)
         parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
@@ -253,6 +339,8 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     try:
         return train_all(cfg, run_dir, ckpt_dir, data)
     finally:
+        if rank_zero_only.rank == 0:
+            sweep_partial_checkpoints(ckpt_dir)  # a failed write (full disk) is removed as it fails; to be sure
         if previous is None:
             os.environ.pop(RUN_ENV, None)
         else:
@@ -311,11 +399,9 @@ def cli(args: list[str] | None = None) -> None:
 
     try:
         main(args)
-    except SettingsError as err:
+    except (SettingsError, DataError, DownloadError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except (DataError, DownloadError, RunError) as err:
-        raise SystemExit(f"error: {err}") from None
+        raise SystemExit(err.exit_code) from None
 
 
 if __name__ == "__main__":
