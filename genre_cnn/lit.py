@@ -231,9 +231,10 @@ def write_failure(err: BaseException) -> str:
 
 
 def sweep_partial_checkpoints(folder: Path) -> list[Path]:
-    """Removes the temporary files (".NAME.ckpt.XXXX.tmp") that a run killed while writing a checkpoint left in
-    `folder` and its sub-folders, and returns them. Only while no other process writes there (the run's lock)."""
-    stale = sorted(p for p in folder.glob("**/.*.ckpt.*.tmp") if p.is_file())
+    """Removes the temporary files of interrupted atomic writes (".NAME.XXXX.tmp": a checkpoint, a result) that a
+    run killed while writing left in `folder` and its sub-folders, and returns them. Only while no other process
+    writes there (the run's lock)."""
+    stale = sorted(p for p in folder.glob("**/.*.tmp") if p.is_file())
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

@@ -54,7 +54,9 @@ ADDED_SINCE = {"cnn.stem": "0", "cnn.pitch_shift": "0"}
 # run options -> (low, high), inclusive; a model's own options are held to genre_cnn.bounds. 10000 epochs at most:
 # the learning rate warms up over a tenth of all steps, so a huge max_epochs would never leave the warm-up.
 RUN_RANGES = {"seed": (0, 2**32 - 1), "data.seed": (0, 2**32 - 1), "patience": (0, 10000),
-              "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7)}
+              "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7),
+              "trainer.accumulate_grad_batches": (1, 10000), "trainer.check_val_every_n_epoch": (1, 10000),
+              "trainer.log_every_n_steps": (1, 10**6)}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -151,7 +153,25 @@ def check_settings(cfg: Namespace) -> FrontEndConfig:
             raise SettingsError(f"--data.{option} {why}")
     for name, model in MODELS.items():
         model.check_settings({**vars(cfg[name]), "frontend": frontend})
+    _check_trainer(cfg)
     return frontend
+
+
+def _check_trainer(cfg: Namespace) -> None:
+    """Builds the run's Trainer once and drops it (nothing is written), so that a `--trainer` option Lightning
+    refuses (e.g. `--trainer.devices 0`, `--trainer.precision 7`) is one SettingsError line before any work."""
+    import tempfile
+
+    chatter = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # "GPU available: ..." comes again later
+    level = chatter.level
+    chatter.setLevel(logging.WARNING)
+    try:
+        make_trainer(cfg, Path(tempfile.gettempdir()), "check", [])
+    except Exception as err:  # noqa: BLE001 - Lightning's refusals are of several types
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise SettingsError(f"--trainer options: {reason}") from None
+    finally:
+        chatter.setLevel(level)
 
 
 def lock_run(run_dir: Path):
@@ -327,8 +347,8 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
     if rank_zero_only.rank == 0:
         if not cfg.resume:
             held.enter_context(lock_run(run_dir))
-        for stale in sweep_partial_checkpoints(ckpt_dir):  # a run killed while writing a checkpoint
-            log.info("removed %s, a checkpoint left half-written by an interrupted run", stale)
+        for stale in sweep_partial_checkpoints(ckpt_dir) + sweep_partial_checkpoints(run_dir):  # after kill -9
+            log.info("removed %s, a file left half-written by an interrupted run", stale)
     if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
         run_dir.mkdir(parents=True, exist_ok=True)
         parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
@@ -340,7 +360,7 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
         return train_all(cfg, run_dir, ckpt_dir, data)
     finally:
         if rank_zero_only.rank == 0:
-            sweep_partial_checkpoints(ckpt_dir)  # a failed write (full disk) is removed as it fails; to be sure
+            sweep_partial_checkpoints(ckpt_dir)  # a failed write (full disk) removes its own; this is to be sure
         if previous is None:
             os.environ.pop(RUN_ENV, None)
         else:

@@ -58,6 +58,8 @@ CASES = {  # option named in the message: extra arguments
     "--musicnn.widths": ["--musicnn.widths", "[0]"],
     "--trainer.max_epochs ": ["--trainer.max_epochs", "100000"],  # its warm-up (a tenth of all steps) never ends
     "--trainer.max_epochs  ": ["--trainer.max_epochs", "1e21"],
+    "--trainer.accumulate_grad_batches": ["--trainer.accumulate_grad_batches", "0"],
+    "--trainer options": ["--trainer.devices", "0"],  # refused by Lightning's Trainer, built once to check
 }
 
 
@@ -193,7 +195,7 @@ def test_half_written_checkpoints_of_a_killed_run_are_swept(tmp_path):
 
     model = tmp_path / "checkpoints" / "r" / "cnn"
     model.mkdir(parents=True)
-    stale = [model / ".best.ckpt.k1ll3d.tmp", model / ".last.ckpt.x2.tmp"]
+    stale = [model / ".best.ckpt.k1ll3d.tmp", model / ".last.ckpt.x2.tmp", model / ".fit_done.json.x3.tmp"]
     kept = [model / "best.ckpt", model / ".best.ckpt", tmp_path / "checkpoints" / "r" / "notes.tmp"]
     for path in stale + kept:
         path.write_bytes(b"x")
