@@ -118,9 +118,9 @@ def test_weights_of_another_shape_than_the_settings_build_are_refused(tmp_path):
 
 
 HOSTILE = {  # name: (class, hyperparameters); each file holds one small tensor
-    "cnn-4096x2-k63": ("WindowClassifier", {"widths": [4096, 4096], "kernel_size": 63}),  # 4.5 GB of weights
-    "cnn-4096x16": ("WindowClassifier", {"widths": [4096] * 16, "kernel_size": 3}),  # 3.2 GB
-    "dense-4096x16": ("HandcraftedClassifier", {"widths": [4096] * 16}),  # 1 GB
+    "cnn-4096x2-k63": ("WindowClassifier", {"widths": [4096, 4096], "kernel_size": 63}),  # 1.1 G weights: 4.4 GB
+    "cnn-4096x16": ("WindowClassifier", {"widths": [4096] * 16, "kernel_size": 3}),  # 3.0 GB
+    "dense-4096x16": ("HandcraftedClassifier", {"widths": [4096] * 16}),  # 1.0 GB
 }
 
 
