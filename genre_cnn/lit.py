@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import lightning as L
@@ -25,13 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from genre_cnn.bounds import MAX_WEIGHTS, implied_shapes, problem, weight_count
 from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
-from genre_cnn.errors import GenreCnnError
 from genre_cnn.frontend import FrontEndConfig, SettingsError
-
-
-class RunError(GenreCnnError, RuntimeError):
-    """A run that cannot start or go on as asked (its name is taken, it is in use, the disk is full); the
-    message says what to do."""
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,45 +192,6 @@ class LitGenre(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets `genre_cnn.predict.load_model` rebuild the plain classifier, without pickle or Lightning
         checkpoint["genre_cnn_class"] = self.classifier_class.__name__
-
-
-def atomic_checkpoint_io():
-    """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
-    saving never leaves a truncated `last.ckpt` to resume from; a write that fails (a full disk) is one RunError
-    line naming the file, and leaves no temporary file."""
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    from genre_cnn.paths import atomic_write
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            try:
-                atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
-            except (OSError, RuntimeError) as err:  # torch's zip writer reports ENOSPC as a RuntimeError
-                raise RunError(f"cannot write the checkpoint {path}: {write_failure(err)}; free some space and "
-                               "continue with --resume true") from None
-
-    return AtomicCheckpointIO()
-
-
-def write_failure(err: BaseException) -> str:
-    """The reason of a failed write in words: the OSError found in the exception's chain, else its first line."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        seen = seen.__cause__ or seen.__context__
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-
-
-def sweep_partial_checkpoints(folder: Path) -> list[Path]:
-    """Removes the temporary files of interrupted atomic writes (".NAME.XXXX.tmp": a checkpoint, a result) that a
-    run killed while writing left in `folder` and its sub-folders, and returns them. Only while no other process
-    writes there (the run's lock)."""
-    stale = sorted(p for p in folder.glob("**/.*.tmp") if p.is_file())
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
 
 
 class LitCNN(LitGenre):

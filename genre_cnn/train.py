@@ -21,26 +21,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
-import fcntl
-import itertools
 import json
 import logging
 import os
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
-from genre_cnn.bounds import out_of, problem
 from genre_cnn.datamodule import GenreDataModule
 from genre_cnn.frontend import FrontEndConfig, SettingsError
-from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, RunError, atomic_checkpoint_io, sweep_partial_checkpoints
+from genre_cnn.lit import LitCNN, LitDense, LitMusicnn
 from genre_cnn.paths import atomic_write_text, project_root
 from genre_cnn.report import say, seen
+from genre_cnn.runs import (
+    OptionParser,
+    RunError,
+    atomic_checkpoint_io,
+    check_run_options,
+    lock_run,
+    new_run,
+    sweep_partial_checkpoints,
+)
 
 log = logging.getLogger("genre_cnn")
 
@@ -51,50 +55,16 @@ RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while 
 MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
 # options added after runs may have been started, with the value that rebuilds such a run's model on --resume
 ADDED_SINCE = {"cnn.stem": "0", "cnn.pitch_shift": "0"}
-# run options -> (low, high), inclusive; a model's own options are held to genre_cnn.bounds. 10000 epochs at most:
-# the learning rate warms up over a tenth of all steps, so a huge max_epochs would never leave the warm-up.
-RUN_RANGES = {"seed": (0, 2**32 - 1), "data.seed": (0, 2**32 - 1), "patience": (0, 10000),
-              "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7),
-              "trainer.accumulate_grad_batches": (1, 10000), "trainer.check_val_every_n_epoch": (1, 10000),
-              "trainer.log_every_n_steps": (1, 10**6)}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
     """--help with the defaults, and the docstring's examples one per line as written."""
 
 
-class _Parser(ArgumentParser):
-    """jsonargparse's parser, but a mistyped option or a value of the wrong type is one line (exit code 2)
-    naming the option, and the closest known option for a typo, instead of the whole usage."""
-
-    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        print(f"error: {self.one_line(message)}", file=sys.stderr)
-        raise SystemExit(2)
-
-    def one_line(self, message: str) -> str:
-        lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["invalid arguments"]
-        unknown = re.match(r"unrecognized arguments: (\S+)", lines[0], re.IGNORECASE)
-        if unknown:
-            word = unknown.group(1).split("=")[0]
-            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
-            close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-            hint = f": did you mean {close[0]}?" if close else "; see train.py --help"
-            return f"unknown option {word}{hint}"
-        key = re.match(r'Parser key "([^"]+)":?\s*(.*)', lines[0])
-        if key:
-            detail = key.group(2) or (lines[1] if len(lines) > 1 else "invalid value")
-            if "Union subtypes" in detail:
-                detail = "expected " + " or ".join(re.findall(r"Expected a <class '(\w+)'>", message))
-            detail = re.sub(r"Expected a <class '(\w+)'>", r"expected \1", detail.split(". Got value")[0])
-            given = re.findall(r"(?:Given|Got) value:\s*(.+)", message)
-            return f"--{key.group(1)}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
-        return " ".join(lines)[:300]
-
-
 def build_parser() -> ArgumentParser:
     from lightning import Trainer
 
-    parser = _Parser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
+    parser = OptionParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
     parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
                         help="the model families to train and compare")
@@ -138,19 +108,11 @@ def _latest_run(checkpoints: Path) -> str:
 
 
 def check_settings(cfg: Namespace) -> FrontEndConfig:
-    """Raises SettingsError, naming the option, for any run, data, front-end or model setting out of its range,
-    before anything is written; returns the front end's settings. Each model family is held to the ranges its
-    checkpoints are held to when loaded (genre_cnn.bounds), weight count included."""
-    for option, (low, high) in RUN_RANGES.items():
-        value = cfg[option]
-        why = out_of(value, low, high) if value is not None else None
-        if why or (option == "trainer.max_steps" and value == 0):
-            raise SettingsError(f"--{option} {why or 'must be -1 (no limit) or at least 1, got 0'}")
+    """Raises SettingsError, naming the option, for any run, data, front-end, model or trainer setting out of its
+    range, before anything is written; returns the front end's settings. Each model family is held to the ranges
+    its checkpoints are held to when loaded (genre_cnn.bounds), weight count included."""
+    check_run_options(cfg)
     frontend = FrontEndConfig(**vars(cfg.frontend))
-    for option in ("clip_seconds", "window_seconds"):
-        why = problem(option, cfg.data[option])
-        if why:
-            raise SettingsError(f"--data.{option} {why}")
     for name, model in MODELS.items():
         model.check_settings({**vars(cfg[name]), "frontend": frontend})
     _check_trainer(cfg)
@@ -172,26 +134,6 @@ def _check_trainer(cfg: Namespace) -> None:
         raise SettingsError(f"--trainer options: {reason}") from None
     finally:
         chatter.setLevel(level)
-
-
-def lock_run(run_dir: Path):
-    """Takes the run's lock (an fcntl lock on runs/<run>/.lock, released when this process ends, even by
-    kill -9) and returns its open file; RunError if another train.py holds it."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = (run_dir / ".lock").open("a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip()[:20]
-        lock.close()
-        raise RunError(f"run {run_dir.name!r} is in use by another train.py{f' (pid {holder})' if holder else ''}: "
-                       "wait for it to end, or pick another --run_name") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
 
 
 def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
@@ -365,23 +307,6 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
             os.environ.pop(RUN_ENV, None)
         else:
             os.environ[RUN_ENV] = previous
-
-
-def new_run(runs: Path, name: str | None) -> str:
-    """Creates runs/<name> exclusively and returns the name: by default the date and time, with a suffix
-    (-2, -3, ...) if another run started in the same second. An existing name is refused, not reused."""
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    for n in itertools.count(1):
-        candidate = name or (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            (runs / candidate).mkdir()
-            return candidate
-        except FileExistsError:
-            if name:
-                raise RunError(f"run {name!r} already exists in {runs}: continue it with `--resume true "
-                               f"--run_name {name}`, or pick another --run_name") from None
-    raise AssertionError("unreachable")
 
 
 def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict[str, dict]:

@@ -156,7 +156,7 @@ def test_resuming_a_run_that_does_not_exist_is_one_line_not_a_new_run(tmp_path, 
 
 
 def test_a_run_in_use_by_another_train_py_is_one_line(tmp_path, capsys):
-    from genre_cnn.train import lock_run
+    from genre_cnn.runs import lock_run
 
     data = tiny_folder(tmp_path / "data", {"a": 3, "b": 3})
     run = tmp_path / "runs" / "twin"
@@ -176,7 +176,7 @@ def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_leaves_no_tempor
     import torch
 
     import genre_cnn.paths
-    from genre_cnn.lit import RunError, atomic_checkpoint_io
+    from genre_cnn.runs import RunError, atomic_checkpoint_io
 
     class FullDisk(io.FileIO):
         def write(self, data):
@@ -191,7 +191,7 @@ def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_leaves_no_tempor
 
 
 def test_half_written_checkpoints_of_a_killed_run_are_swept(tmp_path):
-    from genre_cnn.lit import sweep_partial_checkpoints
+    from genre_cnn.runs import sweep_partial_checkpoints
 
     model = tmp_path / "checkpoints" / "r" / "cnn"
     model.mkdir(parents=True)
