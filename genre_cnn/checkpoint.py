@@ -10,10 +10,12 @@ into its one obvious checkpoint.
 Checking, before anything is built (`genre_cnn.predict.load_model` calls these in order): `check_file`
 caps the file's size and the uncompressed total of its zip members, read from the zip directory, so a small
 file that inflates to gigabytes is refused before torch.load allocates anything; `check_contents` wants a
-class name that is a string, a short genre list and every known hyperparameter in a sane range;
+class name that is a string, a short genre list, every hyperparameter within the ranges training accepts
+(genre_cnn.bounds, one table for both), at most MAX_ELEMENTS weights implied by them, and a state dict of
+exactly the shapes they build (worked out on torch's meta device: a file cannot make it allocate a model);
 `check_weights` caps the tensor count and element count and wants every weight finite. Each raises
-CheckpointError with one line naming the file. Imports no torch (but `dataset_kind` for a run without
-its config).
+CheckpointError with one line naming the file. Imports no torch until a check needs it (or `dataset_kind`
+for a run without its config).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import math
 import zipfile
 from pathlib import Path
 
+from genre_cnn.bounds import FRONTEND_RANGES, MAX_WEIGHTS, implied_shapes, out_of, problem, weight_count
 from genre_cnn.errors import GenreCnnError
 
 READY_MODEL = Path(__file__).resolve().parent / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used without a run
@@ -29,17 +32,8 @@ PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (t
 EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
 MAX_FILE_BYTES = 512 * 2**20  # a checkpoint file, and the uncompressed total of its members
 MAX_TENSORS = 4096
-MAX_ELEMENTS = 128 * 2**20  # 512 MB of float32
+MAX_ELEMENTS = MAX_WEIGHTS  # 512 MB of float32
 MAX_GENRES, MAX_GENRE_CHARS = 1000, 100
-
-# hyperparameter -> (low, high), inclusive; numbers only. Unknown keys (another family's) are only
-# required to be finite where numeric.
-RANGES = {
-    "window_seconds": (0.1, 60.0), "clip_seconds": (0.5, 600.0), "kernel_size": (1, 63), "dropout": (0.0, 1.0),
-    "stem": (0, 64),
-}
-FRONTEND_RANGES = {"sample_rate": (4000, 192000), "n_fft": (64, 16384), "hop_length": (16, 16384),
-                   "n_mels": (8, 512)}
 
 
 class CheckpointError(GenreCnnError):
@@ -71,49 +65,77 @@ def check_file(path: Path) -> None:
                               f"model (limit {MAX_FILE_BYTES // 2**20} MB); refused")
 
 
-def _number(path: Path, key: str, value, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
-        raise CheckpointError(f"{path}: hyperparameter {key}={value!r:.40} is out of range ({low}..{high}); "
-                              "a damaged or tampered checkpoint")
+def _tampered(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {what}; a damaged or tampered checkpoint")
 
 
 def check_contents(path: Path, checkpoint: object) -> None:
-    """The loaded dict: class name, genres and hyperparameters, before any model is built."""
+    """The loaded dict, before any model is built: class name, genres, every hyperparameter within the ranges
+    training accepts (genre_cnn.bounds), and a state dict whose tensors have exactly the shapes those settings
+    build, with at most MAX_ELEMENTS weights in all (compared without allocating the model)."""
     needed = {"genre_cnn_class", "hyper_parameters", "state_dict"}
     if not isinstance(checkpoint, dict) or not needed <= set(checkpoint):
         raise CheckpointError(f"{path}: not a genre_cnn checkpoint (no genre_cnn_class, hyper_parameters "
                               "or state_dict); train one with `python train.py`")
     if not isinstance(checkpoint["genre_cnn_class"], str):
-        raise CheckpointError(f"{path}: genre_cnn_class is a {type(checkpoint['genre_cnn_class']).__name__}, "
-                              "not a class name; a damaged or tampered checkpoint")
+        raise _tampered(path, f"genre_cnn_class is a {type(checkpoint['genre_cnn_class']).__name__}, not a class name")
     hp = checkpoint["hyper_parameters"]
     if not isinstance(hp, dict):
-        raise CheckpointError(f"{path}: hyper_parameters is not a mapping; a damaged or tampered checkpoint")
+        raise _tampered(path, "hyper_parameters is not a mapping")
     genres = hp.get("genres")
     if (not isinstance(genres, (list, tuple)) or not 2 <= len(genres) <= MAX_GENRES
             or not all(isinstance(g, str) and 0 < len(g) <= MAX_GENRE_CHARS for g in genres)
             or len(set(genres)) != len(genres)):
-        raise CheckpointError(f"{path}: genres must be 2-{MAX_GENRES} distinct names of 1-{MAX_GENRE_CHARS} "
-                              "characters; a damaged or tampered checkpoint")
+        raise _tampered(path, f"genres must be 2-{MAX_GENRES} distinct names of 1-{MAX_GENRE_CHARS} characters")
     for key, value in hp.items():
-        if key in RANGES:
-            _number(path, key, value, *RANGES[key])
-        elif isinstance(value, float) and not math.isfinite(value):
-            _number(path, key, value, -math.inf, math.inf)
-        elif key == "widths" and not (isinstance(value, (list, tuple)) and 0 < len(value) <= 16 and all(
-                isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 4096 for w in value)):
-            raise CheckpointError(f"{path}: hyperparameter widths={value!r:.40} is not 1-16 layer widths of "
-                                  "1..4096; a damaged or tampered checkpoint")
+        why = problem(key, value) if isinstance(key, str) else "is not a name"
+        if why is None and isinstance(value, float) and not math.isfinite(value):
+            why = f"must be a finite number, got {value}"
+        if why:
+            raise _tampered(path, f"hyperparameter {key!s:.40} {why}")
     frontend = hp.get("frontend")
     if frontend is not None:
         if not isinstance(frontend, dict):
-            raise CheckpointError(f"{path}: frontend is not a mapping; a damaged or tampered checkpoint")
+            raise _tampered(path, "frontend is not a mapping")
         for key, (low, high) in FRONTEND_RANGES.items():
-            if key in frontend:
-                _number(path, f"frontend.{key}", frontend[key], low, high)
+            why = out_of(frontend[key], low, high) if key in frontend else None
+            if why:
+                raise _tampered(path, f"frontend.{key} {why}")
         if frontend.get("hop_length", 0) > frontend.get("n_fft", 2048):
-            raise CheckpointError(f"{path}: frontend.hop_length is longer than frontend.n_fft; a damaged or "
-                                  "tampered checkpoint")
+            raise _tampered(path, "frontend.hop_length is longer than frontend.n_fft")
+        if frontend.get("n_mels", 0) > frontend.get("n_fft", 2048) // 2 + 1:
+            raise _tampered(path, "frontend.n_mels is more than the FFT's bins")
+    _check_shapes(path, checkpoint["genre_cnn_class"], hp, checkpoint["state_dict"])
+
+
+def _check_shapes(path: Path, name: str, hp: dict, state: object) -> None:
+    """The weight count the hyperparameters imply, and each tensor of the state dict against it."""
+    from genre_cnn import classifiers
+
+    cls = getattr(classifiers, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, classifiers.GenreClassifier) and "inputs" in vars(cls)):
+        return  # not a model family: genre_cnn.predict.load_model refuses the name
+    try:
+        shapes = implied_shapes(cls, dict(hp))
+    except Exception as err:  # noqa: BLE001 - settings the classifier cannot take
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise CheckpointError(f"{path}: does not fit {name} ({reason})") from None
+    weights = weight_count(shapes)
+    if weights > MAX_ELEMENTS:
+        raise _tampered(path, f"its settings imply {weights:,} weights, more than {MAX_ELEMENTS:,} weights "
+                              "(the limit of any genre_cnn model)")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of named tensors")
+    found = {k.removeprefix("model."): tuple(getattr(v, "shape", ())) for k, v in state.items() if isinstance(k, str)}
+    for key, shape in shapes.items():
+        if key not in found:
+            raise _tampered(path, f"its weights lack {key[:60]} that its settings build")
+        if found[key] != shape:
+            raise _tampered(path, f"{key[:60]} has shape {list(found[key])}, its settings build {list(shape)}")
+    extra = sorted(set(found) - set(shapes))
+    if extra or len(found) != len(state):
+        raise _tampered(path, f"its weights hold {str(extra[:1])[1:-1] or 'a non-string key'} that its settings "
+                              "do not build")
 
 
 def check_weights(path: Path, state: dict) -> None:

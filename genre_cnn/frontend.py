@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from genre_cnn.bounds import FRONTEND_RANGES
 from genre_cnn.errors import check_range
 
 N_CHROMA = 12
@@ -48,11 +49,12 @@ class FrontEndConfig:
     compression: Literal["db", "log10_1e4"] = "db"
 
     def __post_init__(self) -> None:
-        """Sane ranges, checked before any work (an n_fft of 10**6 would exhaust a cache worker's memory)."""
-        check_range("--frontend.sample_rate", self.sample_rate, 1000, 192000)
-        check_range("--frontend.n_fft", self.n_fft, 16, 16384)
-        check_range("--frontend.hop_length", self.hop_length, 1, self.n_fft)
-        check_range("--frontend.n_mels", self.n_mels, 1, self.n_fft // 2 + 1)
+        """Sane ranges (genre_cnn.bounds, the ones a checkpoint is held to when loaded), checked before any work:
+        an n_fft of 10**6 would exhaust a cache worker's memory."""
+        for key, (low, high) in FRONTEND_RANGES.items():
+            check_range(f"--frontend.{key}", getattr(self, key), low, high)
+        check_range("--frontend.hop_length", self.hop_length, None, self.n_fft)
+        check_range("--frontend.n_mels", self.n_mels, None, self.n_fft // 2 + 1)
 
     @classmethod
     def of(cls, value: FrontEndConfig | dict | None) -> FrontEndConfig:

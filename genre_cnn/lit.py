@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import lightning as L
@@ -23,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from genre_cnn.checkpoint import RANGES
+from genre_cnn.bounds import MAX_WEIGHTS, implied_shapes, problem, weight_count
 from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
-from genre_cnn.errors import check_range
+from genre_cnn.errors import SettingsError
 from genre_cnn.frontend import FrontEndConfig
 
 
@@ -82,13 +81,16 @@ class LitGenre(L.LightningModule):
     """
 
     classifier_class: ClassVar[type[GenreClassifier]]
+    family: ClassVar[str]  # the option group of train.py, e.g. "cnn" for --cnn.kernel_size
 
     def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-2, label_smoothing: float = 0.0):
         super().__init__()
         self.save_hyperparameters()  # this signature's values and the subclass's, defaults included
         self.hparams["frontend"] = FrontEndConfig.of(frontend).as_dict()  # plain types: loads with weights_only
+        self.check_settings(self.hparams)
         self.model = self.classifier_class.from_hparams(self.hparams)
+
         n = len(genres)
         for stage in ("val", "test"):
             setattr(self, f"{stage}_metrics", torch.nn.ModuleDict({
@@ -98,6 +100,25 @@ class LitGenre(L.LightningModule):
                 "confusion": MulticlassConfusionMatrix(n),
             }))
         self.train_acc = MulticlassAccuracy(n, average="micro")
+
+
+    @classmethod
+    def check_settings(cls, settings: dict) -> None:
+        """Raises SettingsError, naming the option (e.g. "--dense.lr"), for a setting outside the ranges a
+        checkpoint is held to when loaded (genre_cnn.bounds), or for settings that imply more weights than a
+        checkpoint may hold; nothing is allocated. `settings` are this family's hyperparameters, with `genres`
+        and `frontend` when known (else GTZAN's 10 genres and the default front end are assumed)."""
+        for key, value in settings.items():
+            why = problem(key, value)
+            if why:
+                raise SettingsError(f"--{cls.family}.{key} {why}")
+        hp = {"genres": [str(i) for i in range(10)], **settings}
+        hp["frontend"] = FrontEndConfig.of(hp.get("frontend")).as_dict()
+        weights = weight_count(implied_shapes(cls.classifier_class, hp))
+        if weights > MAX_WEIGHTS:
+            shown = ", ".join(f"--{cls.family}.{k} {settings[k]}" for k in ("widths", "kernel_size") if k in settings)
+            raise SettingsError(f"{shown or f'--{cls.family}'}: {weights:,} weights, more than the {MAX_WEIGHTS:,} "
+                                "a checkpoint may hold")
 
     @property
     def genres(self) -> list[str]:
@@ -174,20 +195,6 @@ class LitGenre(L.LightningModule):
         checkpoint["genre_cnn_class"] = self.classifier_class.__name__
 
 
-def atomic_checkpoint_io():
-    """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
-    saving never leaves a truncated `last.ckpt` to resume from."""
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    from genre_cnn.paths import atomic_write
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(self, checkpoint, path, storage_options=None):
-            atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
-
-    return AtomicCheckpointIO()
-
-
 class LitCNN(LitGenre):
     """Trains `WindowClassifier` (the CNN) on random windows; evaluates a clip by averaging its windows'
     probabilities.
@@ -199,6 +206,7 @@ class LitCNN(LitGenre):
     """
 
     classifier_class = WindowClassifier
+    family = "cnn"
 
     def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
@@ -207,8 +215,6 @@ class LitCNN(LitGenre):
         """Input length (s, linked from the DataModule), network and augmentation settings (band_norm and stem:
         see GenreCNN; band_norm "mean", stem 8 and pitch_shift 3 by default, BENCHMARKS.md says why); `kwargs`
         are LitGenre's (front end, optimiser)."""
-        check_range("--cnn.stem", stem, *RANGES["stem"])  # the bound a checkpoint is held to when loaded
-        check_range("--cnn.pitch_shift", pitch_shift, 0, 12)
         super().__init__(genres, **kwargs)
 
     def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,6 +246,7 @@ class LitDense(LitGenre):
     excerpt of a track that training took of each clip."""
 
     classifier_class = HandcraftedClassifier
+    family = "dense"
 
     def __init__(self, genres: list[str], clip_seconds: float = 30.0, widths: tuple[int, ...] = (512, 256, 128, 64),
                  dropout: float = 0.3, **kwargs):
@@ -254,6 +261,7 @@ class LitMusicnn(LitGenre):
     six heads compared in benchmarks/musicnn_heads.py (BENCHMARKS.md)."""
 
     classifier_class = MusicnnClassifier
+    family = "musicnn"
 
     def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
                  widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5, mixup_alpha: float = 0.0,

@@ -20,7 +20,7 @@ checkpoints/<run>/<model>/{best,last}.ckpt.
 from __future__ import annotations
 
 import argparse
-import itertools
+import contextlib
 import json
 import logging
 import os
@@ -32,19 +32,24 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
 from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.errors import GenreCnnError, check_range, run_command
+from genre_cnn.errors import SettingsError, run_command
 from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.lit import LitCNN, LitDense, LitMusicnn, atomic_checkpoint_io
+from genre_cnn.lit import LitCNN, LitDense, LitMusicnn
 from genre_cnn.paths import atomic_write_text, home
 from genre_cnn.report import say, seen
+from genre_cnn.runs import (
+    OptionParser,
+    RunError,
+    atomic_checkpoint_io,
+    check_run_options,
+    lock_run,
+    new_run,
+    sweep_partial_checkpoints,
+)
 
 log = logging.getLogger("genre_cnn")
 
 RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
-
-
-class RunError(GenreCnnError):
-    """A run that cannot start as asked (e.g. its name is taken); the message says what to do."""
 
 
 # the `--models` names, each also the option group of its LightningModule (e.g. --musicnn.embedding tags)
@@ -60,7 +65,7 @@ class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
 def build_parser() -> ArgumentParser:
     from lightning import Trainer
 
-    parser = ArgumentParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
+    parser = OptionParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
     parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
                         help="the model families to train and compare")
@@ -99,8 +104,37 @@ def _added_since(saved: Path) -> list[str]:
 def _latest_run(checkpoints: Path) -> str:
     runs = sorted((p for p in checkpoints.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise SystemExit(f"--resume: no run in {checkpoints} to resume")
+        raise RunError(f"--resume: no run in {checkpoints} to resume")
     return runs[-1].name
+
+
+def check_settings(cfg: Namespace) -> FrontEndConfig:
+    """Raises SettingsError, naming the option, for any run, data, front-end, model or trainer setting out of its
+    range, before anything is written; returns the front end's settings. Each model family is held to the ranges
+    its checkpoints are held to when loaded (genre_cnn.bounds), weight count included."""
+    check_run_options(cfg)
+    frontend = FrontEndConfig(**vars(cfg.frontend))
+    for name, model in MODELS.items():
+        model.check_settings({**vars(cfg[name]), "frontend": frontend})
+    _check_trainer(cfg)
+    return frontend
+
+
+def _check_trainer(cfg: Namespace) -> None:
+    """Builds the run's Trainer once and drops it (nothing is written), so that a `--trainer` option Lightning
+    refuses (e.g. `--trainer.devices 0`, `--trainer.precision 7`) is one SettingsError line before any work."""
+    import tempfile
+
+    chatter = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # "GPU available: ..." comes again later
+    level = chatter.level
+    chatter.setLevel(logging.WARNING)
+    try:
+        make_trainer(cfg, Path(tempfile.gettempdir()), "check", [])
+    except Exception as err:  # noqa: BLE001 - Lightning's refusals are of several types
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise SettingsError(f"--trainer options: {reason}") from None
+    finally:
+        chatter.setLevel(level)
 
 
 def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
@@ -217,7 +251,6 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
 
 def main(args: list[str] | None = None) -> dict[str, dict]:
     """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
-    import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from genre_cnn.report import setup_console
@@ -229,16 +262,27 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     root = cfg.output_root or home()
     if cfg.resume:  # the run's own saved config first, then what this command line changes
         run_name = cfg.run_name or _latest_run(root / "checkpoints")
+        if not any((root / folder / run_name).is_dir() for folder in ("runs", "checkpoints")):
+            raise RunError(f"--resume: no run {run_name!r} in {root / 'runs'} to resume; start it without --resume")
         saved = root / "runs" / run_name / "config.yaml"
         if saved.is_file():
             cfg = parser.parse_args([*_added_since(saved), "--config", str(saved), *args, "--run_name", run_name])
         cfg.run_name = run_name
-    if cfg.trainer.max_epochs is not None:
-        check_range("--trainer.max_epochs", cfg.trainer.max_epochs, 1)
-    check_range("--patience", cfg.patience, 0)
     # settings, data, features and split first: a run that cannot start leaves no run folder behind
-    data = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)),
-                           inputs=MODELS[cfg.models[0]].classifier_class.inputs)
+    frontend = check_settings(cfg)
+    with contextlib.ExitStack() as held:  # the run's lock, from here to the end (rank 0 only)
+        if cfg.resume and rank_zero_only.rank == 0:  # before any work: a second train.py on the run stops here
+            held.enter_context(lock_run(root / "runs" / cfg.run_name))
+        return _start(parser, cfg, root, frontend, held)
+
+
+def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEndConfig,
+           held: contextlib.ExitStack) -> dict[str, dict]:
+    """main() once the settings are checked: data, the run folder (locked in `held`), then train_all."""
+    import torch
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    data = GenreDataModule(**vars(cfg.data), frontend=frontend, inputs=MODELS[cfg.models[0]].classifier_class.inputs)
     start = time.time()
     data.prepare_data()
     split = data.make_split()
@@ -249,6 +293,11 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     elif not cfg.resume:
         cfg.run_name = new_run(root / "runs", cfg.run_name)
     run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name
+    if rank_zero_only.rank == 0:
+        if not cfg.resume:
+            held.enter_context(lock_run(run_dir))
+        for stale in sweep_partial_checkpoints(ckpt_dir) + sweep_partial_checkpoints(run_dir):  # after kill -9
+            log.info("removed %s, a file left half-written by an interrupted run", stale)
     if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
         run_dir.mkdir(parents=True, exist_ok=True)
         parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
@@ -259,27 +308,12 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     try:
         return train_all(cfg, run_dir, ckpt_dir, data)
     finally:
+        if rank_zero_only.rank == 0:
+            sweep_partial_checkpoints(ckpt_dir)  # a failed write (full disk) removes its own; this is to be sure
         if previous is None:
             os.environ.pop(RUN_ENV, None)
         else:
             os.environ[RUN_ENV] = previous
-
-
-def new_run(runs: Path, name: str | None) -> str:
-    """Creates runs/<name> exclusively and returns the name: by default the date and time, with a suffix
-    (-2, -3, ...) if another run started in the same second. An existing name is refused, not reused."""
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    for n in itertools.count(1):
-        candidate = name or (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            (runs / candidate).mkdir()
-            return candidate
-        except FileExistsError:
-            if name:
-                raise RunError(f"run {name!r} already exists in {runs}: continue it with `--resume true "
-                               f"--run_name {name}`, or pick another --run_name") from None
-    raise AssertionError("unreachable")
 
 
 def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict[str, dict]:

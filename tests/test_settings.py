@@ -44,6 +44,22 @@ CASES = {  # option named in the message: extra arguments
     "--frontend.hop_length": ["--frontend.hop_length", "0"],
     "--frontend.sample_rate": ["--frontend.sample_rate", "0"],
     "--frontend.n_fft": ["--frontend.n_fft", "1000000"],
+    "--data.clip_seconds ": ["--data.clip_seconds", "100000"],  # trailing space: a second case of the option
+    "--dense.lr": ["--dense.lr", "-1"],
+    "--dense.dropout": ["--dense.dropout", "2"],
+    "--dense.widths": ["--dense.widths", "[]"],
+    "--dense.weight_decay": ["--dense.weight_decay", "-1"],
+    "--dense.label_smoothing": ["--dense.label_smoothing", "5"],
+    "--seed": ["--seed", "-1"],
+    "--cnn.kernel_size": ["--cnn.kernel_size", "0"],
+    "--cnn.widths": ["--cnn.widths", "[4096,4096]", "--cnn.kernel_size", "63"],  # too many weights
+    "--cnn.mixup_alpha": ["--cnn.mixup_alpha", "-1"],
+    "--musicnn.dropout": ["--musicnn.dropout", "1.5"],
+    "--musicnn.widths": ["--musicnn.widths", "[0]"],
+    "--trainer.max_epochs ": ["--trainer.max_epochs", "100000"],  # its warm-up (a tenth of all steps) never ends
+    "--trainer.max_epochs  ": ["--trainer.max_epochs", "1e21"],
+    "--trainer.accumulate_grad_batches": ["--trainer.accumulate_grad_batches", "0"],
+    "--trainer options": ["--trainer.devices", "0"],  # refused by Lightning's Trainer, built once to check
 }
 
 
@@ -64,7 +80,8 @@ def assert_one_line_naming(option: str, code: int, err: str, out: Path) -> None:
 def test_out_of_range_setting_is_one_line_naming_it(option, tmp_path, capsys):
     data = tiny_folder(tmp_path / "data", {"a": 3, "b": 3})
     code, err = run_cli([*folder_args(data), *CASES[option]], tmp_path, capsys)
-    assert_one_line_naming(option, code, err, tmp_path)
+    assert_one_line_naming(option.strip(), code, err, tmp_path)
+    assert len(err.splitlines()) == 1
     assert not any((tmp_path / "data").rglob("*.npz")) and "cache" not in os.listdir(tmp_path)
 
 
@@ -116,3 +133,71 @@ def test_stale_temporary_files_of_a_killed_run_are_removed(tmp_path):
     os.utime(stale, (hour_ago, hour_ago))
     build_cache([], tmp_path / "cache", FeatureSettings(), workers=1, progress=False)
     assert not stale.exists() and fresh.exists()
+
+
+@pytest.mark.parametrize(("typo", "closest"), [("--confg", "--config"), ("--data.bach_size", "--data.batch_size"),
+                                               ("--dense.withs", "--dense.widths")])
+def test_a_mistyped_option_is_one_line_naming_the_closest(typo, closest, tmp_path, capsys):
+    code, err = run_cli([typo, "x"], tmp_path, capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err == f"error: unknown option {typo}: did you mean {closest}?"
+
+
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_option(tmp_path, capsys):
+    code, err = run_cli(["--data.batch_size", "many"], tmp_path, capsys)
+    assert code == 2 and err == "error: --data.batch_size: expected int, got many"
+
+
+def test_resuming_a_run_that_does_not_exist_is_one_line_not_a_new_run(tmp_path, capsys):
+    data = tiny_folder(tmp_path / "data", {"a": 3, "b": 3})
+    code, err = run_cli([*folder_args(data), "--resume", "true", "--run_name", "nosuchrun"], tmp_path, capsys)
+    assert code == 1 and err.startswith("error: --resume: no run 'nosuchrun'") and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_run_in_use_by_another_train_py_is_one_line(tmp_path, capsys):
+    from genre_cnn.runs import lock_run
+
+    data = tiny_folder(tmp_path / "data", {"a": 3, "b": 3})
+    run = tmp_path / "runs" / "twin"
+    with lock_run(run):  # as another train.py holds it (flock: per open file, so this process is refused too)
+        code, err = run_cli([*folder_args(data), "--resume", "true", "--run_name", "twin", "--models", "[dense]",
+                             "--trainer.max_epochs", "1"], tmp_path, capsys)
+    assert code == 1 and err == f"error: run 'twin' is in use by another train.py (pid {os.getpid()}): wait for it " \
+                                "to end, or pick another --run_name"
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained
+    with lock_run(run):  # released by the refused run
+        pass
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import io
+
+    import torch
+
+    import genre_cnn.paths
+    from genre_cnn.runs import RunError, atomic_checkpoint_io
+
+    class FullDisk(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(genre_cnn.paths.os, "fdopen", lambda fd, mode: FullDisk(fd, "wb"))
+    with pytest.raises(RunError) as err:  # torch.save's zip writer turns the OSError into a RuntimeError
+        atomic_checkpoint_io().save_checkpoint({"w": torch.zeros(1000)}, tmp_path / "best.ckpt")
+    assert str(err.value) == (f"cannot write the checkpoint {tmp_path / 'best.ckpt'}: No space left on device; "
+                              "free some space and continue with --resume true")
+    assert os.listdir(tmp_path) == []
+
+
+def test_half_written_checkpoints_of_a_killed_run_are_swept(tmp_path):
+    from genre_cnn.runs import sweep_partial_checkpoints
+
+    model = tmp_path / "checkpoints" / "r" / "cnn"
+    model.mkdir(parents=True)
+    stale = [model / ".best.ckpt.k1ll3d.tmp", model / ".last.ckpt.x2.tmp", model / ".fit_done.json.x3.tmp"]
+    kept = [model / "best.ckpt", model / ".best.ckpt", tmp_path / "checkpoints" / "r" / "notes.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert sweep_partial_checkpoints(tmp_path / "checkpoints" / "r") == sorted(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)

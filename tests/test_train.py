@@ -188,3 +188,29 @@ def test_resume_of_a_finished_run_reuses_it_and_says_so(project_home, demo_dir, 
     assert "--trainer.max_epochs 3 does not retrain a finished model" in notice[0]
     assert again["epochs"] == first["epochs"] == 2 and again["clip_acc"] == first["clip_acc"]
     assert config.read_bytes() == saved and last.stat().st_mtime_ns == stamp  # nothing rewritten, nothing trained
+
+
+@pytest.mark.slow
+def test_a_resumed_run_removes_the_half_written_checkpoints_of_the_killed_one(project_home, demo_dir, tmp_path):
+    short_run(tmp_path, "k")
+    folder = tmp_path / "checkpoints" / "k" / "cnn"
+    stale = folder / ".best.ckpt.k1ll3d.tmp"  # what kill -9 during a checkpoint write leaves
+    stale.write_bytes(b"half a checkpoint")
+    (tmp_path / "runs" / "k" / "result_cnn.json").unlink()  # as if killed before the test step
+    short_run(tmp_path, "k", "--resume", "true", "--trainer.max_epochs", "3")
+    assert not stale.exists() and not list(folder.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_model_at_the_edges_of_every_bound_trains_and_becomes_a_loadable_default(project_home, demo_dir, tmp_path):
+    from genre_cnn.bounds import MAX_LAYERS, RANGES
+    from genre_cnn.predict import latest_checkpoint, load_model
+    from genre_cnn.train import main
+
+    edges = ["--dense.widths", str([4] * MAX_LAYERS), "--seed", str(2**32 - 1)]
+    for key, side in (("dropout", 1), ("lr", 1), ("weight_decay", 1), ("label_smoothing", 1)):
+        edges += [f"--dense.{key}", str(RANGES[key][side])]
+    main([*DEMO_ARGS, "--models", "[dense]", "--output_root", str(tmp_path), "--run_name", "edge",
+          "--trainer.max_epochs", "1", *edges])
+    model = load_model(latest_checkpoint(tmp_path))  # what predict, sort and serve load by default
+    assert len(model.net.net) == 3 * MAX_LAYERS + 1
