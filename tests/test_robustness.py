@@ -201,7 +201,7 @@ def test_split_changes_only_with_the_data_seed(tmp_path):
 
 
 def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch):
-    from genre_cnn.train import atomic_checkpoint_io
+    from genre_cnn.runs import atomic_checkpoint_io
 
     io = atomic_checkpoint_io()
     path = tmp_path / "last.ckpt"
