@@ -107,5 +107,6 @@ def test_predict_from_another_folder_writes_only_to_its_home(installed, tmp_path
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == str(home / "ready.onnx")
     assert files_under(package.parent) == before  # nothing written inside (or beside) the installed package
-    assert list(home.glob("data/onnx/*.onnx"))  # the ONNX export was cached in the home
+    assert list(package.glob("ready/*.onnx"))  # the ready model's graph travels with the wheel ...
+    assert not list(home.glob("data/onnx/*.onnx"))  # ... and answered: nothing was exported again into the home
     assert not any(cwd.iterdir())  # nor in the working folder
