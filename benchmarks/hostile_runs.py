@@ -48,11 +48,11 @@ print(f"{time.time() - start:.2f}\\t{resource.getrusage(resource.RUSAGE_SELF).ru
 def write_checkpoint(path: Path, cls: str, settings: dict, full: bool) -> None:
     import torch
 
-    from genre_cnn import classifiers
+    from genre_cnn import families
     from genre_cnn.frontend import FrontEndConfig
 
     hp = {"genres": GENRES, "frontend": FrontEndConfig().as_dict(), **settings}
-    state = ({f"model.{k}": v for k, v in getattr(classifiers, cls).from_hparams(hp).state_dict().items()} if full
+    state = ({f"model.{k}": v for k, v in families.of(cls).build(hp).state_dict().items()} if full
              else {"model.net.head.1.bias": torch.zeros(len(GENRES))})
     torch.save({"genre_cnn_class": cls, "hyper_parameters": hp, "state_dict": state}, path)
 

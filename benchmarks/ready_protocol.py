@@ -127,7 +127,7 @@ def dense_results(keys, y, genres, data_dir: Path, parts) -> dict[str, dict]:
     from genre_cnn.datamodule import GenreDataModule
     from genre_cnn.models import DenseNet
 
-    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), inputs="handcrafted")
+    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), family="dense")
     dm.prepare_data()
     assert [c.key for c in dm.clips] == keys
     hand = load_cache(dm.clips, dm.cache_dir, ("hand",))[0].astype(np.float32)  # (N, 91)

@@ -53,14 +53,14 @@ def out_of(value: object, low: float, high: float) -> str | None:
     return None
 
 
-def implied_shapes(classifier_class: type, hparams: dict) -> dict[str, tuple[int, ...]]:
-    """The state dict `classifier_class.from_hparams(hparams)` would have, as {name: shape}, built on torch's
-    meta device: no weight is allocated, however large the settings. Raises what the constructor raises for
-    settings it cannot take."""
+def implied_shapes(family, hparams: dict) -> dict[str, tuple[int, ...]]:
+    """The state dict `family.build(hparams)` (a genre_cnn.families.Family) would have, as {name: shape}, built
+    on torch's meta device: no weight is allocated, however large the settings. Raises what the constructor
+    raises for settings it cannot take."""
     import torch
 
     with torch.device("meta"):
-        model = classifier_class.from_hparams(hparams)
+        model = family.build(hparams)
     return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 

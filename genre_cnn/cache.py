@@ -22,12 +22,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from genre_cnn.audio import AudioError, Clip, warn_once
 from genre_cnn.features import SpectralFeatures
-from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import atomic_write, atomic_write_text, die_with_parent
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,28 @@ FEATURE_VERSION = 2  # bump when the feature code changes in a way the settings 
 STARTED = time.time()  # about when this process started: a temporary file older than that is no one's
 
 
+class Extractor(Protocol):
+    """What the cache runs on each clip (a model family's `features`, e.g. features.SpectralFeatures or
+    musicnn.MusicnnEmbeddings). Picklable, so that worker processes can run it."""
+
+    sample_rate: int  # the rate clips are decoded at
+
+    def settings(self) -> dict:
+        """What determines its output (part of the cache's name)."""
+
+    def build(self) -> object:
+        """Its heavy parts (networks, filterbanks), built once per process."""
+
+    def __call__(self, y: np.ndarray, built: object) -> dict[str, np.ndarray]:
+        """One clip (samples,) -> its named arrays."""
+
+
 @dataclass(frozen=True)
 class FeatureSettings:
     """Everything that determines a clip's cached features: what is extracted (`extractor`, with its front-end
     settings) and the clip-length policy (seconds)."""
 
-    extractor: SpectralFeatures | MusicnnEmbeddings = SpectralFeatures()
+    extractor: Extractor = SpectralFeatures()
     clip_seconds: float = 30.0
     min_seconds: float = 3.0
 

@@ -2,7 +2,7 @@
 
     from genre_cnn.checkpoint import default_checkpoint    # the model `genre-cnn predict` uses by default
 
-Choosing: `default_checkpoint` is the latest run trained on real music (`latest_checkpoint`: PREFERENCE order,
+Choosing: `default_checkpoint` is the latest run trained on real music (`latest_checkpoint`: the families' order,
 refit.ckpt over best.ckpt; runs on the generated demo clips are skipped, see `dataset_kind`), else the ready model
 shipped in genre_cnn/ready/ (READY_MODEL); `choose_default` also says why. `resolve_checkpoint` turns a folder
 into its one obvious checkpoint.
@@ -24,12 +24,11 @@ import math
 import zipfile
 from pathlib import Path
 
+from genre_cnn import families
 from genre_cnn.bounds import FRONTEND_RANGES, MAX_WEIGHTS, implied_shapes, out_of, problem, weight_count
 from genre_cnn.errors import GenreCnnError
 
 READY_MODEL = Path(__file__).resolve().parent / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used without a run
-PREFERENCE = ("musicnn", "cnn", "dense")  # a run's model folders, best first (then any other, by name)
-EXPORTABLE = ("musicnn", "cnn")  # families whose whole input pipeline is torch, so ONNX export works
 MAX_FILE_BYTES = 512 * 2**20  # a checkpoint file, and the uncompressed total of its members
 MAX_TENSORS = 4096
 MAX_ELEMENTS = MAX_WEIGHTS  # 512 MB of float32
@@ -110,13 +109,11 @@ def check_contents(path: Path, checkpoint: object) -> None:
 
 def _check_shapes(path: Path, name: str, hp: dict, state: object) -> None:
     """The weight count the hyperparameters imply, and each tensor of the state dict against it."""
-    from genre_cnn import classifiers
-
-    cls = getattr(classifiers, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, classifiers.GenreClassifier) and "inputs" in vars(cls)):
+    family = families.of(name)
+    if family is None:
         return  # not a model family: genre_cnn.predict.load_model refuses the name
     try:
-        shapes = implied_shapes(cls, dict(hp))
+        shapes = implied_shapes(family, dict(hp))
     except Exception as err:  # noqa: BLE001 - settings the classifier cannot take
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise CheckpointError(f"{path}: does not fit {name} ({reason})") from None
@@ -153,16 +150,18 @@ def check_weights(path: Path, state: dict) -> None:
             raise CheckpointError(f"{path}: non-finite weights (NaN or inf) in {key}; a damaged checkpoint")
 
 
-def _run_checkpoints(checkpoints: Path, families: tuple[str, ...] | None) -> dict[Path, list[Path]]:
-    """run folder -> its models' refit.ckpt or best.ckpt, in PREFERENCE order."""
+def _run_checkpoints(checkpoints: Path, exportable: bool) -> dict[Path, list[Path]]:
+    """run folder -> its models' refit.ckpt or best.ckpt, best family first (genre_cnn.families), then any other
+    folder by name; only families that export to ONNX if `exportable`."""
+    known = families.best_first()
     runs: dict[Path, list[Path]] = {}
     for model_dir in sorted(checkpoints.glob("*/*/")):
-        if families is not None and model_dir.name not in families:
+        if exportable and not (model_dir.name in known and known[model_dir.name].exportable):
             continue
         ckpt = next((model_dir / n for n in ("refit.ckpt", "best.ckpt") if (model_dir / n).is_file()), None)
         if ckpt is not None:
             runs.setdefault(model_dir.parent, []).append(ckpt)
-    rank = {name: i for i, name in enumerate(PREFERENCE)}
+    rank = {name: i for i, name in enumerate(known)}
     for found in runs.values():
         found.sort(key=lambda p: (rank.get(p.parent.name, len(rank)), p.parent.name))
     return runs
@@ -219,14 +218,14 @@ def latest_checkpoint(root: Path | None = None, model: str | None = None, export
     """The most recent run's best model under `<root>/checkpoints/<run>/<model>/` (root: the project).
 
     The most recent run is the one whose newest checkpoint was written last; its model is `model` if it has
-    one, else the first in PREFERENCE (musicnn > cnn > dense), refit.ckpt over best.ckpt. `exportable` only
-    considers EXPORTABLE families; `real_only` skips runs trained on generated clips (`dataset_kind`). Raises
-    CheckpointError, saying to train first, if there is none.
+    one, else the best family (genre_cnn.families: musicnn > cnn > dense), refit.ckpt over best.ckpt.
+    `exportable` only considers families that export to ONNX; `real_only` skips runs trained on generated clips
+    (`dataset_kind`). Raises CheckpointError, saying to train first, if there is none.
     """
     from genre_cnn.paths import home
 
     checkpoints = Path(root or home()) / "checkpoints"
-    runs = _run_checkpoints(checkpoints, EXPORTABLE if exportable else None)
+    runs = _run_checkpoints(checkpoints, exportable)
     if real_only:
         runs = {run: found for run, found in runs.items() if dataset_kind(found[0]) == "real"}
     if not runs:
@@ -270,7 +269,7 @@ def resolve_checkpoint(path: Path) -> Path:
     for name in ("refit.ckpt", "best.ckpt"):
         if (path / name).is_file():
             return path / name
-    runs = _run_checkpoints(path.parent, None).get(path)
+    runs = _run_checkpoints(path.parent, exportable=False).get(path)
     if runs:
         return runs[0]
     found = sorted(path.glob("*.ckpt"))

@@ -2,14 +2,14 @@
 
     python -m genre_cnn.datamodule --dataset demo     # builds the demo cache and prints the split sizes
 
-It serves what it is asked for in `inputs` (the model family's `inputs`, passed by train.py), and nothing
-else (C = the front end's channels, W = frames of one window, K = windows of one clip, D = vector length):
-- "windows": training yields random windows, x (B, C, W) float32, y (B,) int64; validation and test yield
-  every window of each whole clip, so a model can average over the track: x (B, K, C, W), y (B,);
-- "handcrafted": the per-clip vector, x (B, D) float32, y (B,) (in training each clip crops_per_clip times
-  an epoch); `vector_stats()` gives the training rows' mean and standard deviation for the model's scaler;
-- "musicnn": the same for each clip's embedding by the pretrained musicnn tagger (the mean over its 3-s patches
-  of what genre_cnn.musicnn caches per patch).
+It serves what the model `family` trains on (genre_cnn.families: its classifier's `features`, `cached` array,
+`pool` and `inputs`), and nothing else (C = the front end's channels, W = frames of one window, K = windows of
+one clip, D = vector length):
+- "windows" (the CNN): training yields random windows, x (B, C, W) float32, y (B,) int64; validation and test
+  yield every window of each whole clip, so a model can average over the track: x (B, K, C, W), y (B,);
+- "vectors" (the dense baseline's hand-crafted vector, musicnn's mean patch embedding): x (B, D) float32, y (B,)
+  (in training each clip crops_per_clip times an epoch); `vector_stats()` gives the training rows' mean and
+  standard deviation for the model's scaler.
 `fit_on="train+val"` trains on both parts (the refit after validation chose the number of epochs).
 """
 
@@ -26,19 +26,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from genre_cnn import families
 from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.datasets import ClipWindows, EveryClipOnce, RandomWindows
 from genre_cnn.errors import SettingsError, check_range
-from genre_cnn.features import SpectralFeatures
 from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.musicnn import MusicnnEmbeddings
 from genre_cnn.paths import home, resolve
 from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
 
 log = logging.getLogger(__name__)
-
-CACHED = {"windows": "spec", "handcrafted": "hand", "musicnn": "embedding"}  # the cached array of each kind of input
 
 
 class GenreDataModule(L.LightningDataModule):
@@ -59,7 +56,7 @@ class GenreDataModule(L.LightningDataModule):
         crops_per_clip: random training windows drawn from each clip per epoch.
         batch_size: windows (training) or vectors per batch; evaluation batches hold batch_size // K clips.
         cache_workers: processes for feature caching (default: all cores).
-        inputs: what the loaders yield (the model family's `inputs`, see above).
+        family: the model family whose inputs the loaders yield (see above).
         fit_on: the parts a model learns from: "train", "train+val" for a refit, or every clip (for a model
             that is not tested on this data, such as the ready model of genre_cnn.make_ready).
     """
@@ -85,7 +82,7 @@ class GenreDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_workers: int | None = None,
         demo_clips_per_genre: int = 12,
-        inputs: Literal["windows", "handcrafted", "musicnn"] = "windows",
+        family: str = "cnn",
         fit_on: Literal["train", "train+val", "train+val+test"] = "train",
     ):
         super().__init__()
@@ -93,8 +90,8 @@ class GenreDataModule(L.LightningDataModule):
         self.frontend = FrontEndConfig.of(frontend)
         self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
         self.data_dir = resolve(data_dir) if data_dir else home() / "data" / dataset
-        extractor = MusicnnEmbeddings() if inputs == "musicnn" else SpectralFeatures(self.frontend)
-        self.settings = FeatureSettings(extractor, clip_seconds, min_seconds)
+        self.classifier_class = families.get(family).classifier()  # what it trains on: features, cached, pool, inputs
+        self.settings = FeatureSettings(self.classifier_class.features(self.frontend), clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
         self._check_ranges()
 
@@ -190,18 +187,16 @@ class GenreDataModule(L.LightningDataModule):
         return self.split
 
     def setup(self, stage: str | None = None) -> None:
-        """Loads the cached features that `inputs` needs and the saved (or new) track-level split."""
+        """Loads the cached features that the family trains on and the saved (or new) track-level split."""
         if getattr(self, "features", None) is not None:
             return
-        hp = self.hparams
         self.make_split()
         clips = self._cached_clips
         keys, labels = [c.key for c in clips], [self.genres.index(c.genre) for c in clips]
         index = {k: i for i, k in enumerate(keys)}
         # (N, C, T) float16 windows' source, or (N, D) float32 vectors
-        self.features = load_cache(clips, self.cache_dir, (CACHED[hp.inputs],))[0]
-        if hp.inputs == "musicnn":
-            self.features = self.features.mean(axis=1)  # (N, P, D) patches -> (N, D) the clip's mean embedding
+        cached = load_cache(clips, self.cache_dir, (self.classifier_class.cached,))[0]
+        self.features = self.classifier_class.pool(cached)
         self.labels = np.array(labels, dtype=np.int64)
         self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
         log.debug("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
@@ -233,10 +228,10 @@ class GenreDataModule(L.LightningDataModule):
             raise SettingsError(f"{options}: {len(keys)} clips ({sizes}) cannot be split by genre into "
                                 f"train, val and test parts with these settings ({err})") from None
 
-    def sibling(self, inputs: str, fit_on: str = "train") -> GenreDataModule:
+    def sibling(self, family: str, fit_on: str = "train") -> GenreDataModule:
         """A DataModule over the same prepared data (no second listing or cache check, so each odd file is
-        reported once) that serves `inputs` and learns from `fit_on`."""
-        dm = GenreDataModule(**{**self.hparams, "frontend": self.frontend, "inputs": inputs, "fit_on": fit_on})
+        reported once) that serves `family` and learns from `fit_on`."""
+        dm = GenreDataModule(**{**self.hparams, "frontend": self.frontend, "family": family, "fit_on": fit_on})
         dm.__dict__.update(clips=self.clips, genres=self.genres)
         if dm.cache_dir == self.cache_dir:  # the same features (musicnn embeddings have a cache of their own)
             dm._prepared = getattr(self, "_prepared", False)
@@ -263,7 +258,7 @@ class GenreDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         i = self.train_idx
-        if self.hparams.inputs == "windows":
+        if self.classifier_class.inputs == "windows":
             ds = RandomWindows(self.features[i], self.labels[i], self.window, self.hparams.crops_per_clip)
         else:  # each clip crops_per_clip times, like the windows
             ds = self._vectors(np.tile(i, self.hparams.crops_per_clip))  # (N_train * crops_per_clip,) rows
@@ -271,7 +266,7 @@ class GenreDataModule(L.LightningDataModule):
 
     def _eval_loader(self, part: str) -> DataLoader:
         i, batch_size = self.idx[part], self.hparams.batch_size
-        if self.hparams.inputs == "windows":
+        if self.classifier_class.inputs == "windows":
             ds = ClipWindows(self.features[i], self.labels[i], self.window)
             batch_size = max(1, batch_size // (len(ds[0][0]) if len(ds) else 1))  # clips of K windows each
         else:

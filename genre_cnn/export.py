@@ -20,9 +20,9 @@ mean embedding of its patches). With onnxruntime:
     probs = session.run(None, {"waveform": y[None]})[0][0]                    # (n_genres,)
     genres = json.loads(meta["genres"])
 
-Families whose input pipeline is torch only (`exportable`: the CNN, musicnn) export; the dense baseline's
-librosa features do not. `genre_cnn.onnx_predict` caches such an export per checkpoint so that `genre-cnn
-predict` runs without torch. `--out` must be a new path or a regular file (replaced atomically).
+Families whose input pipeline is torch only (`exportable` in genre_cnn.families: the CNN, musicnn) export; the
+dense baseline's librosa features do not. `genre_cnn.onnx_predict` caches such an export per checkpoint so
+that `genre-cnn predict` runs without torch. `--out` must be a new path or a regular file (replaced atomically).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier
+from genre_cnn import families
 from genre_cnn.errors import GenreCnnError
+from genre_cnn.families.base import GenreClassifier
 from genre_cnn.paths import atomic_write
 from genre_cnn.predict import model_spans
 
@@ -81,9 +82,9 @@ class WaveformToProbs(nn.Module):
 
 
 def exportable(model: GenreClassifier) -> bool:
-    """Whether the model's whole pipeline is torch (so one ONNX graph holds it): its `onnx_exportable`
-    attribute if it declares one, else every family but the dense baseline (librosa features)."""
-    return bool(getattr(model, "onnx_exportable", not isinstance(model, HandcraftedClassifier)))
+    """Whether the model's whole pipeline is torch, so one ONNX graph holds it (its family says)."""
+    family = families.of(model)
+    return family is not None and family.exportable
 
 
 def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Path:
@@ -100,7 +101,8 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
     from torch.export import Dim
 
     if not exportable(model):
-        raise TypeError(f"ONNX export supports the CNN and musicnn families, not {type(model).__name__}")
+        shown = ", ".join(f.name for f in families.all().values() if f.exportable)
+        raise TypeError(f"ONNX export supports the families {shown}, not {type(model).__name__}")
     out = check_out(out)
     wrapper = WaveformToProbs(model.cpu().eval()).eval()
     sample_rate = model.sample_rate

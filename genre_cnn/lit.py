@@ -22,10 +22,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from genre_cnn import families
 from genre_cnn.bounds import MAX_WEIGHTS, implied_shapes, problem, weight_count
-from genre_cnn.classifiers import GenreClassifier, HandcraftedClassifier, MusicnnClassifier, WindowClassifier
 from genre_cnn.errors import SettingsError
+from genre_cnn.families.base import GenreClassifier
 from genre_cnn.frontend import FrontEndConfig
+from genre_cnn.models import WIDTHS
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +73,7 @@ def shift_pitch(x: torch.Tensor, semitones: torch.Tensor, config: FrontEndConfig
 
 
 class LitGenre(L.LightningModule):
-    """Shared training and evaluation; subclasses name their `classifier_class` and may augment.
+    """Shared training and evaluation; subclasses name their `family` (genre_cnn.families) and may augment.
 
     Args:
         genres: class names in label order (from the DataModule).
@@ -80,8 +82,7 @@ class LitGenre(L.LightningModule):
         label_smoothing: of the cross-entropy loss.
     """
 
-    classifier_class: ClassVar[type[GenreClassifier]]
-    family: ClassVar[str]  # the option group of train.py, e.g. "cnn" for --cnn.kernel_size
+    family: ClassVar[str]  # its genre_cnn.families name, also the option group of train.py (--cnn.kernel_size)
 
     def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, lr: float = 1e-3,
                  weight_decay: float = 1e-2, label_smoothing: float = 0.0):
@@ -89,7 +90,7 @@ class LitGenre(L.LightningModule):
         self.save_hyperparameters()  # this signature's values and the subclass's, defaults included
         self.hparams["frontend"] = FrontEndConfig.of(frontend).as_dict()  # plain types: loads with weights_only
         self.check_settings(self.hparams)
-        self.model = self.classifier_class.from_hparams(self.hparams)
+        self.model: GenreClassifier = families.get(self.family).build(self.hparams)
 
         n = len(genres)
         for stage in ("val", "test"):
@@ -114,7 +115,7 @@ class LitGenre(L.LightningModule):
                 raise SettingsError(f"--{cls.family}.{key} {why}")
         hp = {"genres": [str(i) for i in range(10)], **settings}
         hp["frontend"] = FrontEndConfig.of(hp.get("frontend")).as_dict()
-        weights = weight_count(implied_shapes(cls.classifier_class, hp))
+        weights = weight_count(implied_shapes(families.get(cls.family), hp))
         if weights > MAX_WEIGHTS:
             shown = ", ".join(f"--{cls.family}.{k} {settings[k]}" for k in ("widths", "kernel_size") if k in settings)
             raise SettingsError(f"{shown or f'--{cls.family}'}: {weights:,} weights, more than the {MAX_WEIGHTS:,} "
@@ -192,7 +193,7 @@ class LitGenre(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets `genre_cnn.predict.load_model` rebuild the plain classifier, without pickle or Lightning
-        checkpoint["genre_cnn_class"] = self.classifier_class.__name__
+        checkpoint["genre_cnn_class"] = type(self.model).__name__
 
 
 class LitCNN(LitGenre):
@@ -205,10 +206,9 @@ class LitCNN(LitGenre):
     (Zhang et al. 2018) with Beta(mixup_alpha, mixup_alpha).
     """
 
-    classifier_class = WindowClassifier
     family = "cnn"
 
-    def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = (512, 256, 128, 64),
+    def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = WIDTHS,
                  kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
                  time_mask: int = 20, mixup_alpha: float = 0.2, band_norm: Literal["none", "mean", "instance"] = "mean",
                  stem: int = 8, pitch_shift: float = 3.0, **kwargs):
@@ -245,10 +245,9 @@ class LitDense(LitGenre):
     and saved with the weights. `clip_seconds` (linked from the DataModule): prediction takes the same centred
     excerpt of a track that training took of each clip."""
 
-    classifier_class = HandcraftedClassifier
     family = "dense"
 
-    def __init__(self, genres: list[str], clip_seconds: float = 30.0, widths: tuple[int, ...] = (512, 256, 128, 64),
+    def __init__(self, genres: list[str], clip_seconds: float = 30.0, widths: tuple[int, ...] = WIDTHS,
                  dropout: float = 0.3, **kwargs):
         """The training clip length and network settings; `kwargs` are LitGenre's."""
         super().__init__(genres, **kwargs)
@@ -260,11 +259,10 @@ class LitMusicnn(LitGenre):
     The frozen backbone starts from the musicnn wheel's weights (genre_cnn.musicnn). The defaults are the best of
     six heads compared in benchmarks/musicnn_heads.py (BENCHMARKS.md)."""
 
-    classifier_class = MusicnnClassifier
     family = "musicnn"
 
     def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
-                 widths: tuple[int, ...] = (512, 256, 128, 64), dropout: float = 0.5, mixup_alpha: float = 0.0,
+                 widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5, mixup_alpha: float = 0.0,
                  **kwargs):
         """What the head sees, its network settings and mixup; `kwargs` are LitGenre's."""
         super().__init__(genres, **kwargs)

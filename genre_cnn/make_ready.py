@@ -60,7 +60,7 @@ def clip_embeddings(data_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, 
     from genre_cnn.cache import load_cache
     from genre_cnn.datamodule import GenreDataModule
 
-    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), inputs="musicnn")
+    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), family="musicnn")
     dm.prepare_data()
     clips = dm.clips
     x = load_cache(clips, dm.cache_dir, ("embedding",))[0].mean(axis=1)  # (N, P, 250) -> (N, 250)
@@ -91,7 +91,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, genres: list[str], head: dict, seed: 
     import torch
     import torch.nn.functional as F
 
-    from genre_cnn.classifiers import MusicnnClassifier
+    from genre_cnn.families.musicnn import MusicnnClassifier
 
     torch.manual_seed(seed)
     model = MusicnnClassifier(genres, embedding=head["embedding"], widths=tuple(head["widths"]),

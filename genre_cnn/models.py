@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+WIDTHS = (512, 256, 128, 64)  # the write-up's layer widths, the default of every family
+
 
 class GenreCNN(nn.Module):
     """A 1-D convolutional network over time: the front end's bins (128 log-mel + 12 chroma) are its channels.
@@ -39,7 +41,7 @@ class GenreCNN(nn.Module):
     Input (B, in_channels, frames) -> logits (B, num_classes).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
+    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = WIDTHS,
                  kernel_size: int = 3, dropout: float = 0.3, band_norm: Literal["none", "mean", "instance"] = "none",
                  n_mels: int = 0, stem: int = 0):
         super().__init__()
@@ -81,7 +83,7 @@ class DenseNet(nn.Module):
     classifier.
     """
 
-    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = (512, 256, 128, 64),
+    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = WIDTHS,
                  dropout: float = 0.3):
         super().__init__()
         layers: list[nn.Module] = []

@@ -230,11 +230,16 @@ def embed(model: Musicnn, front: FrontEnd, wave: np.ndarray | torch.Tensor,
 EMBEDDING_SIZE = 200 + 50  # per patch: the penultimate layer, then the 50 tag logits
 
 
+def embed_patches(model: Musicnn, patches: torch.Tensor) -> torch.Tensor:
+    """Patches (N, 187, 96) -> their embeddings (N, 250): penultimate layer, then tag logits."""
+    out = model(patches)
+    return torch.cat([out["penultimate"], out["logits"]], dim=1)  # (N, 250)
+
+
 def patch_embeddings(model: Musicnn, front: FrontEnd, wave: torch.Tensor) -> torch.Tensor:
     """Waveform (B, samples) at 16 kHz -> per-patch embeddings (B, P, 250): penultimate layer and tag logits."""
     patches = cut_patches(front(wave))  # (B, P, 187, 96)
-    out = model(patches.flatten(0, 1))  # (B * P, ...)
-    emb = torch.cat([out["penultimate"], out["logits"]], dim=1)  # (B * P, 250)
+    emb = embed_patches(model, patches.flatten(0, 1))  # (B * P, 250)
     return emb.view(patches.shape[0], patches.shape[1], EMBEDDING_SIZE)  # (B, P, 250)
 
 

@@ -10,7 +10,7 @@ take the whole colour scale); spectral centroid and zero-crossing rate over time
 genre probabilities for the whole file. `png_names` gives several inputs that share a name distinct PNG names.
 
 Memory does not grow past a bound: files over MAX_SECONDS are refused (from the header, or while decoding in
-pieces), the network sees its windows in batches (genre_cnn.bounded), and the spectrogram panels draw at
+pieces), the network sees its windows in batches (the classifier's `track_probs`), and the spectrogram panels draw at
 most MAX_COLUMNS columns (neighbouring frames averaged). Characters that the figure's font cannot draw
 (a CJK file name with the default font) are written as \\uXXXX escapes, never as boxes.
 """
@@ -26,7 +26,7 @@ from genre_cnn.paths import atomic_write
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from genre_cnn.classifiers import GenreClassifier
+    from genre_cnn.families.base import GenreClassifier
 
 MAX_SECONDS = 15 * 60  # longer files are refused
 MAX_COLUMNS = 4000  # spectrogram columns drawn at most (about three per pixel of the figure's width)
@@ -95,7 +95,6 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
     import torch
 
     from genre_cnn.audio import load_capped
-    from genre_cnn.bounded import track_probs
     from genre_cnn.frontend import N_CHROMA, FrontEnd
 
     path = Path(path)
@@ -107,7 +106,7 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
         wav = torch.from_numpy(y)[None].to(frontend.hann.device)  # (1, samples)
         power_t = frontend.power(wav)  # (1, bins, frames)
         feats = frontend.from_power(power_t)[0].cpu().numpy()  # (n_mels [+ 12], frames)
-    probs = track_probs(model, torch.from_numpy(y))[0].numpy() if model is not None else None  # (n,)
+    probs = model.track_probs(torch.from_numpy(y))[0].numpy() if model is not None else None  # (n,)
     power = power_t[0].cpu().numpy()  # (bins, frames)
     del power_t, wav
     mel = feats[:config.n_mels]

@@ -9,8 +9,8 @@ From Python:
     results, errors = predict_files(model, [Path("song.mp3")])
 
 A checkpoint is size-checked (`genre_cnn.checkpoint`), read with `torch.load(weights_only=True)`, which
-refuses any pickled callable, and its model class is looked up by name among `genre_cnn.classifiers`'
-classes only, so loading never runs code from the file. The model is a plain `nn.Module` (no Lightning).
+refuses any pickled callable, and its model class is looked up by name among the model families'
+(genre_cnn.families) only, so loading never runs code from the file. The model is a plain `nn.Module` (no Lightning).
 
 Which parts of a file a model hears (`predict_track`): the whole file, whose windows' probabilities are
 averaged; for the dense baseline only the centred `clip_seconds`, as in training (read alone by seeking);
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from genre_cnn import families
 from genre_cnn.audio import (
     DECODE_EXTENSIONS,
     PREDICT_MIN_SECONDS,
@@ -53,7 +54,7 @@ from genre_cnn.checkpoint import (
 from genre_cnn.errors import GenreCnnError
 
 if TYPE_CHECKING:
-    from genre_cnn.classifiers import GenreClassifier
+    from genre_cnn.families.base import GenreClassifier
 
 __all__ = ["READY_MODEL", "CheckpointError", "Skipped", "default_checkpoint", "expand_paths", "latest_checkpoint",
            "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
@@ -91,15 +92,6 @@ def _one_line(err: BaseException) -> str:
     return text[:200] or "unreadable"
 
 
-def _model_classes() -> dict[str, type]:
-    """The classifiers that a checkpoint may name: `genre_cnn.classifiers`' model families (those with `inputs`)."""
-    from genre_cnn import classifiers
-
-    return {name: obj for name, obj in vars(classifiers).items()
-            if isinstance(obj, type) and issubclass(obj, classifiers.GenreClassifier)
-            and "inputs" in vars(obj) and obj.__module__ == classifiers.__name__}
-
-
 def trained_on(checkpoint: dict) -> str:
     """What a checkpoint says it was trained on: its `trained_on` entry, else its data settings."""
     if isinstance(checkpoint.get("trained_on"), str):
@@ -128,15 +120,16 @@ def load_model(path: Path, map_location="cpu") -> GenreClassifier:
         what = "refused: it pickles code or objects" if "GLOBAL" in reason else "corrupt or not a checkpoint"
         raise CheckpointError(f"{path}: {what} ({reason})") from None
     check_contents(path, checkpoint)
-    classes = _model_classes()
     name = checkpoint["genre_cnn_class"]
-    if name not in classes:
-        raise CheckpointError(f"{path}: unknown model class {name[:60]!r} (known: {', '.join(sorted(classes))})")
+    family = families.of(name)
+    if family is None:
+        known = ", ".join(f.class_name for f in families.all().values())
+        raise CheckpointError(f"{path}: unknown model class {name[:60]!r} (known: {known})")
     state = checkpoint["state_dict"]
     check_weights(path, state)
     state = {k.removeprefix("model."): v for k, v in state.items()}  # LightningModule's prefix
     try:
-        model = classes[name].from_hparams(dict(checkpoint["hyper_parameters"]))
+        model = family.build(dict(checkpoint["hyper_parameters"]))
         model.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - wrong arguments or shapes: the file does not fit the code
         raise CheckpointError(f"{path}: does not fit {name} ({_one_line(err)})") from None
@@ -190,11 +183,7 @@ def model_spans(model) -> tuple[int | None, int | None]:
     """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
     the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
     segment = getattr(model, "segment_samples", None)
-    frames = getattr(model, "window", None)  # the CNN's window
-    if frames is None and getattr(model, "inputs", None) == "musicnn":
-        from genre_cnn.musicnn import PATCH_FRAMES  # musicnn's non-overlapping patches
-
-        frames = PATCH_FRAMES
+    frames = getattr(model, "window", None)  # frames of one CNN window or musicnn patch
     if segment is None and frames and hasattr(model, "frontend"):
         segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
     return segment, getattr(model, "clip_samples", None)

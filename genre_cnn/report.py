@@ -61,7 +61,7 @@ def say(message: str) -> None:
 
 def seen(dm) -> str:
     """What one training epoch sees, e.g. "28 clips x 8 windows"."""
-    per = "windows" if dm.hparams.inputs == "windows" else f"copies of their {dm.hparams.inputs} vectors"
+    per = "windows" if dm.classifier_class.inputs == "windows" else f"copies of their {dm.hparams.family} vectors"
     return f"{len(dm.train_idx)} clips x {dm.hparams.crops_per_clip} {per}"
 
 

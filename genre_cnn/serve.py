@@ -21,9 +21,9 @@ server's private temporary folder (`genre-cnn-serve-PID-*`, removed when the ser
 server is removed when the next one starts); each file is deleted after its answer. What one request may cost
 is bounded: at most --max-mb stored (413 past it); the body must arrive within BODY_SECONDS, with no pause over
 IDLE_SECONDS (408); at most MAX_UPLOADS uploads at once (503 past it); audio of at most MAX_SECONDS, refused
-from its header or while it is decoded in pieces, never decoded whole first; the network sees BATCH windows at
-a time (genre_cnn.bounded); at most ANALYSES analyses run at once, and one whose client has left stops at its
-next block or batch. Measured peak memory per request: benchmarks/hostile_serve.py.
+from its header or while it is decoded in pieces, never decoded whole first; the network sees a few
+windows at a time (the classifier's `track_probs`); at most ANALYSES analyses run at once, and one whose client
+has left stops at its next block or batch. Measured peak memory per request: benchmarks/hostile_serve.py.
 Requests whose Host header does not name this server, or whose Origin is another site, are refused (403), so
 neither a web page the user visits nor DNS rebinding can use the server. The model runs in a thread, so the
 server keeps answering while it works. Unusable uploads get a one-line JSON error, never a traceback.
@@ -83,12 +83,11 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
     that sees the clip whole), "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) numpy array (what the
     model's front end makes of the file), "chroma": (12, T) array, or None for a front end without chroma}.
     The file is decoded in pieces and the network runs in batches (genre_cnn.audio.load_capped,
-    genre_cnn.bounded); `check()` runs between pieces and may raise to stop.
+    `track_probs`); `check()` runs between pieces and may raise to stop.
     """
     import torch
 
     from genre_cnn.audio import load_capped
-    from genre_cnn.bounded import track_probs
 
     config = model.frontend.config
     sr = config.sample_rate
@@ -97,7 +96,7 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
     wave = torch.from_numpy(y)
     with torch.no_grad():
         feats = model.frontend(wave[None].to(model.frontend.hann.device))[0].cpu()  # (channels, T)
-    probs, window_probs = track_probs(model, wave, check=check)  # (n,), (K, n)
+    probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
     centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
     return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
             "window_times": centres.tolist(), "window_probabilities": window_probs.tolist(),

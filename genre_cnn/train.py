@@ -31,10 +31,10 @@ from typing import Literal
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
+from genre_cnn import families
 from genre_cnn.datamodule import GenreDataModule
 from genre_cnn.errors import SettingsError, run_command
 from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.lit import LitCNN, LitDense, LitMusicnn
 from genre_cnn.paths import atomic_write_text, home
 from genre_cnn.report import say, seen
 from genre_cnn.runs import (
@@ -52,10 +52,11 @@ log = logging.getLogger("genre_cnn")
 RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
 
 
-# the `--models` names, each also the option group of its LightningModule (e.g. --musicnn.embedding tags)
-MODELS = {"cnn": LitCNN, "dense": LitDense, "musicnn": LitMusicnn}
-# options added after runs may have been started, with the value that rebuilds such a run's model on --resume
-ADDED_SINCE = {"cnn.stem": "0", "cnn.pitch_shift": "0"}
+
+def models() -> dict:
+    """The `--models` names (genre_cnn.families), each also the option group of the LightningModule that trains
+    that family (e.g. --musicnn.embedding tags): name -> LightningModule class."""
+    return {name: family.lit() for name, family in families.all().items()}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -67,8 +68,9 @@ def build_parser() -> ArgumentParser:
 
     parser = OptionParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
-    parser.add_argument("--models", type=list[Literal["cnn", "dense", "musicnn"]], default=["cnn", "dense", "musicnn"],
-                        help="the model families to train and compare")
+    lits = models()
+    parser.add_argument("--models", type=list[Literal[tuple(lits)]], default=list(lits),
+                        help="the model families to train and compare (genre_cnn.families)")
     parser.add_argument("--run_name", type=str | None, default=None, help="default: the date and time")
     parser.add_argument("--resume", type=bool, default=False,
                         help="continue run_name (default: the latest run) from its last checkpoints")
@@ -79,8 +81,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--output_root", type=Path | None, default=None,
                         help="where runs/ and checkpoints/ go (default: genre_cnn.paths.home())")
     parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
-    parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "inputs", "fit_on"})
-    for name, cls in MODELS.items():
+    parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "family", "fit_on"})
+    for name, cls in lits.items():
         parser.add_class_arguments(cls, name, instantiate=False, skip={"genres", "frontend"})
     parser.link_arguments("data.window_seconds", "cnn.window_seconds")
     parser.link_arguments("data.clip_seconds", "dense.clip_seconds")
@@ -93,12 +95,13 @@ def build_parser() -> ArgumentParser:
 
 
 def _added_since(saved: Path) -> list[str]:
-    """Options of ADDED_SINCE that a run's saved config.yaml lacks, as arguments giving their old values."""
+    """The settings a run's saved config.yaml predates (each family's `legacy`), as arguments giving the values
+    that run was trained with, so that --resume rebuilds its models."""
     import yaml
 
     conf = yaml.safe_load(saved.read_text()) or {}
-    missing = [key for key in ADDED_SINCE if key.split(".")[1] not in (conf.get(key.split(".")[0]) or {})]
-    return [arg for key in missing for arg in (f"--{key}", ADDED_SINCE[key])]
+    return [arg for name, family in families.all().items() for key, value in family.legacy.items()
+            if key not in (conf.get(name) or {}) for arg in (f"--{name}.{key}", str(value))]
 
 
 def _latest_run(checkpoints: Path) -> str:
@@ -114,7 +117,7 @@ def check_settings(cfg: Namespace) -> FrontEndConfig:
     its checkpoints are held to when loaded (genre_cnn.bounds), weight count included."""
     check_run_options(cfg)
     frontend = FrontEndConfig(**vars(cfg.frontend))
-    for name, model in MODELS.items():
+    for name, model in models().items():
         model.check_settings({**vars(cfg[name]), "frontend": frontend})
     _check_trainer(cfg)
     return frontend
@@ -155,7 +158,7 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
 def data_module(data: GenreDataModule, name: str, fit_on: str = "train") -> GenreDataModule:
     """The DataModule of model family `name` over `data`'s prepared clips and split: it serves the inputs the
     family declares; features loaded, so that its genres and training statistics can be handed over."""
-    dm = data.sibling(MODELS[name].classifier_class.inputs, fit_on)
+    dm = data.sibling(name, fit_on)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -166,7 +169,7 @@ def new_model(name: str, cfg: Namespace, dm: GenreDataModule):
     import lightning as L
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = MODELS[name](genres=dm.genres, frontend=FrontEndConfig(**vars(cfg.frontend)), **vars(cfg[name]))
+    model = families.get(name).lit()(genres=dm.genres, frontend=FrontEndConfig(**vars(cfg.frontend)), **vars(cfg[name]))
     if hasattr(model.model, "set_scaler"):
         model.model.set_scaler(*dm.vector_stats())
     return model
@@ -282,7 +285,7 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
     import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    data = GenreDataModule(**vars(cfg.data), frontend=frontend, inputs=MODELS[cfg.models[0]].classifier_class.inputs)
+    data = GenreDataModule(**vars(cfg.data), frontend=frontend, family=cfg.models[0])
     start = time.time()
     data.prepare_data()
     split = data.make_split()

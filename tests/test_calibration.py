@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genre_cnn.calibration import expected_calibration_error, fit_temperature
-from genre_cnn.classifiers import MusicnnClassifier
+from genre_cnn.families.musicnn import MusicnnClassifier
 
 
 @pytest.mark.parametrize("true_t", [1.5, 4.0])

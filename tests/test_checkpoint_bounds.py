@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from genre_cnn import families
 from genre_cnn.bounds import FRONTEND_RANGES, MAX_LAYERS, MAX_WIDTH, RANGES
 from genre_cnn.checkpoint import CheckpointError, check_contents
 from genre_cnn.errors import SettingsError
@@ -45,9 +46,9 @@ def past(low, high, side: str):
 def save(lit: type[LitGenre], settings: dict, path: Path) -> Path:
     """A checkpoint as training writes it (class name, hyperparameters, "model."-prefixed state dict)."""
     hp = {"genres": GENRES, "frontend": FrontEndConfig().as_dict(), **settings}
-    model = lit.classifier_class.from_hparams(hp)
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    torch.save({"genre_cnn_class": lit.classifier_class.__name__, "hyper_parameters": hp, "state_dict": state}, path)
+    family = families.get(lit.family)
+    state = {f"model.{k}": v for k, v in family.build(hp).state_dict().items()}
+    torch.save({"genre_cnn_class": family.class_name, "hyper_parameters": hp, "state_dict": state}, path)
     return path
 
 
@@ -61,7 +62,7 @@ def test_each_edge_round_trips_and_one_past_is_refused_by_both(lit, key, side, t
     edge = {**SMALL, key: low if side == "low" else high}
     lit.check_settings(edge)  # training accepts it ...
     model = load_model(save(lit, edge, tmp_path / "edge.ckpt"))  # ... and so does loading
-    assert type(model) is lit.classifier_class
+    assert type(model) is families.get(lit.family).classifier()
     bad = {**edge, key: past(low, high, side)}
     with pytest.raises(SettingsError, match=f"^--{lit.family}.{key} must be"):
         lit.check_settings(bad)
@@ -95,7 +96,7 @@ def test_front_end_edges_are_accepted_by_both_and_one_past_refused_by_both(key, 
     for side in ("low", "high"):
         settings = {key: low if side == "low" else high, **edges.get(key, {}).get(side, {})}
         hp = {"genres": GENRES, "frontend": FrontEndConfig(**settings).as_dict(), **SMALL}
-        state = {k: v for k, v in LitDense.classifier_class.from_hparams(hp).state_dict().items()}
+        state = {k: v for k, v in families.get("dense").build(hp).state_dict().items()}
         check_contents(Path("edge.ckpt"), {"genre_cnn_class": "HandcraftedClassifier", "hyper_parameters": hp,
                                            "state_dict": state})
         bad = {**hp["frontend"], key: past(low, high, side)}

@@ -42,7 +42,7 @@ def test_loaders_yield_what_the_inputs_argument_asks_for(tmp_path):
     windows, y = next(iter(dm.test_dataloader()))
     frames = 1 + 4 * SR // 512  # 173 frames in a 4-s clip: windows of 130 frames, hop 65
     assert windows.shape[1:] == (1 + (frames - 130) // 65, 140, 130)
-    vectors = make_dm(root, inputs="handcrafted")
+    vectors = make_dm(root, family="dense")
     x, y = next(iter(vectors.train_dataloader()))
     assert x.shape == (8, 91) and str(x.dtype) == "torch.float32"
     x, y = next(iter(vectors.test_dataloader()))
@@ -56,7 +56,7 @@ def test_loaders_yield_what_the_inputs_argument_asks_for(tmp_path):
 
 def test_refit_data_adds_the_validation_clips(tmp_path):
     root = tone_folder(tmp_path / "a")
-    dm, refit = make_dm(root, inputs="handcrafted"), make_dm(root, inputs="handcrafted", fit_on="train+val")
+    dm, refit = make_dm(root, family="dense"), make_dm(root, family="dense", fit_on="train+val")
     assert sorted(refit.train_idx) == sorted([*dm.idx["train"], *dm.idx["val"]])
     assert not set(refit.train_idx) & set(dm.idx["test"])
 
@@ -103,14 +103,14 @@ def test_real_clips_with_the_artist_filtered_lists():
     assert dm.features.shape == (100, 140, 1 + 30 * SR // 512)
 
 
-@pytest.mark.parametrize("inputs", ["windows", "handcrafted"])
-def test_the_training_loader_yields_only_training_clips(tmp_path, inputs):
+@pytest.mark.parametrize("family", ["cnn", "dense"])
+def test_the_training_loader_yields_only_training_clips(tmp_path, family):
     """Traces every example the training loader yields back to the clip it was cut from."""
-    dm = make_dm(tone_folder(tmp_path / "a"), inputs=inputs)
+    dm = make_dm(tone_folder(tmp_path / "a"), family=family)
     w = dm.window
     owner: dict[bytes, int] = {}  # every window (or vector) any clip could give -> that clip's row
     for row, feats in enumerate(dm.features.astype(np.float32)):
-        if inputs == "windows":
+        if family == "cnn":
             for start in range(feats.shape[-1] - w + 1):
                 owner[feats[:, start:start + w].tobytes()] = row
         else:

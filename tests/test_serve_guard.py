@@ -198,7 +198,7 @@ def test_hours_of_audio_are_refused_before_decoding_under_a_memory_cap(model, tm
 def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_path):
     import torch
 
-    from genre_cnn.bounded import BATCH
+    from genre_cnn.families.base import TRACK_BATCH as BATCH
     from genre_cnn.predict import load_model
     from genre_cnn.serve import analyse
 

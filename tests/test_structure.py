@@ -72,8 +72,10 @@ def test_every_module_imports_cleanly_in_a_fresh_process():
 
 
 def test_the_prediction_path_does_not_import_the_training_stack():
-    code = ("import sys, genre_cnn.cli, genre_cnn.predict, genre_cnn.classifiers\n"
-            "heavy = [m for m in ('lightning', 'torchmetrics', 'tensorboard', 'genre_cnn.lit', 'genre_cnn.datamodule')"
+    code = ("import sys, genre_cnn.cli, genre_cnn.predict, genre_cnn.families.cnn, genre_cnn.families.dense, "
+            "genre_cnn.families.musicnn, genre_cnn.checkpoint, genre_cnn.export, genre_cnn.serve, genre_cnn.sort\n"
+            "heavy = [m for m in ('lightning', 'torchmetrics', 'tensorboard', 'jsonargparse', 'genre_cnn.lit', "
+            "'genre_cnn.datamodule', 'genre_cnn.train')"
             " if m in sys.modules]\nprint(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -85,14 +87,14 @@ def test_the_prediction_path_does_not_import_the_training_stack():
 def test_every_config_builds_through_the_cli_parser(config):
     from genre_cnn.datamodule import GenreDataModule
     from genre_cnn.frontend import FrontEndConfig
-    from genre_cnn.train import MODELS, build_parser
+    from genre_cnn.train import build_parser, models
 
     cfg = build_parser().parse_args(["--config", str(config)])
     frontend = FrontEndConfig(**vars(cfg.frontend))
     dm = GenreDataModule(**vars(cfg.data), frontend=frontend)
     assert dm.window == frontend.window_frames(cfg.data.window_seconds)
     for name in cfg.models:
-        model = MODELS[name](genres=["a", "b", "c"], frontend=frontend, **vars(cfg[name]))
+        model = models()[name](genres=["a", "b", "c"], frontend=frontend, **vars(cfg[name]))
         assert model.model.genres == ["a", "b", "c"]
 
 

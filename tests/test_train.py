@@ -67,7 +67,7 @@ def test_tensorboard_has_the_curves_and_the_confusion_matrix(demo_run):
 
 
 def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
-    from genre_cnn.classifiers import HandcraftedClassifier
+    from genre_cnn.families.dense import HandcraftedClassifier
 
     path = demo_run["root"] / "checkpoints" / "demo" / "dense" / "best.ckpt"
     ckpt = torch.load(path, weights_only=True, map_location="cpu")
@@ -77,7 +77,7 @@ def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
     assert model.genres == ["ambient", "techno", "noise", "chiptune"]
     from genre_cnn.datamodule import GenreDataModule
 
-    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, inputs="handcrafted")
+    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, family="dense")
     dm.setup("fit")
     train = dm.features[dm.idx["train"]]  # fitted on the training split only, and saved with the weights
     np.testing.assert_allclose(model.mean.numpy(), train.mean(0), rtol=1e-4, atol=1e-4)
@@ -159,7 +159,7 @@ def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_h
     assert result["refit_epochs"] == 3 and result["checkpoint"].endswith("refit.ckpt")
     ckpt = tmp_path / "checkpoints" / "rf" / "dense" / "refit.ckpt"
     assert latest_checkpoint(tmp_path, "dense") == ckpt
-    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, inputs="handcrafted")
+    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, family="dense")
     dm.setup("fit")
     seen = dm.features[np.concatenate([dm.idx["train"], dm.idx["val"]])]  # the refit's scaler saw train + val
     model = load_model(ckpt)
