@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -84,8 +85,9 @@ def build_parser() -> ArgumentParser:
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "family", "fit_on"})
     for name, cls in lits.items():
         parser.add_class_arguments(cls, name, instantiate=False, skip={"genres", "frontend"})
-    parser.link_arguments("data.window_seconds", "cnn.window_seconds")
-    parser.link_arguments("data.clip_seconds", "dense.clip_seconds")
+        for key in ("window_seconds", "clip_seconds"):  # the input length a family is built for is the data's
+            if key in inspect.signature(cls.__init__).parameters:
+                parser.link_arguments(f"data.{key}", f"{name}.{key}")
     parser.add_class_arguments(Trainer, "trainer", instantiate=False, skip={
         "callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"})
     # the phase lines give the parameter count: no per-model summary table
