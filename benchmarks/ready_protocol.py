@@ -123,14 +123,14 @@ def dense_results(keys, y, genres, data_dir: Path, parts) -> dict[str, dict]:
     (750 steps, unweighted as train.py trains it), seeds SEEDS."""
     import torch
 
-    from genre_cnn.cache import load_cache
-    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.cache import FeatureSettings
+    from genre_cnn.clipset import ClipSet
     from genre_cnn.models import DenseNet
+    from genre_cnn.sources import open_source
 
-    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), family="dense")
-    dm.prepare_data()
-    assert [c.key for c in dm.clips] == keys
-    hand = load_cache(dm.clips, dm.cache_dir, ("hand",))[0].astype(np.float32)  # (N, 91)
+    clips = ClipSet.prepare(open_source("folder", data_dir), FeatureSettings(), "hand")
+    assert clips.keys == keys
+    hand = clips.features.astype(np.float32)  # (N, 91)
     per: dict[str, list[dict]] = {}
     for seed in SEEDS:
         preds = {}

@@ -71,6 +71,18 @@ class FeatureSettings:
         blob = json.dumps({**self.describe(), "source": source}, sort_keys=True)
         return f"{Path(source).name or 'data'}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
+    def cache_dir(self, data_dir: Path) -> Path:
+        """Where the features of the dataset in `data_dir` are cached: `<home>/data/cache/<cache_name>`, never
+        beside the user's audio."""
+        from genre_cnn.paths import home
+
+        return home() / "data" / "cache" / self.cache_name(str(Path(data_dir).resolve()))
+
+
+def cached_clips(clips: list[Clip], cache_dir: Path) -> list[Clip]:
+    """The clips whose features are in the cache (those `build_cache` could read), in order."""
+    return [c for c in clips if entry_path(cache_dir, c).is_file()]
+
 
 def _source_stamp(path: Path) -> np.ndarray:
     st = path.stat()

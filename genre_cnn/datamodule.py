@@ -16,7 +16,6 @@ one clip, D = vector length):
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -27,13 +26,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from genre_cnn import families
-from genre_cnn.audio import GTZAN_GENRES, Clip, DataError, discover_genres, find_clips, find_genre_root
-from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
-from genre_cnn.datasets import ClipWindows, EveryClipOnce, RandomWindows
+from genre_cnn.audio import DataError
+from genre_cnn.cache import FeatureSettings, build_cache, cached_clips
+from genre_cnn.clipset import ClipSet
 from genre_cnn.errors import SettingsError, check_range
 from genre_cnn.frontend import FrontEndConfig
+from genre_cnn.loaders import ClipWindows, EveryClipOnce, RandomWindows
 from genre_cnn.paths import home, resolve
-from genre_cnn.splits import kfold_split, list_split, load_or_save, random_split
+from genre_cnn.sources import open_source
+from genre_cnn.splits import choose, load_or_save
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class GenreDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset: Literal["gtzan", "folder", "demo"] = "gtzan",
+        dataset: str = "gtzan",
         data_dir: str | None = None,
         download: bool = True,
         split: Literal["random", "kfold", "lists"] = "random",
@@ -90,10 +91,14 @@ class GenreDataModule(L.LightningDataModule):
         self.frontend = FrontEndConfig.of(frontend)
         self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
         self.data_dir = resolve(data_dir) if data_dir else home() / "data" / dataset
+        self.source = open_source(dataset, self.data_dir, download=download, clip_seconds=clip_seconds,
+                                  demo_clips_per_genre=demo_clips_per_genre, sample_rate=self.frontend.sample_rate)
         self.classifier_class = families.get(family).classifier()  # what it trains on: features, cached, pool, inputs
         self.settings = FeatureSettings(self.classifier_class.features(self.frontend), clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
         self._check_ranges()
+        self.clipset: ClipSet | None = None  # the cached clips and their features, once set up
+        self.split: dict[str, list[str]] | None = None
 
     def _check_ranges(self) -> None:
         """Raises SettingsError, naming the option, for a setting that could only end in a traceback later."""
@@ -112,132 +117,49 @@ class GenreDataModule(L.LightningDataModule):
     @functools.cached_property
     def genres(self) -> list[str]:
         """Class names in label order: the one list that models, reports and prediction use."""
-        if self.hparams.dataset == "gtzan":
-            return list(GTZAN_GENRES)
-        if self.hparams.dataset == "demo":
-            from genre_cnn.demo import DEMO_GENRES
-
-            return list(DEMO_GENRES)
-        return list(discover_genres(self._genre_root()))
+        return self.source.genres()
 
     @property
     def cache_dir(self) -> Path:
-        return home() / "data" / "cache" / self.settings.cache_name(str(self.data_dir.resolve()))
-
-    def _genre_root(self) -> Path:
-        root = find_genre_root(self.data_dir)
-        if root is None:
-            from genre_cnn.download import OFFLINE_HELP
-
-            raise DataError(f"no audio found in {self.data_dir} (expected one folder per genre). " + OFFLINE_HELP)
-        if self.hparams.dataset == "gtzan":
-            foreign = sorted(set(discover_genres(root)) - set(GTZAN_GENRES))
-            if foreign:
-                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-                raise SettingsError(f"--data.data_dir {self.data_dir} has genre folders that are not GTZAN's "
-                                    f"({shown}): for your own collection add --data.dataset folder")
-        return root
-
-    @functools.cached_property
-    def clips(self) -> list[Clip]:
-        """Every audio file of the dataset (listed once, after any download, so each oddity is logged once)."""
-        return find_clips(self._genre_root(), tuple(self.genres))
+        return self.settings.cache_dir(self.data_dir)
 
     def prepare_data(self) -> None:
-        """Downloads or generates the audio if needed, then caches every clip's features (one process).
-
-        Lightning calls this before every fit and test: after the first success it does nothing, so each
-        bad file is reported once per run.
-        """
-        if getattr(self, "_prepared", False):
-            return
-        self.ensure_audio()
-        usable = build_cache(self.clips, self.cache_dir, self.settings, self.hparams.cache_workers)
-        if not usable:
-            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
-        self._prepared = True
-
-    def ensure_audio(self) -> None:
-        """Generates the demo set or downloads GTZAN if needed; DataError (saying what to do) if there is no
-        audio. Computes no features."""
-        hp = self.hparams
-        if hp.dataset == "demo":
-            from genre_cnn.demo import make_demo_dataset
-
-            make_demo_dataset(self.data_dir, hp.demo_clips_per_genre, hp.clip_seconds, self.frontend.sample_rate,
-                              seed=0)
-        elif hp.dataset == "gtzan" and hp.download and find_genre_root(self.data_dir) is None:
-            from genre_cnn.download import download_gtzan
-
-            download_gtzan(self.data_dir)
-        self._genre_root()
-        if len(self.genres) < 2:  # before any feature work
+        """Downloads or generates the audio if needed, then caches every clip's features. Lightning runs this on
+        one process, before every fit and test: it writes files and keeps no state; with the cache complete it
+        only checks each entry. DataError (saying what to do) if there is no usable audio."""
+        self.source.ensure()
+        genres = self.source.genres()
+        if len(genres) < 2:  # before any feature work
             raise SettingsError(f"--data.data_dir {self.data_dir}: a classifier needs at least 2 genres, found "
-                                f"{len(self.genres)} ({', '.join(self.genres) or 'none'})")
+                                f"{len(genres)} ({', '.join(genres) or 'none'})")
+        if not build_cache(self.source.clips(), self.cache_dir, self.settings, self.hparams.cache_workers):
+            raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
 
     def make_split(self) -> dict[str, list[str]]:
         """The track-level split of the cached clips (saved beside the cache and reused); after prepare_data()."""
-        if getattr(self, "split", None) is None:
-            clips = [c for c in self.clips if entry_path(self.cache_dir, c).is_file()]
+        if self.split is None:
+            clips = cached_clips(self.source.clips(), self.cache_dir)
             if not clips:
                 raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
-            self._cached_clips = clips
-            split, name = self._split([c.key for c in clips], [self.genres.index(c.genre) for c in clips])
+            hp = self.hparams
+            split, name = choose([c.key for c in clips], [self.genres.index(c.genre) for c in clips], self.genres,
+                                 hp.split, hp.test_fraction, hp.val_fraction, hp.num_folds, hp.fold, hp.seed,
+                                 resolve(hp.split_lists_dir) if hp.split_lists_dir else None, str(self.data_dir))
             self.split = load_or_save(self.cache_dir / name, split)
         return self.split
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features that the family trains on and the saved (or new) track-level split."""
-        if getattr(self, "features", None) is not None:
+        if self.clipset is not None:
             return
-        self.make_split()
-        clips = self._cached_clips
-        keys, labels = [c.key for c in clips], [self.genres.index(c.genre) for c in clips]
-        index = {k: i for i, k in enumerate(keys)}
-        # (N, C, T) float16 windows' source, or (N, D) float32 vectors
-        cached = load_cache(clips, self.cache_dir, (self.classifier_class.cached,))[0]
-        self.features = self.classifier_class.pool(cached)
-        self.labels = np.array(labels, dtype=np.int64)
-        self.idx = {part: np.array([index[k] for k in self.split[part]], dtype=np.int64) for part in self.split}
+        split = self.make_split()
+        c = self.classifier_class
+        self.clipset = ClipSet(self.source.clips(), self.genres, self.cache_dir, c.cached, c.pool)
+        # (N, C, T) float16 windows' source, or (N, D) float32 vectors; (N,) int64
+        self.features, self.labels = self.clipset.features, self.clipset.labels
+        index = {k: i for i, k in enumerate(self.clipset.keys)}
+        self.idx = {part: np.array([index[k] for k in split[part]], dtype=np.int64) for part in split}
         log.debug("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
-
-    def _split(self, keys: list[str], labels: list[int]) -> tuple[dict[str, list[str]], str]:
-        """The track-level split the settings ask for, and the file name it is saved under; a dataset too small
-        for it is a SettingsError naming the options, with the clip count of each genre."""
-        hp = self.hparams
-        counts = {g: labels.count(i) for i, g in enumerate(self.genres) if labels.count(i)}
-        if len(counts) < 2:
-            raise SettingsError(f"--data.data_dir {self.data_dir}: a classifier needs at least 2 genres with "
-                                f"usable clips, found {len(counts)} ({', '.join(counts) or 'none'})")
-        try:
-            if hp.split == "lists":
-                if hp.split_lists_dir is None:
-                    raise SettingsError("--data.split lists needs --data.split_lists_dir (e.g. ../shared/gtzan_splits)")
-                lists = resolve(hp.split_lists_dir)
-                tag = hashlib.sha256(str(lists.resolve()).encode()).hexdigest()[:8]  # another list set, another file
-                return list_split(keys, lists), f"split-lists-{tag}.json"
-            if hp.split == "kfold":
-                return (kfold_split(keys, labels, hp.fold, hp.num_folds, hp.val_fraction, hp.seed),
-                        f"split-kfold{hp.num_folds}-fold{hp.fold}-seed{hp.seed}.json")
-            return (random_split(keys, labels, hp.test_fraction, hp.val_fraction, hp.seed),
-                    f"split-random-{hp.test_fraction:g}-{hp.val_fraction:g}-seed{hp.seed}.json")
-        except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
-            options = ("--data.num_folds, --data.val_fraction" if hp.split == "kfold"
-                       else "--data.test_fraction, --data.val_fraction")
-            sizes = ", ".join(f"{g} {n}" for g, n in counts.items())
-            raise SettingsError(f"{options}: {len(keys)} clips ({sizes}) cannot be split by genre into "
-                                f"train, val and test parts with these settings ({err})") from None
-
-    def sibling(self, family: str, fit_on: str = "train") -> GenreDataModule:
-        """A DataModule over the same prepared data (no second listing or cache check, so each odd file is
-        reported once) that serves `family` and learns from `fit_on`."""
-        dm = GenreDataModule(**{**self.hparams, "frontend": self.frontend, "family": family, "fit_on": fit_on})
-        dm.__dict__.update(clips=self.clips, genres=self.genres)
-        if dm.cache_dir == self.cache_dir:  # the same features (musicnn embeddings have a cache of their own)
-            dm._prepared = getattr(self, "_prepared", False)
-            if getattr(self, "split", None) is not None:
-                dm.split, dm._cached_clips = self.split, self._cached_clips
-        return dm
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,

@@ -57,15 +57,13 @@ def link_sources(sources: list[str], dest: Path) -> Path:
 def clip_embeddings(data_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     """(keys, labels (N,), clip-mean musicnn embeddings (N, 250), genres) of every clip under `data_dir`,
     through the feature cache that training uses (computed once)."""
-    from genre_cnn.cache import load_cache
-    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.cache import FeatureSettings
+    from genre_cnn.clipset import ClipSet
+    from genre_cnn.families.musicnn import MusicnnClassifier as M
+    from genre_cnn.sources import open_source
 
-    dm = GenreDataModule(dataset="folder", data_dir=str(data_dir), family="musicnn")
-    dm.prepare_data()
-    clips = dm.clips
-    x = load_cache(clips, dm.cache_dir, ("embedding",))[0].mean(axis=1)  # (N, P, 250) -> (N, 250)
-    labels = np.array([dm.genres.index(c.genre) for c in clips])
-    return [c.key for c in clips], labels, x.astype(np.float32), list(dm.genres)
+    clips = ClipSet.prepare(open_source("folder", data_dir), FeatureSettings(M.features(None)), M.cached, M.pool)
+    return clips.keys, clips.labels, clips.features.astype(np.float32), clips.genres  # (N,), (N, 250)
 
 
 def clip_number(key: str) -> int:

@@ -6,10 +6,12 @@ track can reach training. Three kinds:
 - `kfold`: stratified k-fold by track; fold k is the test part, validation is carved from the rest.
 - `lists`: the artist-filtered GTZAN split of Kereliuk, Sturm & Larsen (2015), read from
   `{train,valid,test}_filtered.txt` files of `genre/genre.NNNNN.wav` lines.
+`choose` makes the one the DataModule's settings ask for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -92,3 +94,34 @@ def check_disjoint(split: dict[str, list[str]]) -> None:
         if overlap:
             raise ValueError(f"track(s) in two splits: {sorted(overlap)[:3]}")
         seen |= set(split[part])
+
+
+def choose(keys: list[str], labels: list[int], genres: list[str], kind: str = "random", test_fraction: float = 0.2,
+           val_fraction: float = 0.25, num_folds: int = 5, fold: int = 0, seed: int = 0,
+           lists_dir: Path | None = None, where: str = "the dataset") -> tuple[dict[str, list[str]], str]:
+    """The track-level split of `keys` (labels: indices into `genres`) that the settings ask for, and the file name
+    it is saved under (`load_or_save`). A dataset too small for it is a SettingsError naming the options, with
+    the clip count of each genre; `where` names the dataset in it."""
+    from genre_cnn.errors import SettingsError
+
+    counts = {g: labels.count(i) for i, g in enumerate(genres) if labels.count(i)}
+    if len(counts) < 2:
+        raise SettingsError(f"--data.data_dir {where}: a classifier needs at least 2 genres with usable clips, "
+                            f"found {len(counts)} ({', '.join(counts) or 'none'})")
+    try:
+        if kind == "lists":
+            if lists_dir is None:
+                raise SettingsError("--data.split lists needs --data.split_lists_dir (e.g. ../shared/gtzan_splits)")
+            tag = hashlib.sha256(str(lists_dir.resolve()).encode()).hexdigest()[:8]  # another list set, another file
+            return list_split(keys, lists_dir), f"split-lists-{tag}.json"
+        if kind == "kfold":
+            return (kfold_split(keys, labels, fold, num_folds, val_fraction, seed),
+                    f"split-kfold{num_folds}-fold{fold}-seed{seed}.json")
+        return (random_split(keys, labels, test_fraction, val_fraction, seed),
+                f"split-random-{test_fraction:g}-{val_fraction:g}-seed{seed}.json")
+    except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
+        options = ("--data.num_folds, --data.val_fraction" if kind == "kfold"
+                   else "--data.test_fraction, --data.val_fraction")
+        sizes = ", ".join(f"{g} {n}" for g, n in counts.items())
+        raise SettingsError(f"{options}: {len(keys)} clips ({sizes}) cannot be split by genre into "
+                            f"train, val and test parts with these settings ({err})") from None

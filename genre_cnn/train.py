@@ -158,9 +158,9 @@ def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, vers
 
 
 def data_module(data: GenreDataModule, name: str, fit_on: str = "train") -> GenreDataModule:
-    """The DataModule of model family `name` over `data`'s prepared clips and split: it serves the inputs the
-    family declares; features loaded, so that its genres and training statistics can be handed over."""
-    dm = data.sibling(name, fit_on)
+    """The DataModule of model family `name` with `data`'s settings (the same clips and split): it serves the
+    inputs the family declares; features loaded, so that its genres and training statistics can be handed over."""
+    dm = GenreDataModule(**{**data.hparams, "frontend": data.frontend, "family": name, "fit_on": fit_on})
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -291,8 +291,9 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
     start = time.time()
     data.prepare_data()
     split = data.make_split()
-    say(f"features: {len(data.clips)} clips of {len(data.genres)} genres ready in {time.time() - start:.0f} s "
-        f"({data.cache_dir}); split by track: " + ", ".join(f"{p} {len(k)}" for p, k in split.items()))
+    say(f"features: {sum(map(len, split.values()))} clips of {len(data.genres)} genres ready in "
+        f"{time.time() - start:.0f} s ({data.cache_dir}); split by track: "
+        + ", ".join(f"{p} {len(k)}" for p, k in split.items()))
     if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command: they join rank 0's run
         cfg.run_name = os.environ[RUN_ENV]
     elif not cfg.resume:

@@ -1,7 +1,7 @@
 """The torch Datasets of `genre_cnn.datamodule`: random training windows, every window of a clip, and a
 sampler that evaluates each clip exactly once across processes.
 
-    from genre_cnn.datasets import RandomWindows     # used by GenreDataModule; this module has no CLI
+    from genre_cnn.loaders import RandomWindows      # used by GenreDataModule; this module has no CLI
 """
 
 from __future__ import annotations
