@@ -161,16 +161,8 @@ class LitGenre(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.val_metrics["confusion"].reset()
 
-    def on_test_epoch_end(self) -> None:
-        """Keeps the test confusion matrix (rows: true genre) for the report and logs it as a figure."""
-        self.test_confusion = self.test_metrics["confusion"].compute().cpu().numpy()
+    def on_test_epoch_end(self) -> None:  # genre_cnn.fitting.TestConfusion has read it
         self.test_metrics["confusion"].reset()
-        experiment = getattr(self.logger, "experiment", None)
-        if self.trainer.is_global_zero and hasattr(experiment, "add_figure"):
-            from genre_cnn.report import confusion_figure
-
-            experiment.add_figure("test/confusion_matrix", confusion_figure(self.test_confusion, self.genres),
-                                  self.global_step)
 
     def configure_optimizers(self):
         """AdamW; the learning rate warms up linearly over the first 10% of steps, then follows a cosine to 0.

@@ -12,7 +12,7 @@
 Defaults live in the typed `__init__` signatures of FrontEndConfig (`--frontend`), GenreDataModule (`--data`),
 LitCNN (`--cnn`), LitDense (`--dense`) and LitMusicnn (`--musicnn`); YAML files under configs/ state only
 overrides. Each model family gets a DataModule of its own that serves the inputs the family declares, with the
-same front end and split.
+same front end and split; genre_cnn.fitting fits, calibrates, refits and tests each.
 Writes runs/<run>/{config.yaml, report.md, report.json, confusion_*.png, <model>/ TensorBoard logs} and
 checkpoints/<run>/<model>/{best,last}.ckpt.
 """
@@ -35,13 +35,13 @@ from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter,
 from genre_cnn import families
 from genre_cnn.datamodule import GenreDataModule
 from genre_cnn.errors import SettingsError, run_command
+from genre_cnn.fitting import make_trainer, train_one, wants_gpu
 from genre_cnn.frontend import FrontEndConfig
 from genre_cnn.paths import atomic_write_text, home
-from genre_cnn.report import say, seen
+from genre_cnn.report import say
 from genre_cnn.runs import (
     OptionParser,
     RunError,
-    atomic_checkpoint_io,
     check_run_options,
     lock_run,
     new_run,
@@ -142,118 +142,6 @@ def _check_trainer(cfg: Namespace) -> None:
         chatter.setLevel(level)
 
 
-def make_trainer(cfg: Namespace, run_dir: Path, name: str, callbacks: list, version: str = "", **overrides):
-    """A Trainer from the `trainer` options, logging to runs/<run>/<name>/<version>; mixed precision on GPU."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    args = {**vars(cfg.trainer), **overrides}
-    on_gpu = torch.cuda.is_available() and str(args.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
-    if args.get("precision") is None and on_gpu:
-        args["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    logger = TensorBoardLogger(run_dir, name=name, version=version, default_hp_metric=False)
-    return L.Trainer(**args, default_root_dir=run_dir, logger=logger, callbacks=callbacks,
-                     plugins=[atomic_checkpoint_io()])
-
-
-def data_module(data: GenreDataModule, name: str, fit_on: str = "train") -> GenreDataModule:
-    """The DataModule of model family `name` with `data`'s settings (the same clips and split): it serves the
-    inputs the family declares; features loaded, so that its genres and training statistics can be handed over."""
-    dm = GenreDataModule(**{**data.hparams, "frontend": data.frontend, "family": name, "fit_on": fit_on})
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
-
-
-def new_model(name: str, cfg: Namespace, dm: GenreDataModule):
-    """A fresh model of family `name` for `dm`'s genres; a vector model gets `dm`'s training statistics."""
-    import lightning as L
-
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = families.get(name).lit()(genres=dm.genres, frontend=FrontEndConfig(**vars(cfg.frontend)), **vars(cfg[name]))
-    if hasattr(model.model, "set_scaler"):
-        model.model.set_scaler(*dm.vector_stats())
-    return model
-
-
-def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict:
-    """Fits one model (resuming from last.ckpt if asked and present) and tests its best checkpoint, loaded
-    with `torch.load(weights_only=True)`.
-
-    With `cfg.refit`, a fresh model is then trained on train + val for as many epochs as the validated run
-    trained (early stopping included), and that model (checkpoints/<run>/<name>/refit.ckpt) is the one tested.
-    """
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-
-    from genre_cnn.calibration import calibrate_checkpoint
-    from genre_cnn.report import log_hparams, metrics_from_confusion
-
-    dm = data_module(data, name)
-    model = new_model(name, cfg, dm)
-    checkpoint = ModelCheckpoint(str(ckpt_dir / name), filename="best", monitor="val/acc", mode="max",
-                                 enable_version_counter=False)
-    # every epoch, for --resume (Lightning's save_last only follows saves of the best checkpoint)
-    latest = ModelCheckpoint(str(ckpt_dir / name), filename="last", enable_version_counter=False)
-    early = EarlyStopping("val/acc", mode="max", patience=cfg.patience)
-    trainer = make_trainer(cfg, run_dir, name, [checkpoint, latest, early, LearningRateMonitor("epoch")])
-    last, best = ckpt_dir / name / "last.ckpt", ckpt_dir / name / "best.ckpt"
-    # the validated fit ended under this max_epochs (an early stop cannot be resumed; more epochs can)
-    fitted = ckpt_dir / name / "fit_done.json"
-    done = json.loads(fitted.read_text()) if cfg.resume and fitted.is_file() else {}
-    start = time.time()
-    if done.get("max_epochs") == cfg.trainer.max_epochs:
-        result = {key: done.get(key) for key in ("epochs", "val_acc", "best_epoch", "max_epochs")}
-        say(f"fit {name}: already done in this run ({done['epochs']} epochs): testing its best.ckpt")
-    else:
-        resume = last if cfg.resume and last.is_file() else None
-        weights = sum(p.numel() for p in model.parameters())
-        say(f"fit {name} ({type(model.model).__name__}, {weights / 1e3:.0f} K weights): up to "
-            f"{cfg.trainer.max_epochs} epochs on {seen(dm)}, validated on {len(dm.idx['val'])} clips, early "
-            f"stopping patience {cfg.patience}" + (f"; resuming from {resume}" if resume else ""))
-        trainer.fit(model, datamodule=dm, ckpt_path=resume)
-        result = {"epochs": trainer.current_epoch, "val_acc": float(checkpoint.best_model_score or 0.0),
-                  "max_epochs": cfg.trainer.max_epochs}
-        result["best_epoch"] = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"]) + 1
-        if trainer.is_global_zero:
-            atomic_write_text(fitted, json.dumps(result))
-        say(f"fit {name}: done in {time.time() - start:.0f} s, {result['epochs']} epochs; best val accuracy "
-            f"{result['val_acc']:.1%} at epoch {result['best_epoch']} -> {best}")
-    result["checkpoint"] = str(best)
-    result["calibration"] = calibrate_checkpoint(best, dm)  # temperature on the validation clips, into best.ckpt
-    say(f"calibrate {name}: temperature {result['calibration']['temperature']:.2f} on {len(dm.idx['val'])} validation "
-        f"clips, expected calibration error {result['calibration']['ece_before']:.3f} -> "
-        f"{result['calibration']['ece_after']:.3f}")
-    if cfg.refit:
-        epochs = result["epochs"]  # as many as the validated run trained, early stopping included
-        refit_start = time.time()
-        dm = data_module(data, name, fit_on="train+val")
-        model = new_model(name, cfg, dm)
-        say(f"refit {name}: a fresh model on train + val ({seen(dm)}) for {epochs} epochs, the validated "
-            "fit's count; no validation")
-        trainer = make_trainer(cfg, run_dir, name, [LearningRateMonitor("epoch")], version="refit",
-                               max_epochs=epochs, limit_val_batches=0, enable_checkpointing=False)
-        # a killed refit starts again on --resume; refit.ckpt is written (atomically) only when it is done
-        trainer.fit(model, datamodule=dm)
-        model.model.temperature.fill_(result["calibration"]["temperature"])  # the validated fit's (val is trained on)
-        trainer.save_checkpoint(ckpt_dir / name / "refit.ckpt", weights_only=True)  # for prediction: no optimiser
-        result.update(refit_epochs=epochs, checkpoint=str(ckpt_dir / name / "refit.ckpt"))
-        say(f"refit {name}: done in {time.time() - refit_start:.0f} s -> {result['checkpoint']}")
-    else:  # the best epoch's weights, read as plain tensors (no pickled code runs)
-        model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
-    result["train_seconds"] = time.time() - start
-    test_start = time.time()
-    say(f"test {name}: {Path(result['checkpoint']).name} on the {len(dm.idx['test'])} held-out clips")
-    test = trainer.test(model, datamodule=dm, verbose=False)[0]
-    result.update(metrics_from_confusion(model.test_confusion, dm.genres), window_acc=test["test/window_acc"])
-    say(f"test {name}: done in {time.time() - test_start:.0f} s, clip accuracy {result['clip_acc']:.1%} "
-        f"(windows {result['window_acc']:.1%}), macro-F1 {result['macro_f1']:.3f}")
-    if trainer.is_global_zero:
-        log_hparams(trainer.logger, cfg, name, result)
-    return result
-
-
 def main(args: list[str] | None = None) -> dict[str, dict]:
     """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -284,7 +172,6 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
 def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEndConfig,
            held: contextlib.ExitStack) -> dict[str, dict]:
     """main() once the settings are checked: data, the run folder (locked in `held`), then train_all."""
-    import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     data = GenreDataModule(**vars(cfg.data), frontend=frontend, family=cfg.models[0])
@@ -307,7 +194,7 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
     if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
         run_dir.mkdir(parents=True, exist_ok=True)
         parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
-    gpu = torch.cuda.is_available() and str(cfg.trainer.accelerator) in ("auto", "gpu", "cuda")
+    gpu = wants_gpu(vars(cfg.trainer))
     say(f"run {cfg.run_name}{' (resumed)' if cfg.resume else ''}: {', '.join(cfg.models)} on {'GPU' if gpu else 'CPU'}")
     previous = os.environ.get(RUN_ENV)
     os.environ[RUN_ENV] = cfg.run_name  # for DDP's processes, started during the fit; removed when done

@@ -195,7 +195,7 @@ def test_half_written_checkpoints_of_a_killed_run_are_swept(tmp_path):
 
     model = tmp_path / "checkpoints" / "r" / "cnn"
     model.mkdir(parents=True)
-    stale = [model / ".best.ckpt.k1ll3d.tmp", model / ".last.ckpt.x2.tmp", model / ".fit_done.json.x3.tmp"]
+    stale = [model / ".best.ckpt.k1ll3d.tmp", model / ".last.ckpt.x2.tmp", model / ".refit.ckpt.x3.tmp"]
     kept = [model / "best.ckpt", model / ".best.ckpt", tmp_path / "checkpoints" / "r" / "notes.tmp"]
     for path in stale + kept:
         path.write_bytes(b"x")

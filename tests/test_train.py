@@ -214,3 +214,19 @@ def test_a_model_at_the_edges_of_every_bound_trains_and_becomes_a_loadable_defau
           "--trainer.max_epochs", "1", *edges])
     model = load_model(latest_checkpoint(tmp_path))  # what predict, sort and serve load by default
     assert len(model.net.net) == 3 * MAX_LAYERS + 1
+
+
+
+def test_a_fit_that_early_stopping_ended_is_not_trained_further_on_resume(project_home, demo_dir, tmp_path):
+    from genre_cnn.train import main
+
+    args = [*DEMO_ARGS, "--models", "[dense]", "--output_root", str(tmp_path), "--run_name", "es",
+            "--trainer.max_epochs", "15", "--patience", "0", "--trainer.enable_progress_bar", "false"]
+    first = main(args)["dense"]
+    assert first["epochs"] < 15  # early stopping ended it
+    last = tmp_path / "checkpoints" / "es" / "dense" / "last.ckpt"
+    stamp = last.stat().st_mtime_ns
+    (tmp_path / "runs" / "es" / "result_dense.json").unlink()  # as if killed before the test step
+    again = main([*args, "--resume", "true", "--trainer.max_epochs", "20"])["dense"]
+    assert last.stat().st_mtime_ns == stamp and again["epochs"] == first["epochs"]
+    assert again["confusion"] == first["confusion"]
