@@ -207,7 +207,7 @@ def _engine(ckpt: Path | None, engine: str):
 
 
 def _table(results: list[dict], top_k: int) -> str:
-    from genre_cnn.audio import shown
+    from genre_cnn.decode import shown
 
     names = [shown(r["file"]) for r in results]
     width = max([len("file")] + [len(n) for n in names])
@@ -220,7 +220,7 @@ def _table(results: list[dict], top_k: int) -> str:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from genre_cnn.audio import shown
+    from genre_cnn.decode import shown
     from genre_cnn.library import predict_many
     from genre_cnn.predict import expand_paths
 
@@ -300,7 +300,7 @@ def tag(args: argparse.Namespace) -> int:
 
 
 def plot(args: argparse.Namespace) -> int:
-    from genre_cnn.audio import AudioError
+    from genre_cnn.decode import AudioError
     from genre_cnn.plot import check_out_dir, plot_file, png_names
     from genre_cnn.predict import expand_paths
 

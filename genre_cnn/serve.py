@@ -82,12 +82,12 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
     "window_times": [K] (s, window centres, spread evenly), "window_probabilities": [K][n] (one point for a model
     that sees the clip whole), "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) numpy array (what the
     model's front end makes of the file), "chroma": (12, T) array, or None for a front end without chroma}.
-    The file is decoded in pieces and the network runs in batches (genre_cnn.audio.load_capped,
+    The file is decoded in pieces and the network runs in batches (genre_cnn.decode.load_capped,
     `track_probs`); `check()` runs between pieces and may raise to stop.
     """
     import torch
 
-    from genre_cnn.audio import load_capped
+    from genre_cnn.decode import load_capped
 
     config = model.frontend.config
     sr = config.sample_rate
@@ -208,7 +208,7 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
             uploads["now"] -= 1
 
     async def _analyse_upload(request: Request) -> JSONResponse:
-        from genre_cnn.audio import AudioError
+        from genre_cnn.decode import AudioError
 
         name = Path(request.query_params.get("name", "upload")).name or "upload"
         suffix = Path(name).suffix.lower()

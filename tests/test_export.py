@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from genre_cnn.audio import load_audio
 from genre_cnn.cli import main
+from genre_cnn.decode import load_audio
 from genre_cnn.demo import DEMO_GENRES
 from genre_cnn.predict import load_model
 

@@ -125,7 +125,7 @@ def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
     import threading
 
     from genre_cnn import serve
-    from genre_cnn.audio import AudioError
+    from genre_cnn.decode import AudioError
 
     release, started = threading.Event(), threading.Event()
 
