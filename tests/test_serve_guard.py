@@ -185,7 +185,7 @@ def test_hours_of_audio_are_refused_before_decoding_under_a_memory_cap(model, tm
         from pathlib import Path
         from genre_cnn.decode import AudioError
         from genre_cnn.predict import load_model
-        from genre_cnn.serve import analyse
+        from genre_cnn.serve_analysis import analyse
         model = load_model({str(model.checkpoint)!r})
     """
     done = run_capped(code, headroom_mb=200, setup=setup)  # 3 h at 22050 Hz would be 950 MB of float32
@@ -200,7 +200,7 @@ def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_pat
 
     from genre_cnn.families.base import TRACK_BATCH as BATCH
     from genre_cnn.predict import load_model
-    from genre_cnn.serve import analyse
+    from genre_cnn.serve_analysis import analyse
 
     model = load_model(READY)
     clips = [sf.read(p, dtype="float32")[0] for p in sorted((GTZAN_MINI / "genres" / "jazz").glob("*.wav"))[:2]]
