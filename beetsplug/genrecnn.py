@@ -26,7 +26,7 @@ from beets import config, plugins, ui
 from beets.dbcore import types
 from beets.library import Item
 
-from genre_cnn.cli import MIN_CONFIDENCE
+from genre_cnn.cli_parser import MIN_CONFIDENCE
 
 
 class GenreCnnPlugin(plugins.BeetsPlugin):

@@ -99,8 +99,8 @@ def train_args(data_dir: Path, out: str, run: str, split: list[str], recipe: Pat
 
 def unseen(args, features: dict, out: str) -> tuple[list[str], dict]:
     """Protocol (1); returns the markdown lines and each system's per-seed mean recall."""
-    from genre_cnn.audio import dataset_clips
     from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.layout import dataset_clips
     from genre_cnn.train import main as train
 
     clips = dataset_clips(args.unseen_dir)
@@ -190,7 +190,7 @@ def main() -> None:
             raise SystemExit(f"{d}: no clips (expects ../shared/gtzan_mini and gtzan_unseen beside the checkout)")
     import torch
 
-    from genre_cnn.audio import dataset_clips
+    from genre_cnn.layout import dataset_clips
 
     start = time.perf_counter()
     features = {c.key: librosa_features(load(c.path)) for c in dataset_clips(args.data_dir)}

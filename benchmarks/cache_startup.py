@@ -26,7 +26,7 @@ CHILD = """
 import json, sys, threading, time
 from pathlib import Path
 started = time.time()
-from genre_cnn.audio import dataset_clips
+from genre_cnn.layout import dataset_clips
 from genre_cnn.cache import FeatureSettings, build_cache
 from genre_cnn.musicnn import MusicnnEmbeddings
 imported = time.time() - started

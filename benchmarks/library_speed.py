@@ -36,7 +36,7 @@ SHARED = REPO.parent / "shared"
 def make_library(folder: Path, tracks: int) -> list[Path]:
     import soundfile as sf
 
-    from genre_cnn.audio import dataset_clips
+    from genre_cnn.layout import dataset_clips
 
     clips = dataset_clips(SHARED / "gtzan_mini")
     by_genre: dict[str, list[Path]] = {}
@@ -95,7 +95,7 @@ def speed(ckpt: Path, folder: Path, tracks: int) -> None:
 
 
 def accuracy(ckpt: Path, windows: list[int]) -> None:
-    from genre_cnn.audio import dataset_clips
+    from genre_cnn.layout import dataset_clips
     from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
     from genre_cnn.predict import TorchRunner, load_model, predict_one
 

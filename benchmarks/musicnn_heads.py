@@ -44,8 +44,9 @@ LAYERS = ("taggram", "logits", "penultimate", "pooled")
 def embed_set(data_dir: Path) -> dict[str, np.ndarray]:
     """Per-patch embeddings of every clip of a folder-per-genre set, sorted by key: {"keys", "genres", layer: (clips,
     patches, dim)}."""
-    from genre_cnn.audio import dataset_clips, fix_length, load_audio
+    from genre_cnn.decode import fix_length, load_audio
     from genre_cnn.frontend import FrontEnd
+    from genre_cnn.layout import dataset_clips
     from genre_cnn.musicnn import FRONTEND, cut_patches, load_pretrained
 
     model, front = load_pretrained(), FrontEnd(FRONTEND)
@@ -156,7 +157,7 @@ def fit_predict(variant: tuple, seed: int, train: dict[str, np.ndarray], test: d
 def main() -> None:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from genre_cnn.audio import GTZAN_GENRES
+    from genre_cnn.layout import GTZAN_GENRES
 
     sets = patch_embeddings()
     torch.set_num_threads(1)  # tiny batches: a second thread only adds contention on a loaded machine

@@ -69,7 +69,7 @@ def main() -> None:
 
     import torch
 
-    from genre_cnn.audio import load_audio
+    from genre_cnn.decode import load_audio
     from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
     from genre_cnn.predict import default_checkpoint, load_model, resolve_checkpoint
 

@@ -226,7 +226,7 @@ def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
 def main() -> None:
     from sklearn.model_selection import train_test_split
 
-    from genre_cnn.audio import dataset_clips
+    from genre_cnn.layout import dataset_clips
     from genre_cnn.make_ready import clip_embeddings, link_sources, load_config
     from genre_cnn.paths import home
 

@@ -28,7 +28,8 @@ def main() -> None:
     import torch
 
     from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.serve import analyse, make_app, serve_in_thread
+    from genre_cnn.serve import make_app, serve_in_thread
+    from genre_cnn.serve_analysis import analyse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=None)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio import AudioError, _clean, resample
+from genre_cnn.decode import AudioError, _clean, resample
 from genre_cnn.predict import TorchRunner, default_checkpoint, predict_one, result
 from genre_cnn.predict import load_model as _load
 

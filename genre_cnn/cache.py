@@ -26,8 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
-from genre_cnn.audio import AudioError, Clip, warn_once
+from genre_cnn.decode import AudioError
 from genre_cnn.features import SpectralFeatures
+from genre_cnn.layout import Clip, warn_once
 from genre_cnn.paths import atomic_write, atomic_write_text, die_with_parent
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def _compute(job: tuple[Path, Path, FeatureSettings]) -> str | None:
     """Computes and writes one clip; returns None, or the one-line reason it was skipped (its stale
     cache entry, if any, is removed so that it is not trained on). Anything but unusable audio is a bug and
     keeps its traceback."""
-    from genre_cnn.audio import fix_length, load_audio
+    from genre_cnn.decode import fix_length, load_audio
 
     source, dest, s = job
     sample_rate = s.extractor.sample_rate
@@ -247,7 +248,7 @@ def load_cache(clips: list[Clip], cache_dir: Path, names: tuple[str, ...] = ("sp
 def main() -> None:
     import argparse
 
-    from genre_cnn.audio import DataError, dataset_clips
+    from genre_cnn.layout import DataError, dataset_clips
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genre_cnn.audio import Clip, DataError
 from genre_cnn.cache import FeatureSettings, build_cache, cached_clips, load_cache
+from genre_cnn.layout import Clip, DataError
 
 
 class ClipSet(Dataset):

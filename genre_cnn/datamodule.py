@@ -26,11 +26,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from genre_cnn import families
-from genre_cnn.audio import DataError
 from genre_cnn.cache import FeatureSettings, build_cache, cached_clips
 from genre_cnn.clipset import ClipSet
 from genre_cnn.errors import SettingsError, check_range
 from genre_cnn.frontend import FrontEndConfig
+from genre_cnn.layout import DataError
 from genre_cnn.loaders import ClipWindows, EveryClipOnce, RandomWindows
 from genre_cnn.paths import home, resolve
 from genre_cnn.sources import open_source

@@ -118,7 +118,7 @@ def main() -> None:
     import argparse
     from pathlib import Path
 
-    from genre_cnn.audio import load_audio
+    from genre_cnn.decode import load_audio
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path)

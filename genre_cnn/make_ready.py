@@ -40,7 +40,7 @@ def load_config(path: Path = READY_CONFIG) -> dict:
 
 def link_sources(sources: list[str], dest: Path) -> Path:
     """One folder per genre under `dest` holding a link to every clip of the folder-per-genre `sources`."""
-    from genre_cnn.audio import dataset_clips
+    from genre_cnn.layout import dataset_clips
 
     for source in sources:
         for clip in dataset_clips(resolve(source)):
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> Path:
     head, seed = cfg["head"], cfg["seed"] if args.seed is None else args.seed
     data_dir = link_sources(cfg["sources"], home() / "data" / "ready_clips")
     keys, y, x, genres = clip_embeddings(data_dir)
-    from genre_cnn.audio import dataset_clips
+    from genre_cnn.layout import dataset_clips
 
     unseen = {f"{c.genre}/{c.path.name}" for c in dataset_clips(resolve(cfg["sources"][-1]))}
     _, y_oof, logits = out_of_fold(keys, y, x, genres, unseen, head, seed)

@@ -96,9 +96,9 @@ class DenseNet(nn.Module):
 
 
 if __name__ == "__main__":
-    from genre_cnn.audio import GTZAN_GENRES
     from genre_cnn.features import HANDCRAFTED_SIZE
     from genre_cnn.frontend import FrontEndConfig
+    from genre_cnn.layout import GTZAN_GENRES
 
     n = len(GTZAN_GENRES)
     c = FrontEndConfig()  # the CNN as LitCNN trains it by default

@@ -263,7 +263,7 @@ class MusicnnEmbeddings:
 
 
 def main(argv: list[str]) -> None:
-    from genre_cnn.audio import load_audio
+    from genre_cnn.decode import load_audio
 
     if not argv:
         sys.exit("usage: python -m genre_cnn.musicnn FILE [FILE ...]")

@@ -94,7 +94,7 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
     import numpy as np
     import torch
 
-    from genre_cnn.audio import load_capped
+    from genre_cnn.decode import load_capped
     from genre_cnn.frontend import N_CHROMA, FrontEnd
 
     path = Path(path)
@@ -171,7 +171,7 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
 def plot_file(path: Path, out_png: Path, model: GenreClassifier | None = None) -> Path:
     """Writes the figure of `build_figure` for the audio file `path` to `out_png` (atomically) and returns it.
 
-    Raises genre_cnn.audio.AudioError (one line) if the file cannot be read as audio or is too long.
+    Raises genre_cnn.decode.AudioError (one line) if the file cannot be read as audio or is too long.
     """
     import io
 

@@ -32,15 +32,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genre_cnn import families
-from genre_cnn.audio import (
-    DECODE_EXTENSIONS,
-    PREDICT_MIN_SECONDS,
-    SignalCheck,
-    audio_info,
-    load_audio,
-    read_span,
-    shown,
-)
 from genre_cnn.checkpoint import (
     READY_MODEL,
     CheckpointError,
@@ -50,6 +41,15 @@ from genre_cnn.checkpoint import (
     default_checkpoint,
     latest_checkpoint,
     resolve_checkpoint,
+)
+from genre_cnn.decode import (
+    DECODE_EXTENSIONS,
+    PREDICT_MIN_SECONDS,
+    SignalCheck,
+    audio_info,
+    load_audio,
+    read_span,
+    shown,
 )
 from genre_cnn.errors import GenreCnnError
 
@@ -68,7 +68,7 @@ class PredictionError(GenreCnnError):
 
 
 class Skipped(str):
-    """Why a path was skipped: the line printed, "PATH: reason" (the path shown safely, see `audio.shown`), which
+    """Why a path was skipped: the line printed, "PATH: reason" (the path shown safely, see `decode.shown`), which
     also keeps `file` (the path as given) and `reason` apart for machine-readable output."""
 
     file: str

@@ -27,13 +27,12 @@ has left stops at its next block or batch. Measured peak memory per request: ben
 Requests whose Host header does not name this server, or whose Origin is another site, are refused (403), so
 neither a web page the user visits nor DNS rebinding can use the server. The model runs in a thread, so the
 server keeps answering while it works. Unusable uploads get a one-line JSON error, never a traceback.
-`analyse` is the only function that touches the model: re-point it when the prediction API changes.
+What the page shows of a file is made in genre_cnn.serve_analysis (`analyse`, the only function that
+touches the model, and `feature_png`).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import math
 import os
@@ -54,11 +53,11 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from genre_cnn.errors import GenreCnnError
+from genre_cnn.serve_analysis import MAX_SECONDS, analyse, feature_png
 from genre_cnn.serve_guard import SameOrigin, private_upload_dir
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parent / "static" / "serve.html"
-MAX_SECONDS = 15 * 60  # longer audio is refused (from its header, or while decoding)
 DRAIN = 4  # an upload over the limit is read (not stored) up to DRAIN x the limit before the 413 answer
 IDLE_SECONDS, BODY_SECONDS = 15.0, 300.0  # the longest pause in an upload's body, and its whole time
 MAX_UPLOADS, ANALYSES = 32, 1  # uploads in progress at once (each stores at most --max-mb); analyses at once
@@ -73,64 +72,6 @@ class ServeError(GenreCnnError):
 
 class Abandoned(Exception):
     """The client left: the analysis stops."""
-
-
-def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable[[], None] | None = None) -> dict:
-    """The model adapter: one audio file -> what the page shows. Raises AudioError (one line) for bad audio.
-
-    Returns {"model": class name, "genres": [n], "probabilities": [n] (whole file, as `predict`),
-    "window_times": [K] (s, window centres, spread evenly), "window_probabilities": [K][n] (one point for a model
-    that sees the clip whole), "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) numpy array (what the
-    model's front end makes of the file), "chroma": (12, T) array, or None for a front end without chroma}.
-    The file is decoded in pieces and the network runs in batches (genre_cnn.audio.load_capped,
-    `track_probs`); `check()` runs between pieces and may raise to stop.
-    """
-    import torch
-
-    from genre_cnn.audio import load_capped
-
-    config = model.frontend.config
-    sr = config.sample_rate
-    y = load_capped(path, sr, max_seconds, check=check)  # (samples,)
-    duration = y.size / sr
-    wave = torch.from_numpy(y)
-    with torch.no_grad():
-        feats = model.frontend(wave[None].to(model.frontend.hann.device))[0].cpu()  # (channels, T)
-    probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
-    centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
-    return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
-            "window_times": centres.tolist(), "window_probabilities": window_probs.tolist(),
-            "duration": duration, "hop_seconds": config.hop_length / sr,
-            "logmel_unit": "dB" if config.compression == "db" else "log10(1 + 10^4 power)",
-            "logmel": feats[:config.n_mels].numpy(), "chroma": feats[config.n_mels:].numpy() if config.chroma else None}
-
-
-def feature_png(data, hop_seconds: float, kind: str, unit: str = "dB") -> str:
-    """A (bins, T) log-mel (kind "logmel", in `unit`) or chroma ("chroma") array as a labelled PNG data URL."""
-    import numpy as np
-    from matplotlib.figure import Figure  # no pyplot: its global state is not thread-safe
-
-    logmel = kind == "logmel"
-    height = 2.6 if logmel else 1.9  # inches; fixed margins, so that both images share one time axis
-    fig = Figure(figsize=(9, height), dpi=100)
-    bottom, top = 0.45 / height, 1 - 0.3 / height
-    ax = fig.add_axes((0.08, bottom, 0.8, top - bottom))
-    extent = (0, data.shape[1] * hop_seconds, 0, data.shape[0])
-    span = 80 if unit == "dB" else 4  # colour range below the loudest bin: 80 dB, or 4 decades of log10
-    img = ax.imshow(data, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
-                    cmap="magma" if logmel else "viridis",
-                    vmin=max(float(data.min()), float(data.max()) - span) if logmel else 0,
-                    vmax=None if logmel else 1)
-    ax.set(xlabel="time (s)", ylabel="mel bin" if logmel else "pitch class",
-           title="log-mel spectrogram (model input)" if logmel else "chroma (model input)")
-    if not logmel:
-        ax.set_yticks(np.arange(12) + 0.5, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"],
-                      fontsize=7)
-    cax = fig.add_axes((0.895, bottom, 0.015, top - bottom))
-    fig.colorbar(img, cax=cax).set_label(unit if logmel else "relative energy")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _answer(model, path: Path, checkpoint: str, check: Callable[[], None] | None = None) -> dict:
@@ -208,7 +149,7 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
             uploads["now"] -= 1
 
     async def _analyse_upload(request: Request) -> JSONResponse:
-        from genre_cnn.audio import AudioError
+        from genre_cnn.decode import AudioError
 
         name = Path(request.query_params.get("name", "upload")).name or "upload"
         suffix = Path(name).suffix.lower()

@@ -36,7 +36,7 @@ from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
-from genre_cnn.audio import DECODE_EXTENSIONS
+from genre_cnn.decode import DECODE_EXTENSIONS
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.library import predict_many
 from genre_cnn.placing import append_row, candidate_names, place, read_rows, same_track

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn.audio import find_clips
 from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
 from genre_cnn.features import SpectralFeatures
 from genre_cnn.frontend import FrontEndConfig
+from genre_cnn.layout import find_clips
 
 SR = 22050
 SETTINGS = FeatureSettings(clip_seconds=4.0)
@@ -80,7 +80,7 @@ def test_settings_and_source_change_the_cache_name():
 KILL_SCRIPT = """
 import sys
 from pathlib import Path
-from genre_cnn.audio import find_clips
+from genre_cnn.layout import find_clips
 from genre_cnn.cache import FeatureSettings, build_cache
 clips = find_clips(Path(sys.argv[1]), ("low", "high"))
 build_cache(clips, Path(sys.argv[2]), FeatureSettings(clip_seconds=4.0), workers=int(sys.argv[3]), progress=False)
@@ -221,7 +221,7 @@ def test_missing_musicnn_weights_are_one_error_before_any_clip_or_worker(tmp_pat
     monkeypatch.setattr(cache, "_EXTRACTOR", None)
     clips = find_clips(make_folder(tmp_path / "audio", per_genre=1), ("low", "high"))
     read = []
-    monkeypatch.setattr("genre_cnn.audio.load_audio", lambda *a, **k: read.append(a) or pytest.fail("clip read"))
+    monkeypatch.setattr("genre_cnn.decode.load_audio", lambda *a, **k: read.append(a) or pytest.fail("clip read"))
     with caplog.at_level(logging.WARNING), pytest.raises(WeightsNotFound, match="musicnn weights not found") as err:
         build_cache(clips, tmp_path / "cache", FeatureSettings(MusicnnEmbeddings()), workers=workers, progress=False)
     assert INSTALL in str(err.value) and not read and "skipped" not in caplog.text

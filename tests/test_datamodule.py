@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn.audio import DataError
 from genre_cnn.datamodule import GenreDataModule
+from genre_cnn.layout import DataError
 from genre_cnn.paths import home
 from tests.conftest import GTZAN_MINI, GTZAN_SPLITS, needs_gtzan_mini
 

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from genre_cnn import demo
-from genre_cnn.audio import find_clips
 from genre_cnn.demo import DEMO_GENRES, make_demo_dataset, synth_clip
+from genre_cnn.layout import find_clips
 
 SMALL = {"clips_per_genre": 2, "seconds": 3.5, "sample_rate": 16000}
 

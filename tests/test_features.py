@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genre_cnn.audio import load_audio
+from genre_cnn.decode import load_audio
 from genre_cnn.features import extract
 from genre_cnn.frontend import FrontEnd, FrontEndConfig
 from tests.conftest import GTZAN_MINI, needs_gtzan_mini

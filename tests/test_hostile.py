@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from genre_cnn.audio import AudioError, load_audio
 from genre_cnn.cli import main
+from genre_cnn.decode import AudioError, load_audio
 from genre_cnn.predict import CheckpointError, load_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -217,7 +217,7 @@ def test_every_layer_matches_the_original(model, clip):
 @needs_reference
 @pytest.mark.parametrize("clip", CLIPS)
 def test_front_end_and_top_tags_match_the_original_from_the_audio_file(model, clip):
-    from genre_cnn.audio import load_audio
+    from genre_cnn.decode import load_audio
 
     meta = json.loads((REFERENCE / "reference.json").read_text())["clips"][clip]
     wave = load_audio(SHARED / "gtzan_mini" / meta["file"], 16000)  # soxr_hq, as librosa.load(sr=16000)

@@ -74,7 +74,7 @@ def unreadable_as_root(monkeypatch):
     """As root, chmod 0 does not stop reading: make `locked.wav` fail as it would for a user."""
     import soundfile
 
-    for name in ("info", "read", "SoundFile"):  # every way genre_cnn.audio opens a file with soundfile
+    for name in ("info", "read", "SoundFile"):  # every way genre_cnn.decode opens a file with soundfile
         real = getattr(soundfile, name)
 
         def refuse(path, *args, real=real, **kw):
@@ -114,7 +114,7 @@ def test_the_usable_odd_files_of_the_messy_folder_load_as_documented(demo_dir, t
     """Stereo is the mean of both channels (resampled to 22050 Hz); NaN and +-inf samples become 0."""
     import librosa
 
-    from genre_cnn.audio import load_audio
+    from genre_cnn.decode import load_audio
 
     root = tmp_path / "messy"
     hostile_folder(root, demo_dir)

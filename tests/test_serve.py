@@ -125,7 +125,7 @@ def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
     import threading
 
     from genre_cnn import serve
-    from genre_cnn.audio import AudioError
+    from genre_cnn.decode import AudioError
 
     release, started = threading.Event(), threading.Event()
 
@@ -147,7 +147,7 @@ def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
 
 def test_dense_model_gives_one_point(demo_run, demo_dir):
     from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.serve import analyse
+    from genre_cnn.serve_analysis import analyse
 
     model = load_model(latest_checkpoint(demo_run["root"], model="dense"))
     r = analyse(model, sorted(demo_dir.rglob("*.wav"))[0])

@@ -143,7 +143,7 @@ def test_an_analysis_stops_when_its_client_leaves(served, monkeypatch):
 
 def test_at_most_ANALYSES_run_at_once(served, monkeypatch):
     from genre_cnn import serve
-    from genre_cnn.audio import AudioError
+    from genre_cnn.decode import AudioError
 
     running, most, lock = [0], [0], threading.Lock()
 
@@ -183,9 +183,9 @@ def test_hours_of_audio_are_refused_before_decoding_under_a_memory_cap(model, tm
     """
     setup = f"""
         from pathlib import Path
-        from genre_cnn.audio import AudioError
+        from genre_cnn.decode import AudioError
         from genre_cnn.predict import load_model
-        from genre_cnn.serve import analyse
+        from genre_cnn.serve_analysis import analyse
         model = load_model({str(model.checkpoint)!r})
     """
     done = run_capped(code, headroom_mb=200, setup=setup)  # 3 h at 22050 Hz would be 950 MB of float32
@@ -200,7 +200,7 @@ def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_pat
 
     from genre_cnn.families.base import TRACK_BATCH as BATCH
     from genre_cnn.predict import load_model
-    from genre_cnn.serve import analyse
+    from genre_cnn.serve_analysis import analyse
 
     model = load_model(READY)
     clips = [sf.read(p, dtype="float32")[0] for p in sorted((GTZAN_MINI / "genres" / "jazz").glob("*.wav"))[:2]]
@@ -209,7 +209,7 @@ def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_pat
     model.backbone.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
     r = analyse(model, tmp_path / "jazz60.wav")
     assert max(sizes) <= BATCH < sum(sizes) == len(r["window_probabilities"]) == 20
-    from genre_cnn.audio import load_audio
+    from genre_cnn.decode import load_audio
 
     expected = model.predict_waveform(torch.from_numpy(load_audio(tmp_path / "jazz60.wav", 16000)))
     np.testing.assert_allclose(r["probabilities"], expected.numpy(), rtol=0, atol=1e-5)  # float32 sums, reordered

@@ -104,8 +104,8 @@ def test_own_genres_without_dataset_folder_say_so(tmp_path, capsys):
 
 
 def test_full_disk_while_caching_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from genre_cnn.audio import Clip
     from genre_cnn.cache import FeatureSettings, build_cache
+    from genre_cnn.layout import Clip
 
     data = tiny_folder(tmp_path / "data", {"a": 2})
     clips = [Clip(p, "a") for p in sorted((data / "a").glob("*.wav"))]

@@ -1,4 +1,5 @@
-"""The package's shape: no import cycles, a prediction path without the training stack, every config parses."""
+"""The package's shape: no import cycles, a prediction path without the training stack, a docstring atop every
+module, every config parses."""
 
 from __future__ import annotations
 
@@ -62,6 +63,25 @@ def test_the_package_has_no_import_cycle():
     graph = import_graph()
     assert "genre_cnn.predict" in graph and len(graph) > 10
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def undocumented(package: Path) -> list[str]:
+    """The modules under `package` (sub-packages too) that do not open with a docstring whose first line says
+    what the module is for."""
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(), filename=str(path)))
+        if not doc or not doc.splitlines()[0].strip():
+            missing.append(path.relative_to(package.parent).as_posix())
+    return missing
+
+
+def test_every_module_opens_with_a_docstring(tmp_path):
+    assert undocumented(PACKAGE) == []
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)  # and the check sees a missing one, in a sub-package too
+    (tmp_path / "pkg" / "ok.py").write_text('"""What it is for.\n\n    usage\n"""\n')
+    (tmp_path / "pkg" / "sub" / "late.py").write_text('import os\n\n"""Not first: not a docstring."""\n')
+    assert undocumented(tmp_path / "pkg") == ["pkg/sub/late.py"]
 
 
 def test_every_module_imports_cleanly_in_a_fresh_process():

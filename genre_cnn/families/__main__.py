@@ -4,7 +4,7 @@
 """
 
 from genre_cnn import families
-from genre_cnn.audio import GTZAN_GENRES
+from genre_cnn.layout import GTZAN_GENRES
 
 for family in families.all().values():
     model = family.build({"genres": list(GTZAN_GENRES)})

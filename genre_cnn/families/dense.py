@@ -37,7 +37,7 @@ class HandcraftedClassifier(VectorClassifier):
         self.clip_samples = int(round(clip_seconds * self.frontend.config.sample_rate))
 
     def track_inputs(self, waveform: torch.Tensor) -> torch.Tensor:
-        from genre_cnn.audio import fix_length
+        from genre_cnn.decode import fix_length
 
         y = fix_length(waveform.float().cpu().numpy(), self.clip_samples)  # (clip_samples,), as in training
         _, hand = extract(y, self.frontend)  # (D,)

@@ -18,8 +18,8 @@ import inspect
 from pathlib import Path
 from typing import ClassVar
 
-from genre_cnn.audio import Clip
 from genre_cnn.errors import SettingsError
+from genre_cnn.layout import Clip
 
 KINDS = {  # --data.dataset name -> class path of its Source
     "gtzan": "genre_cnn.sources.gtzan:Gtzan",

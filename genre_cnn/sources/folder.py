@@ -3,7 +3,7 @@
     python -m genre_cnn.sources folder ~/music       # its genres and clip counts
 
 Accepted layouts: `<data_dir>/<genre>/`, and GTZAN's `genres/<genre>/`, `genres_original/<genre>/` or
-`Data/genres_original/<genre>/` (genre_cnn.audio.find_genre_root). Files with other extensions are logged once
+`Data/genres_original/<genre>/` (genre_cnn.layout.find_genre_root). Files with other extensions are logged once
 and left out; empty genre folders are not classes.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genre_cnn.audio import Clip, DataError, discover_genres, find_clips, find_genre_root
+from genre_cnn.layout import Clip, DataError, discover_genres, find_clips, find_genre_root
 from genre_cnn.sources import Source
 
 

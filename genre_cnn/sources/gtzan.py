@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genre_cnn.audio import GTZAN_GENRES, discover_genres, find_genre_root
 from genre_cnn.errors import SettingsError
+from genre_cnn.layout import GTZAN_GENRES, discover_genres, find_genre_root
 from genre_cnn.sources.folder import Folder
 
 

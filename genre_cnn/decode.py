@@ -1,36 +1,31 @@
-"""Finding and loading audio clips: the one place that knows dataset layouts and the genre list.
+"""Reading audio: any supported file as mono float32 at a chosen rate, whole, a span, or in bounded memory.
 
-    python -m genre_cnn.audio DATA_DIR     # lists what would be used, and what is skipped and why
+    from genre_cnn.decode import load_audio
+    y = load_audio(Path("song.mp3"), 22050)    # (samples,) float32; AudioError (one line) for unusable audio
+    python -m genre_cnn.decode DATA_DIR         # lists what would be used, and what is skipped and why
 
 Length policy (documented in the README): a clip shorter than `min_seconds` is skipped as too short;
 a dataset clip is fixed to `clip_seconds` by taking the centred excerpt of a longer file and by looping
 a shorter one (GTZAN's clips are 29.9-30.6 s, so this trims or pads a few milliseconds at most).
-Prediction uses the whole file, whatever its length.
+Prediction uses the whole file, whatever its length. Where a dataset's files are: genre_cnn.layout; what a
+file's first bytes say it is: genre_cnn.sniff.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.errors import GenreCnnError
+from genre_cnn.layout import AUDIO_EXTENSIONS, DataError, dataset_clips
+from genre_cnn.sniff import AudioError, quiet_stderr, shown, sniff
 
 log = logging.getLogger(__name__)
 
-# The one source of truth for GTZAN's classes, in the canonical order.
-GTZAN_GENRES: tuple[str, ...] = (
-    "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
-)
-AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")  # what a dataset folder is searched for
 SOUNDFILE_EXTENSIONS = (*AUDIO_EXTENSIONS, ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64", ".oga", ".snd")
 # What prediction searches folders for: soundfile's formats, and what ffmpeg decodes through audioread.
 DECODE_EXTENSIONS = (*SOUNDFILE_EXTENSIONS, ".m4a", ".m4b", ".mp4", ".aac", ".opus", ".wma", ".mka", ".webm",
@@ -39,109 +34,6 @@ MIN_RATE, MAX_RATE = 4000, 384000  # Hz: a header outside this range is damage, 
 BLOCK = 1 << 20  # samples per block when a file is decoded in pieces
 UNKNOWN_FRAMES = 1 << 62  # what libsndfile reports as the length of a stream that does not state it
 PREDICT_MIN_SECONDS = 0.5  # prediction refuses shorter files; longer ones are used whole (looped up to one window)
-
-
-# Leading bytes of the containers the decoders read ((offset, bytes) pairs): a file that starts with none of
-# them is not handed to them blindly. MPEG audio (mp3, mp2, AAC in ADTS) is recognised by its frame sync instead.
-AUDIO_MAGIC = (
-    (0, b"RIFF"), (0, b"RIFX"), (0, b"RF64"), (0, b"BW64"), (0, b"riff"), (0, b"FORM"), (0, b".snd"), (0, b"dns."),
-    (0, b"fLaC"), (0, b"OggS"), (0, b"caff"), (0, b"NIST_1A"), (0, b"Creative Voice File"), (0, b"wvpk"),
-    (0, b"MAC "), (0, b"#!AMR"), (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (0, b"\x1a\x45\xdf\xa3"),
-    (0, b"\x0b\x77"), (4, b"ftyp"),
-)  # wav/w64/rf64, aiff, au, flac, ogg/opus, caf, NIST, VOC, WavPack, APE, AMR, wma (ASF), mka/webm, AC3, mp4/m4a
-MPEG_MAGIC = ((0, b"ID3"),)  # an ID3v2 tag, then MPEG audio frames
-SNIFF_BYTES = 4096
-
-_WARNED: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """Logs a warning about the data once per process: a run builds a DataModule per model family (and one
-    for a refit), and each lists and caches the same folder."""
-    if message not in _WARNED:
-        _WARNED.add(message)
-        log.warning("%s", message)
-
-
-class AudioError(GenreCnnError):
-    """A file that cannot be used as audio; the message is one line fit for a log."""
-
-
-def shown(path: Path | str) -> str:
-    """A file name fit for a console or a log: bytes that are not UTF-8 (kept by Python as lone surrogates) are
-    written as `\\xff` escapes instead of making the print fail."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-class DataError(GenreCnnError):
-    """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One audio file of a dataset: `key` is `genre/file name`, unique and stable across machines."""
-
-    path: Path
-    genre: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.genre}/{self.path.name}"
-
-
-def find_genre_root(data_dir: Path) -> Path | None:
-    """The folder whose sub-folders are genres, for any supported layout, or None if there is none.
-
-    Accepts `genres/<genre>/` (original tarball), `genres_original/<genre>/` or `Data/genres_original/`
-    (Kaggle), and `<data_dir>/<genre>/` (any folder-per-genre collection).
-    """
-    for candidate in (data_dir / "genres", data_dir / "genres_original", data_dir / "Data" / "genres_original",
-                      data_dir):
-        if candidate.is_dir() and any(_audio_files(d) for d in candidate.iterdir() if d.is_dir()):
-            return candidate
-    return None
-
-
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
-def discover_genres(genre_root: Path) -> tuple[str, ...]:
-    """Genre names of a folder-per-genre collection: GTZAN's canonical order if it is GTZAN, else sorted."""
-    names = sorted(d.name for d in genre_root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if set(names) == set(GTZAN_GENRES):
-        return GTZAN_GENRES
-    for empty in (n for n in names if not _audio_files(genre_root / n)):
-        warn_once(f"{genre_root / empty}: empty genre folder, no audio files: not a class")
-    return tuple(n for n in names if _audio_files(genre_root / n))
-
-
-def find_clips(genre_root: Path, genres: tuple[str, ...]) -> list[Clip]:
-    """Every audio file under `genre_root/<genre>/`, sorted; other files are logged and ignored."""
-    clips: list[Clip] = []
-    for genre in genres:
-        folder = genre_root / genre
-        if not folder.is_dir():
-            warn_once(f"no folder for genre {genre!r} in {genre_root}: that class has no clips")
-            continue
-        files = _audio_files(folder)
-        ignored = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in AUDIO_EXTENSIONS
-                   and not p.name.startswith(".")]
-        if ignored:
-            warn_once(f"{folder}: ignored {len(ignored)} file(s) with unknown extensions ("
-                      + ", ".join(ignored[:3]) + (", ...)" if len(ignored) > 3 else ")"))
-        if not files:
-            warn_once(f"{folder}: empty genre folder, no audio files")
-        clips.extend(Clip(p, genre) for p in files)
-    return clips
-
-
-def dataset_clips(data_dir: Path) -> list[Clip]:
-    """Every clip of a folder-per-genre dataset in any supported layout; DataError if there is none."""
-    root = find_genre_root(data_dir)
-    if root is None:
-        raise DataError(f"{data_dir}: no folder-per-genre audio found")
-    return find_clips(root, discover_genres(root))
 
 
 def audio_info(path: Path) -> tuple[int, int] | None:
@@ -339,71 +231,6 @@ def _reason(err: BaseException) -> str:
     if "possibly a pipe" in text:  # libsndfile's words for a regular file whose contents it does not recognise
         return "damaged, or not in a format its decoder recognises"
     return text.strip().rstrip(".")[:200] or "the decoder gave up"
-
-
-def sniff(path: Path) -> str:
-    """What the first bytes of a regular file say it is: "audio" (a container the decoders know), "mpeg" (an ID3
-    tag or an MPEG frame sync: mp3, mp2, AAC), or "unknown". Raises AudioError for what cannot be audio: a missing,
-    unreadable or non-regular file, an empty file, or text."""
-    try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never ends
-            kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device"
-            raise AudioError(f"{shown(path)}: not a regular file ({kind})")
-        with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
-    except OSError as err:
-        raise AudioError(f"{shown(path)}: cannot be read ({err.strerror or err})") from None
-    if not head:
-        raise AudioError(f"{shown(path)}: empty file (0 bytes)")
-    if any(head[at:at + len(magic)] == magic for at, magic in AUDIO_MAGIC):
-        return "audio"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "mpeg"
-    if _is_text(head):
-        raise AudioError(f"{shown(path)}: not an audio file (it holds text)")
-    return "unknown"
-
-
-def _is_text(head: bytes) -> bool:
-    """UTF-8 (ASCII included) without NUL bytes, allowing a character cut off at the end of `head`."""
-    if b"\0" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return err.start >= len(head) - 3
-    return True
-
-
-_QUIET_LOCK = threading.Lock()
-_quiet_depth, _saved_stderr = 0, -1
-
-
-@contextmanager
-def quiet_stderr(quiet: bool = True):
-    """Sends what C libraries write to the process's stderr (file descriptor 2) to /dev/null meanwhile: mpg123
-    prints notes such as "Illegal Audio-MPEG-Header" while it searches damaged or foreign data. The descriptor is
-    shared by every thread, so this is used only around decoders fed MPEG or unrecognised data."""
-    global _quiet_depth, _saved_stderr
-    if not quiet:
-        yield
-        return
-    with _QUIET_LOCK:
-        if _quiet_depth == 0:
-            _saved_stderr = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        _quiet_depth += 1
-    try:
-        yield
-    finally:
-        with _QUIET_LOCK:
-            _quiet_depth -= 1
-            if _quiet_depth == 0:
-                os.dup2(_saved_stderr, 2)
-                os.close(_saved_stderr)
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int]:
