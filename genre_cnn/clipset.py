@@ -42,7 +42,7 @@ class ClipSet(Dataset):
                 pool: Callable[[np.ndarray], np.ndarray] | None = None, workers: int | None = None) -> ClipSet:
         """`source` (genre_cnn.sources) made ready, its clips' features cached with `settings`, then loaded."""
         source.ensure()
-        cache_dir = settings.cache_dir(source.data_dir)
+        cache_dir = settings.cache_dir(source.cache_source())
         if not build_cache(source.clips(), cache_dir, settings, workers):
             raise DataError(f"no usable audio file in {source.data_dir}: every file was skipped (see above)")
         return cls(source.clips(), source.genres(), cache_dir, name, pool)

@@ -40,16 +40,19 @@ log = logging.getLogger(__name__)
 
 
 class GenreDataModule(L.LightningDataModule):
-    """GTZAN (downloaded if missing), any folder-per-genre collection, or the synthetic demo set.
+    """GTZAN (downloaded if missing), any folder-per-genre collection, the synthetic demo set, or FMA.
 
     Args:
         dataset: "gtzan" (canonical 10 genres, downloads when missing), "folder" (genres are the
-            sub-folder names of data_dir) or "demo" (generated synthetic clips, no download).
+            sub-folder names of data_dir), "demo" (generated synthetic clips, no download) or "fma" (the Free
+            Music Archive's top-level genres, with its own split; downloads when missing; genre_cnn.sources.fma).
         data_dir: where the audio is; default `<home>/data/<dataset>` (genre_cnn.paths.home). A relative path is taken
             from the working directory if it exists there, else from the source checkout (as in configs/).
-        download: fetch GTZAN when data_dir holds no audio.
-        split: "random" (stratified 8:2 train:test by track, validation a quarter of train), "kfold"
-            (fold `fold` of `num_folds` is the test part) or "lists" (artist-filtered lists in split_lists_dir).
+        download: fetch GTZAN (FMA's archives) when data_dir holds no audio.
+        split: "official" (the dataset's own split, e.g. FMA's artist-disjoint one), "random" (stratified 8:2
+            train:test by track, validation a quarter of train), "kfold" (fold `fold` of `num_folds` is the test
+            part) or "lists" (artist-filtered lists in split_lists_dir); default: "official" for a dataset that has
+            its own split, else "random". `split_kind` is the one in use.
         seed: seed of the split; the split is saved beside the cache and reused.
         frontend: the front end's settings (the CLI's `--frontend` group).
         clip_seconds: length every dataset clip is fixed to (centred excerpt, or looped if shorter).
@@ -57,6 +60,7 @@ class GenreDataModule(L.LightningDataModule):
         crops_per_clip: random training windows drawn from each clip per epoch.
         batch_size: windows (training) or vectors per batch; evaluation batches hold batch_size // K clips.
         cache_workers: processes for feature caching (default: all cores).
+        fma_subset: FMA's subset, "small" (8 genres), "medium" or "large" (16 genres; each includes the smaller).
         family: the model family whose inputs the loaders yield (see above).
         fit_on: the parts a model learns from: "train", "train+val" for a refit, or every clip (for a model
             that is not tested on this data, such as the ready model of genre_cnn.make_ready).
@@ -67,7 +71,7 @@ class GenreDataModule(L.LightningDataModule):
         dataset: str = "gtzan",
         data_dir: str | None = None,
         download: bool = True,
-        split: Literal["random", "kfold", "lists"] = "random",
+        split: Literal["official", "random", "kfold", "lists"] | None = None,
         split_lists_dir: str | None = None,
         test_fraction: float = 0.2,
         val_fraction: float = 0.25,
@@ -83,6 +87,7 @@ class GenreDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_workers: int | None = None,
         demo_clips_per_genre: int = 12,
+        fma_subset: Literal["small", "medium", "large"] = "small",
         family: str = "cnn",
         fit_on: Literal["train", "train+val", "train+val+test"] = "train",
     ):
@@ -92,7 +97,12 @@ class GenreDataModule(L.LightningDataModule):
         self.hparams["frontend"] = self.frontend.as_dict()  # plain types: checkpoints load with weights_only
         self.data_dir = resolve(data_dir) if data_dir else home() / "data" / dataset
         self.source = open_source(dataset, self.data_dir, download=download, clip_seconds=clip_seconds,
-                                  demo_clips_per_genre=demo_clips_per_genre, sample_rate=self.frontend.sample_rate)
+                                  demo_clips_per_genre=demo_clips_per_genre, sample_rate=self.frontend.sample_rate,
+                                  fma_subset=fma_subset)
+        self.split_kind = split or ("official" if self.source.has_official_split else "random")
+        if self.split_kind == "official" and not self.source.has_official_split:
+            raise SettingsError(f"--data.split official: --data.dataset {dataset} has no split of its own; use "
+                                "random, kfold or lists")
         self.classifier_class = families.get(family).classifier()  # what it trains on: features, cached, pool, inputs
         self.settings = FeatureSettings(self.classifier_class.features(self.frontend), clip_seconds, min_seconds)
         self.window = self.frontend.window_frames(window_seconds)
@@ -121,7 +131,7 @@ class GenreDataModule(L.LightningDataModule):
 
     @property
     def cache_dir(self) -> Path:
-        return self.settings.cache_dir(self.data_dir)
+        return self.settings.cache_dir(self.source.cache_source())
 
     def prepare_data(self) -> None:
         """Downloads or generates the audio if needed, then caches every clip's features. Lightning runs this on
@@ -141,10 +151,11 @@ class GenreDataModule(L.LightningDataModule):
             clips = cached_clips(self.source.clips(), self.cache_dir)
             if not clips:
                 raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
-            hp = self.hparams
+            hp, kind = self.hparams, self.split_kind
             split, name = choose([c.key for c in clips], [self.genres.index(c.genre) for c in clips], self.genres,
-                                 hp.split, hp.test_fraction, hp.val_fraction, hp.num_folds, hp.fold, hp.seed,
-                                 resolve(hp.split_lists_dir) if hp.split_lists_dir else None, str(self.data_dir))
+                                 kind, hp.test_fraction, hp.val_fraction, hp.num_folds, hp.fold, hp.seed,
+                                 resolve(hp.split_lists_dir) if hp.split_lists_dir else None, str(self.data_dir),
+                                 self.source.official_split() if kind == "official" else None)
             self.split = load_or_save(self.cache_dir / name, split)
         return self.split
 

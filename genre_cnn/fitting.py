@@ -155,7 +155,8 @@ def test(name: str, trainer, model, dm: GenreDataModule, checkpoint: Path, confu
 
 def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict:
     """Fits model family `name` on `data` (resuming if asked), calibrates its best checkpoint on the validation
-    clips, refits on train + val with `cfg.refit`, and tests the result: the report's figures for it."""
+    clips, refits on train + val with `cfg.refit`, and tests the result: the report's figures for it, `split` the
+    kind of split used (genre_cnn.splits)."""
     from genre_cnn.calibration import calibrate_checkpoint
     from genre_cnn.report import log_hparams
 
@@ -172,7 +173,7 @@ def train_one(name: str, cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: Ge
         result["refit_epochs"] = result["epochs"]
     else:  # the best epoch's weights and temperature, read as plain tensors (no pickled code runs)
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"])
-    result.update(checkpoint=str(checkpoint), train_seconds=time.time() - start)
+    result.update(checkpoint=str(checkpoint), train_seconds=time.time() - start, split=dm.split_kind)
     result.update(test(name, trainer, model, dm, checkpoint, confusion))
     if trainer.is_global_zero:
         log_hparams(trainer.logger, cfg, name, result)

@@ -133,6 +133,7 @@ def side_by_side(results: dict[str, dict]) -> str:
     rows = [("test clips", "clips", "{:d}".format), ("clip accuracy", "clip_acc", "{:.1%}".format),
             ("window accuracy", "window_acc", "{:.1%}".format), ("macro-F1", "macro_f1", "{:.3f}".format),
             ("tested checkpoint", "checkpoint", lambda p: Path(p).name),
+            ("split", "split", str),
             ("validated fit: epochs", "epochs", "{:d}".format),
             ("validated fit: best val accuracy", "val_acc", "{:.1%}".format),
             ("validated fit: best epoch", "best_epoch", "{:d}".format),

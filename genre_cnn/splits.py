@@ -1,7 +1,9 @@
 """Track-level train / validation / test splits, saved beside the cache and reused.
 
 Every split is by track: all windows of a clip belong to the split of that clip, so no window of a test
-track can reach training. Three kinds:
+track can reach training. Four kinds:
+- `official`: the dataset's own split (genre_cnn.sources: `Source.official_split()`, e.g. FMA's artist-disjoint
+  training / validation / test sets), restricted to the clips that are there.
 - `random`: stratified test_fraction for test (8:2), then val_fraction of the rest for validation (1:3).
 - `kfold`: stratified k-fold by track; fold k is the test part, validation is carved from the rest.
 - `lists`: the artist-filtered GTZAN split of Kereliuk, Sturm & Larsen (2015), read from
@@ -74,6 +76,20 @@ def list_split(keys: list[str], lists_dir: Path) -> dict[str, list[str]]:
     return split
 
 
+def official_split(keys: list[str], own: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The dataset's own split `own` ({"train", "val", "test"} -> clip keys) restricted to `keys`; keys in no part
+    are left out and counted in one log line. ValueError if a part ends up empty."""
+    present = set(keys)
+    split = {part: sorted(k for k in own.get(part, ()) if k in present) for part in PARTS}
+    outside = len(present - set(sum(split.values(), [])))
+    if outside:
+        log.info("%d clip(s) are in no part of the dataset's own split: left out", outside)
+    empty = [part for part in PARTS if not split[part]]
+    if empty:
+        raise ValueError(f"the dataset's own split has no usable clip in its {' and '.join(empty)} part")
+    return split
+
+
 def load_or_save(path: Path, split: dict[str, list[str]]) -> dict[str, list[str]]:
     """Reuses the split saved at `path` if it covers the same tracks; else saves `split` there."""
     if path.is_file():
@@ -98,16 +114,24 @@ def check_disjoint(split: dict[str, list[str]]) -> None:
 
 def choose(keys: list[str], labels: list[int], genres: list[str], kind: str = "random", test_fraction: float = 0.2,
            val_fraction: float = 0.25, num_folds: int = 5, fold: int = 0, seed: int = 0,
-           lists_dir: Path | None = None, where: str = "the dataset") -> tuple[dict[str, list[str]], str]:
+           lists_dir: Path | None = None, where: str = "the dataset",
+           own: dict[str, list[str]] | None = None) -> tuple[dict[str, list[str]], str]:
     """The track-level split of `keys` (labels: indices into `genres`) that the settings ask for, and the file name
-    it is saved under (`load_or_save`). A dataset too small for it is a SettingsError naming the options, with
-    the clip count of each genre; `where` names the dataset in it."""
+    it is saved under (`load_or_save`); `own` is the dataset's own split, for kind "official". A dataset too small
+    for it is a SettingsError naming the options, with the clip count of each genre; `where` names the dataset."""
     from genre_cnn.errors import SettingsError
 
     counts = {g: labels.count(i) for i, g in enumerate(genres) if labels.count(i)}
     if len(counts) < 2:
         raise SettingsError(f"--data.data_dir {where}: a classifier needs at least 2 genres with usable clips, "
                             f"found {len(counts)} ({', '.join(counts) or 'none'})")
+    if kind == "official":
+        if own is None:
+            raise SettingsError(f"--data.split official: {where} has no split of its own; use random, kfold or lists")
+        try:
+            return official_split(keys, own), "split-official.json"
+        except ValueError as err:
+            raise SettingsError(f"--data.split official: {where}: {err}; use random or kfold") from None
     try:
         if kind == "lists":
             if lists_dir is None:

@@ -5,6 +5,7 @@
     python train.py --models [cnn]                    # one model
     python train.py --data.data_dir ~/gtzan           # your own copy of GTZAN
     python train.py --data.data_dir ~/music --data.dataset folder   # any folder per genre: its genres
+    python train.py --data.dataset fma --data.data_dir ~/fma        # FMA (fma_small), its own split
     python train.py --resume true --run_name NAME     # finish an interrupted run from its last checkpoints
     python train.py --help                            # every option, with its default
     tensorboard --logdir runs                         # the curves
@@ -179,7 +180,7 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
     data.prepare_data()
     split = data.make_split()
     say(f"features: {sum(map(len, split.values()))} clips of {len(data.genres)} genres ready in "
-        f"{time.time() - start:.0f} s ({data.cache_dir}); split by track: "
+        f"{time.time() - start:.0f} s ({data.cache_dir}); {data.split_kind} split by track: "
         + ", ".join(f"{p} {len(k)}" for p, k in split.items()))
     if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command: they join rank 0's run
         cfg.run_name = os.environ[RUN_ENV]

@@ -7,7 +7,8 @@
     python -m genre_cnn.sources folder ~/music     # lists a dataset's genres and clip counts
 
 A kind is one module of this package with one `Source` subclass: `gtzan` (GTZAN's ten genres, downloaded when
-missing), `folder` (any folder per genre: its genres) and `demo` (generated clips). `--data.dataset` names it.
+missing), `folder` (any folder per genre: its genres), `demo` (generated clips) and `fma` (the Free Music Archive's
+top-level genres, with its own split). `--data.dataset` names it.
 The feature cache (genre_cnn.cache), the split (genre_cnn.splits) and the loaders (genre_cnn.loaders) are
 separate pieces that the DataModule composes; `genre_cnn.clipset` serves a source's features without Lightning.
 """
@@ -25,6 +26,7 @@ KINDS = {  # --data.dataset name -> class path of its Source
     "gtzan": "genre_cnn.sources.gtzan:Gtzan",
     "folder": "genre_cnn.sources.folder:Folder",
     "demo": "genre_cnn.sources.demo:Demo",
+    "fma": "genre_cnn.sources.fma:Fma",
 }
 
 
@@ -36,6 +38,7 @@ class Source:
     """
 
     name: ClassVar[str]
+    has_official_split: ClassVar[bool] = False  # whether official_split() gives the dataset's own split
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
@@ -52,8 +55,14 @@ class Source:
         raise NotImplementedError
 
     def official_split(self) -> dict[str, list[str]] | None:
-        """The dataset's own split by clip key ({"train", "val", "test"}), or None if it has none."""
+        """The dataset's own split by clip key ({"train", "val", "test"}), or None if it has none (a kind that has
+        one says so with `has_official_split`, known before any file is read); after ensure()."""
         return None
+
+    def cache_source(self) -> Path:
+        """The folder the feature cache is named after (genre_cnn.cache.FeatureSettings.cache_dir): data_dir, or
+        the audio folder in use where data_dir holds several."""
+        return self.data_dir
 
 
 def open_source(kind: str, data_dir: Path, **options) -> Source:

@@ -1,6 +1,6 @@
 """Lists a dataset's genres and how many clips each has, after downloading or generating it if needed.
 
-    python -m genre_cnn.sources KIND DATA_DIR        # KIND: gtzan, folder or demo
+    python -m genre_cnn.sources KIND DATA_DIR        # KIND: gtzan, folder, demo or fma
 """
 
 import sys
