@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn import audio
+from genre_cnn import layout
 from genre_cnn.datamodule import GenreDataModule
 from genre_cnn.download import DownloadError, safe_extract
 from genre_cnn.errors import SettingsError
@@ -106,7 +106,7 @@ def fma_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def fresh_warnings(monkeypatch):
     """Warnings said once per process are said again in this test."""
-    monkeypatch.setattr(audio, "_WARNED", set())
+    monkeypatch.setattr(layout, "_WARNED", set())
 
 
 def test_clips_genres_and_labels_come_from_tracks_csv(fma_root, fresh_warnings, caplog):
@@ -145,7 +145,7 @@ def test_columns_are_found_by_name_not_position(fma_root, tmp_path):
     assert fma.read_tracks(shuffled)[0] == fma.Track(2, "Electronic", "small", "training")
     flat = tmp_path / "flat.csv"
     flat.write_text("track_id,genre_top,subset,split\n2,Rock,small,training\n")
-    with pytest.raises(audio.DataError, match="not FMA's tracks.csv .*track.genre_top"):
+    with pytest.raises(layout.DataError, match="not FMA's tracks.csv .*track.genre_top"):
         fma.read_tracks(flat)
 
 

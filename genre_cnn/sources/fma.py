@@ -21,8 +21,8 @@ import logging
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from genre_cnn.audio import Clip, DataError, warn_once
 from genre_cnn.errors import SettingsError
+from genre_cnn.layout import Clip, DataError, warn_once
 from genre_cnn.sources import Source
 
 log = logging.getLogger(__name__)
