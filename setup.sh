@@ -9,5 +9,5 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==${TORCH_VERSION:-2.13.0}"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,app,beets]"
 # the pretrained musicnn weights (a TensorFlow checkpoint, ISC licence): --no-deps, since the wheel pins numpy<1.17
-# and TensorFlow, neither of which genre_cnn uses (genre_cnn/tfbundle.py reads the checkpoint)
+# and TensorFlow, neither of which genre_cnn uses (genre_cnn/models/tfbundle.py reads the checkpoint)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "musicnn==0.1.0"

@@ -26,7 +26,7 @@ from beets import config, plugins, ui
 from beets.dbcore import types
 from beets.library import Item
 
-from genre_cnn.cli_parser import MIN_CONFIDENCE
+from genre_cnn.app.cli_parser import MIN_CONFIDENCE
 
 
 class GenreCnnPlugin(plugins.BeetsPlugin):
@@ -45,8 +45,8 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
     def engine(self):
         """The model, chosen and loaded once, as `genre-cnn predict` does."""
         if self._engine is None:
-            from genre_cnn.cli import _choose, _engine
-            from genre_cnn.tag import model_label
+            from genre_cnn.app.cli import _choose, _engine
+            from genre_cnn.app.tag import model_label
 
             ckpt = self.config["ckpt"].as_filename() if self.config["ckpt"].get() else None
             ckpt = Path(ckpt) if ckpt else None
@@ -68,7 +68,7 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
 
     def predict(self, items: list[Item], workers: int | None = None) -> list[Item]:
         """Predicts and sets the genre of `items` (those that have one only with `force`); returns the changed."""
-        from genre_cnn.library import predict_many
+        from genre_cnn.app.library import predict_many
 
         force = self.config["force"].get(bool)
         items = [item for item in items if force or not self.existing(item)]

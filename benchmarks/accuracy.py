@@ -44,7 +44,7 @@ NAMES = {"cnn": "CNN, log-mel + chroma, 3-s windows averaged", "dense": "dense b
 
 def predict_clips(checkpoint: str | Path, files: list[Path]) -> list[str]:
     """The genre a trained checkpoint predicts for each whole file (the one place that uses the prediction API)."""
-    from genre_cnn.predict import load_model, predict_files
+    from genre_cnn.inference.predict import load_model, predict_files
 
     results, errors = predict_files(load_model(Path(checkpoint)), files, top_k=1, progress=False)
     if errors:
@@ -99,9 +99,9 @@ def train_args(data_dir: Path, out: str, run: str, split: list[str], recipe: Pat
 
 def unseen(args, features: dict, out: str) -> tuple[list[str], dict]:
     """Protocol (1); returns the markdown lines and each system's per-seed mean recall."""
-    from genre_cnn.datamodule import GenreDataModule
-    from genre_cnn.layout import dataset_clips
-    from genre_cnn.train import main as train
+    from genre_cnn.data.layout import dataset_clips
+    from genre_cnn.training.datamodule import GenreDataModule
+    from genre_cnn.training.train import main as train
 
     clips = dataset_clips(args.unseen_dir)
     files, truth = [c.path for c in clips], [c.genre for c in clips]
@@ -138,8 +138,8 @@ def crossval(args, features: dict, out: str) -> list[str]:
     """Protocol (2): the 5-fold CV on gtzan_mini; returns the markdown lines."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    from genre_cnn.datamodule import GenreDataModule
-    from genre_cnn.train import main as train
+    from genre_cnn.training.datamodule import GenreDataModule
+    from genre_cnn.training.train import main as train
 
     scores: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
@@ -190,7 +190,7 @@ def main() -> None:
             raise SystemExit(f"{d}: no clips (expects ../shared/gtzan_mini and gtzan_unseen beside the checkout)")
     import torch
 
-    from genre_cnn.layout import dataset_clips
+    from genre_cnn.data.layout import dataset_clips
 
     start = time.perf_counter()
     features = {c.key: librosa_features(load(c.path)) for c in dataset_clips(args.data_dir)}

@@ -39,8 +39,8 @@ GTZAN_MINI = Path(__file__).resolve().parents[2] / "shared" / "gtzan_mini"
 
 
 def main() -> None:
-    from genre_cnn.cache import FeatureSettings, build_cache
-    from genre_cnn.layout import DataError, dataset_clips
+    from genre_cnn.data.cache import FeatureSettings, build_cache
+    from genre_cnn.data.layout import DataError, dataset_clips
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=100)

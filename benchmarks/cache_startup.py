@@ -26,9 +26,9 @@ CHILD = """
 import json, sys, threading, time
 from pathlib import Path
 started = time.time()
-from genre_cnn.layout import dataset_clips
-from genre_cnn.cache import FeatureSettings, build_cache
-from genre_cnn.musicnn import MusicnnEmbeddings
+from genre_cnn.data.layout import dataset_clips
+from genre_cnn.data.cache import FeatureSettings, build_cache
+from genre_cnn.models.musicnn import MusicnnEmbeddings
 imported = time.time() - started
 clips, cache, kind, workers = dataset_clips(Path(sys.argv[1]))[: int(sys.argv[2])], Path(sys.argv[3]), sys.argv[4], \\
     int(sys.argv[5])

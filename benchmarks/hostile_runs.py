@@ -4,8 +4,8 @@ next to a genuine model's, and what train.py answers to each hostile setting.
     .venv/bin/python benchmarks/hostile_runs.py              # both tables
     .venv/bin/python benchmarks/hostile_runs.py --no-train   # checkpoints only
 
-Each checkpoint is loaded by `genre_cnn.predict.load_model` (the path of predict, sort, serve, plot and export)
-in a fresh process, so its peak RSS is its own (a fresh Python with torch imported is the floor). Each setting
+Each checkpoint is loaded by `genre_cnn.inference.predict.load_model` (the path of predict, sort, serve, plot and
+export) in a fresh process, so its peak RSS is its own (a fresh Python with torch imported is the floor). Each setting
 runs `python train.py` in a fresh process under a temporary --output_root; "folder left" says whether a run
 folder was created.
 """
@@ -34,7 +34,7 @@ SETTINGS = [["--dense.lr", "-1"], ["--dense.dropout", "2"], ["--dense.widths", "
             ["--trainer.max_epochs", "1e21"], ["--cnn.widths", "[4096,4096]", "--cnn.kernel_size", "63"],
             ["--confg", "x"], ["--resume", "true", "--run_name", "nosuchrun"]]
 LOAD = """import resource, sys, time
-from genre_cnn.predict import CheckpointError, load_model
+from genre_cnn.inference.predict import CheckpointError, load_model
 start = time.time()
 try:
     load_model(sys.argv[1])
@@ -48,8 +48,8 @@ print(f"{time.time() - start:.2f}\\t{resource.getrusage(resource.RUSAGE_SELF).ru
 def write_checkpoint(path: Path, cls: str, settings: dict, full: bool) -> None:
     import torch
 
-    from genre_cnn import families
-    from genre_cnn.frontend import FrontEndConfig
+    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.models import families
 
     hp = {"genres": GENRES, "frontend": FrontEndConfig().as_dict(), **settings}
     state = ({f"model.{k}": v for k, v in families.of(cls).build(hp).state_dict().items()} if full

@@ -32,7 +32,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI = ROOT.parent / "shared" / "gtzan_mini" / "genres"
-CLI = [sys.executable, "-m", "genre_cnn.cli"]
+CLI = [sys.executable, "-m", "genre_cnn.app.cli"]
 
 
 def silence_flac(path: Path, hours: float, rate: int = 8000, stated: bool = True) -> Path:

@@ -36,7 +36,7 @@ SHARED = REPO.parent / "shared"
 def make_library(folder: Path, tracks: int) -> list[Path]:
     import soundfile as sf
 
-    from genre_cnn.layout import dataset_clips
+    from genre_cnn.data.layout import dataset_clips
 
     clips = dataset_clips(SHARED / "gtzan_mini")
     by_genre: dict[str, list[Path]] = {}
@@ -61,15 +61,15 @@ def make_library(folder: Path, tracks: int) -> list[Path]:
 
 def cli_rate(args: list[str], n: int) -> tuple[float, float]:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "genre_cnn.cli", *args, "--no-progress"], check=True, cwd=REPO,
+    subprocess.run([sys.executable, "-m", "genre_cnn.app.cli", *args, "--no-progress"], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     return n / seconds, seconds
 
 
 def speed(ckpt: Path, folder: Path, tracks: int) -> None:
-    from genre_cnn.onnx_predict import cached_onnx, make_onnx
-    from genre_cnn.predict import load_model, predict_files
+    from genre_cnn.inference.onnx_predict import cached_onnx, make_onnx
+    from genre_cnn.inference.predict import load_model, predict_files
 
     files = make_library(folder, tracks)
     model = load_model(ckpt)
@@ -95,9 +95,9 @@ def speed(ckpt: Path, folder: Path, tracks: int) -> None:
 
 
 def accuracy(ckpt: Path, windows: list[int]) -> None:
-    from genre_cnn.layout import dataset_clips
-    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
-    from genre_cnn.predict import TorchRunner, load_model, predict_one
+    from genre_cnn.data.layout import dataset_clips
+    from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+    from genre_cnn.inference.predict import TorchRunner, load_model, predict_one
 
     model = load_model(ckpt)
     graph = cached_onnx(ckpt) or make_onnx(ckpt, model)
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true", help="measure --max-windows' effect on accuracy")
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args()
-    from genre_cnn.predict import default_checkpoint, resolve_checkpoint
+    from genre_cnn.inference.predict import default_checkpoint, resolve_checkpoint
 
     ckpt = resolve_checkpoint(args.ckpt) if args.ckpt else default_checkpoint()
     if args.accuracy:

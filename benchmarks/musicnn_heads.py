@@ -44,10 +44,10 @@ LAYERS = ("taggram", "logits", "penultimate", "pooled")
 def embed_set(data_dir: Path) -> dict[str, np.ndarray]:
     """Per-patch embeddings of every clip of a folder-per-genre set, sorted by key: {"keys", "genres", layer: (clips,
     patches, dim)}."""
-    from genre_cnn.decode import fix_length, load_audio
-    from genre_cnn.frontend import FrontEnd
-    from genre_cnn.layout import dataset_clips
-    from genre_cnn.musicnn import FRONTEND, cut_patches, load_pretrained
+    from genre_cnn.audio.decode import fix_length, load_audio
+    from genre_cnn.audio.frontend import FrontEnd
+    from genre_cnn.data.layout import dataset_clips
+    from genre_cnn.models.musicnn import FRONTEND, cut_patches, load_pretrained
 
     model, front = load_pretrained(), FrontEnd(FRONTEND)
     clips = sorted(dataset_clips(data_dir), key=lambda c: c.key)
@@ -97,7 +97,7 @@ VARIANTS = {  # name: (layers, patch-level, mixup alpha, label smoothing, tag pr
 
 def tag_prior(logits: np.ndarray, genres: tuple[str, ...]) -> np.ndarray:
     """(..., 50) MSD tag logits -> (..., genres): the largest logit of each genre's matching tags, 0 where none."""
-    from genre_cnn.musicnn import MSD_TAGS
+    from genre_cnn.models.musicnn import MSD_TAGS
 
     out = np.zeros((*logits.shape[:-1], len(genres)), dtype=np.float32)
     for g, tags in PRIOR_TAGS.items():
@@ -108,7 +108,7 @@ def tag_prior(logits: np.ndarray, genres: tuple[str, ...]) -> np.ndarray:
 def train_head(x: np.ndarray, y: np.ndarray, prior: np.ndarray, epochs: int, mixup: float, smoothing: float,
                seed: int, n_classes: int) -> nn.Module:
     """The dense network fitted to rows x (n, dim), labels y (n,), fixed output offsets prior (n, classes)."""
-    from genre_cnn.models import DenseNet
+    from genre_cnn.models.networks import DenseNet
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -157,7 +157,7 @@ def fit_predict(variant: tuple, seed: int, train: dict[str, np.ndarray], test: d
 def main() -> None:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from genre_cnn.layout import GTZAN_GENRES
+    from genre_cnn.data.layout import GTZAN_GENRES
 
     sets = patch_embeddings()
     torch.set_num_threads(1)  # tiny batches: a second thread only adds contention on a loaded machine

@@ -25,10 +25,10 @@ UNSEEN_GENRES = ("classical", "jazz", "rock")
 
 def embed_set(data_dir: Path) -> dict[str, np.ndarray]:
     """{"keys", "genres", "taggram", "penultimate", "pooled"} of every clip of a folder-per-genre set, sorted by key."""
-    from genre_cnn.decode import load_audio
-    from genre_cnn.frontend import FrontEnd
-    from genre_cnn.layout import dataset_clips
-    from genre_cnn.musicnn import FRONTEND, embed, load_pretrained
+    from genre_cnn.audio.decode import load_audio
+    from genre_cnn.audio.frontend import FrontEnd
+    from genre_cnn.data.layout import dataset_clips
+    from genre_cnn.models.musicnn import FRONTEND, embed, load_pretrained
 
     model, front = load_pretrained(), FrontEnd(FRONTEND)
     clips = sorted(dataset_clips(data_dir), key=lambda c: c.key)

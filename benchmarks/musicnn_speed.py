@@ -37,10 +37,10 @@ def timed(fn, runs: int) -> tuple[float, float]:
 def main() -> None:
     import torch
 
-    from genre_cnn.decode import load_audio
-    from genre_cnn.frontend import FrontEnd
-    from genre_cnn.layout import dataset_clips
-    from genre_cnn.musicnn import FRONTEND, embed, load_pretrained
+    from genre_cnn.audio.decode import load_audio
+    from genre_cnn.audio.frontend import FrontEnd
+    from genre_cnn.data.layout import dataset_clips
+    from genre_cnn.models.musicnn import FRONTEND, embed, load_pretrained
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)

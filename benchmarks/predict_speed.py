@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/predict_speed.py --ckpt checkpoints/RUN/cnn/best.ckpt [--file FILE] [--runs 5]
 
 Every figure uses the one --ckpt given (default: the default model, printed), on a real 30-s GTZAN clip.
-1. Start to answer: the wall time of `python -m genre_cnn.cli predict FILE --ckpt CKPT --json` as a fresh
+1. Start to answer: the wall time of `python -m genre_cnn.app.cli predict FILE --ckpt CKPT --json` as a fresh
    process (interpreter start, imports, model, audio, answer), median of --runs, for the ONNX Runtime path
    (the default for a CNN; its cached export is made before timing) and for `--engine torch`. CPU time
    (user + sys of the child) is printed beside the wall time: on a loaded machine it is the steadier figure.
@@ -69,9 +69,9 @@ def main() -> None:
 
     import torch
 
-    from genre_cnn.decode import load_audio
-    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
-    from genre_cnn.predict import default_checkpoint, load_model, resolve_checkpoint
+    from genre_cnn.audio.decode import load_audio
+    from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+    from genre_cnn.inference.predict import default_checkpoint, load_model, resolve_checkpoint
 
     ckpt = resolve_checkpoint(args.ckpt) if args.ckpt else default_checkpoint()
     model = load_model(ckpt)
@@ -81,12 +81,12 @@ def main() -> None:
           f"torch {torch.__version__}")
     print(f"model: {type(model).__name__} ({ckpt}); file: {args.file.name}")
 
-    cli = [sys.executable, "-m", "genre_cnn.cli", "predict", str(args.file), "--ckpt", str(ckpt), "--json"]
+    cli = [sys.executable, "-m", "genre_cnn.app.cli", "predict", str(args.file), "--ckpt", str(ckpt), "--json"]
     rows = []
     if graph is not None:
         rows.append(("genre-cnn predict, ONNX Runtime path (default)", *timed(cli, args.runs)))
     rows.append(("genre-cnn predict --engine torch", *timed([*cli, "--engine", "torch"], args.runs)))
-    first = [sys.executable, "-m", "genre_cnn.cli", "predict", str(args.file), "--json"]
+    first = [sys.executable, "-m", "genre_cnn.app.cli", "predict", str(args.file), "--json"]
     rows.append(("first genre-cnn predict after set-up (empty home: the ready model, its shipped graph)",
                  *timed(first, args.runs, fresh_home=True)))
     own = Path(__import__("tempfile").mkdtemp()) / "own.ckpt"
@@ -96,8 +96,9 @@ def main() -> None:
                  *timed([*first, "--ckpt", str(own)], 1, fresh_home=True)))
     base = timed([sys.executable, "-c", "pass"], args.runs)
     rows.append(("python -c pass (interpreter start)", *base))
-    for what in ("numpy, soundfile", "onnxruntime", "genre_cnn.cli, genre_cnn.predict, genre_cnn.onnx_predict",
-                 "torch", "librosa, librosa.filters"):
+    for what in ("numpy, soundfile", "onnxruntime",
+                 "genre_cnn.app.cli, genre_cnn.inference.predict, genre_cnn.inference.onnx_predict", "torch",
+                 "librosa, librosa.filters"):
         wall, cpu = timed([sys.executable, "-c", f"import {what}"], args.runs)
         rows.append((f"import {what} (minus interpreter start)", wall - base[0], cpu - base[1]))
     print(f"\nstart to answer and imports, median of {args.runs} fresh processes:")

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/ready_protocol.py                  # everything; results cached under --work
     .venv/bin/python benchmarks/ready_protocol.py --skip cnn       # the musicnn heads, dense and the SVM only
 
-Data: every real clip we have, linked as genre_cnn.make_ready links them (../shared/gtzan_mini, 100 clips of ten
-genres; ../shared/gtzan_unseen, 90 of classical, jazz and rock, numbers 00070-00099). Protocols:
+Data: every real clip we have, linked as genre_cnn.training.make_ready links them (../shared/gtzan_mini, 100 clips
+of ten genres; ../shared/gtzan_unseen, 90 of classical, jazz and rock, numbers 00070-00099). Protocols:
   half A  train gtzan_mini + gtzan_unseen 00070-00084, test gtzan_unseen 00085-00099 (45 clips)
   half B  train gtzan_mini + gtzan_unseen 00085-00099, test gtzan_unseen 00070-00084 (45 clips)
   old     train the 80 train + val clips of gtzan_mini's default split, test all 90 of gtzan_unseen
@@ -13,7 +13,7 @@ chooses among all ten genres. Reported per system: accuracy and recall per genre
 genres), A and B pooled (90 clips), and per half.
 
 Systems, fixed before running (nothing tuned on the test halves):
-- musicnn heads (genre_cnn.make_ready.fit_head, 750 AdamW steps, `SEEDS`), variants `HEADS`;
+- musicnn heads (genre_cnn.training.make_ready.fit_head, 750 AdamW steps, `SEEDS`), variants `HEADS`;
 - dense baseline: the write-up's dense network on the cached hand-crafted vectors, the same fixed-step loop;
 - cnn: `train.py --config configs/mini.yaml --refit false` on the same clips (split lists; validation: the last
   two gtzan_mini clips of each genre), seed 0; costs tens of minutes per half on 2 loaded cores (`--skip cnn`);
@@ -61,7 +61,7 @@ def line(name: str, s: dict) -> str:
 
 
 def protocols(keys: list[str], unseen: set[str], mini_train80: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from genre_cnn.make_ready import half_split
+    from genre_cnn.training.make_ready import half_split
 
     rows = np.arange(len(keys))
     old_train = np.array([i for i, k in enumerate(keys) if k in mini_train80])
@@ -74,7 +74,7 @@ def head_results(keys, y, x, genres, parts) -> dict[str, dict]:
     """{variant: {"A+B": scores, "A": ..., "B": ..., "old": ...}}, each the mean over SEEDS of the scores."""
     import torch
 
-    from genre_cnn.make_ready import fit_head
+    from genre_cnn.training.make_ready import fit_head
 
     out = {}
     for name, head in HEADS.items():
@@ -123,10 +123,10 @@ def dense_results(keys, y, genres, data_dir: Path, parts) -> dict[str, dict]:
     (750 steps, unweighted as train.py trains it), seeds SEEDS."""
     import torch
 
-    from genre_cnn.cache import FeatureSettings
-    from genre_cnn.clipset import ClipSet
-    from genre_cnn.models import DenseNet
-    from genre_cnn.sources import open_source
+    from genre_cnn.data.cache import FeatureSettings
+    from genre_cnn.data.clipset import ClipSet
+    from genre_cnn.data.sources import open_source
+    from genre_cnn.models.networks import DenseNet
 
     clips = ClipSet.prepare(open_source("folder", data_dir), FeatureSettings(), "hand")
     assert clips.keys == keys
@@ -158,7 +158,7 @@ def dense_results(keys, y, genres, data_dir: Path, parts) -> dict[str, dict]:
 
 def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families: list[str]) -> dict[str, dict]:
     """The CNN through train.py on split lists for halves A and B (cached per half in `work`)."""
-    from genre_cnn.train import main as train_main
+    from genre_cnn.training.train import main as train_main
 
     preds: dict[str, dict[str, np.ndarray]] = {}
     for p in ("A", "B"):
@@ -192,8 +192,8 @@ def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families:
 
 def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
     """The ready head's temperature fitted on one half's out-of-fold logits and scored on the other's, both ways."""
-    from genre_cnn.calibration import clip_probs, expected_calibration_error, fit_temperature, reliability
-    from genre_cnn.make_ready import out_of_fold
+    from genre_cnn.training.calibration import clip_probs, expected_calibration_error, fit_temperature, reliability
+    from genre_cnn.training.make_ready import out_of_fold
 
     rows, labels, logits = out_of_fold(keys, y, x, genres, unseen, head, seed=0)
     half = np.array([0 if i < len(rows) // 2 else 1 for i in range(len(rows))])  # A's test rows, then B's
@@ -226,9 +226,9 @@ def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
 def main() -> None:
     from sklearn.model_selection import train_test_split
 
-    from genre_cnn.layout import dataset_clips
-    from genre_cnn.make_ready import clip_embeddings, link_sources, load_config
+    from genre_cnn.data.layout import dataset_clips
     from genre_cnn.paths import home
+    from genre_cnn.training.make_ready import clip_embeddings, link_sources, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ready_protocol"), help="cache of slow results")

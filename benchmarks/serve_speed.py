@@ -27,9 +27,9 @@ CLIP = Path(__file__).resolve().parents[2] / "shared" / "gtzan_mini" / "genres" 
 def main() -> None:
     import torch
 
-    from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.serve import make_app, serve_in_thread
-    from genre_cnn.serve_analysis import analyse
+    from genre_cnn.app.serve import make_app, serve_in_thread
+    from genre_cnn.app.serve_analysis import analyse
+    from genre_cnn.inference.predict import latest_checkpoint, load_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=None)

@@ -4,7 +4,7 @@
 
 Makes --files real 30-s clips of ../shared/gtzan_mini in mp3, flac, ogg and m4a (ffmpeg, a quarter each) with
 title/artist tags and, for mp3/flac/m4a, a cover picture. Then, alternately --repeats times each, on fresh
-copies: (a) `genre_cnn.library.predict_many` over the files (prediction alone), (b) `genre_cnn.tag.tag_files`
+copies: (a) `genre_cnn.app.library.predict_many` over the files (prediction alone), (b) `genre_cnn.app.tag.tag_files`
 over the same files (prediction, reading each file's genre, the undo log, the safe write and the report), both
 with the model that `genre-cnn tag` uses (ONNX Runtime when it exports) and the same workers. Prints the
 median seconds of each and the extra cost of tagging per file; the target is at most 20 ms a file. On a busy
@@ -64,10 +64,10 @@ def main() -> None:
     if shutil.which("ffmpeg") is None or not MINI.is_dir():
         sys.exit("needs ffmpeg and ../shared/gtzan_mini")
 
-    from genre_cnn.cli import _choose, _engine
-    from genre_cnn.library import predict_many
-    from genre_cnn.tag import append_entry, model_label, tag_files
-    from genre_cnn.tagfile import read_genres, write_genres
+    from genre_cnn.app.cli import _choose, _engine
+    from genre_cnn.app.library import predict_many
+    from genre_cnn.app.tag import append_entry, model_label, tag_files
+    from genre_cnn.app.tagfile import read_genres, write_genres
 
     spec, runner = _engine(args.ckpt, "auto")
     model = model_label(_choose(args.ckpt))

@@ -23,8 +23,8 @@ def main() -> None:
     import lightning as L
     import torch
 
-    from genre_cnn.datamodule import GenreDataModule
-    from genre_cnn.lit import LitCNN
+    from genre_cnn.training.datamodule import GenreDataModule
+    from genre_cnn.training.lit import LitCNN
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4)

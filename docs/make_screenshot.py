@@ -21,8 +21,8 @@ def main() -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.serve import make_app, serve_in_thread
+    from genre_cnn.app.serve import make_app, serve_in_thread
+    from genre_cnn.inference.predict import latest_checkpoint, load_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=None)

@@ -2,7 +2,9 @@
 
 Train with `python train.py`, predict with `genre-cnn predict FILE`. See README.md. From Python:
 
-    from genre_cnn import load_model, predict_file
+    from genre_cnn import load_model
+
+    from genre_cnn import predict_file
     model = load_model()
     print(predict_file(model, "song.mp3")["top"][0])       # {"genre": ..., "probability": ...}
 
@@ -13,8 +15,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_LAZY = {"load_model": "genre_cnn.api", "predict_file": "genre_cnn.api", "predict_waveform": "genre_cnn.api",
-         "predict_files": "genre_cnn.predict", "default_checkpoint": "genre_cnn.checkpoint"}
+_LAZY = {"load_model": "genre_cnn.inference.api", "predict_file": "genre_cnn.inference.api",
+         "predict_waveform": "genre_cnn.inference.api", "predict_files": "genre_cnn.inference.predict",
+         "default_checkpoint": "genre_cnn.models.checkpoint"}
 __all__ = sorted(_LAZY)
 
 

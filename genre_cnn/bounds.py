@@ -4,7 +4,7 @@
     problem("dropout", 2.0)      # -> "must be between 0.0 and 1.0, got 2.0"
 
 `python train.py` checks each model option (`--cnn.kernel_size`, `--dense.lr`, ...) and the front end against
-these before any work; `genre_cnn.checkpoint.check_contents` checks a checkpoint's hyperparameters against the
+these before any work; `genre_cnn.models.checkpoint.check_contents` checks a checkpoint's hyperparameters against the
 same table before any model is built. `implied_shapes` is what a classifier's settings would build (on torch's
 "meta" device, which allocates nothing), so that both sides can bound the weight count, and loading can compare
 every tensor of a file with it. Imports no torch until `implied_shapes` is called.
@@ -54,7 +54,7 @@ def out_of(value: object, low: float, high: float) -> str | None:
 
 
 def implied_shapes(family, hparams: dict) -> dict[str, tuple[int, ...]]:
-    """The state dict `family.build(hparams)` (a genre_cnn.families.Family) would have, as {name: shape}, built
+    """The state dict `family.build(hparams)` (a genre_cnn.models.families.Family) would have, as {name: shape}, built
     on torch's meta device: no weight is allocated, however large the settings. Raises what the constructor
     raises for settings it cannot take."""
     import torch

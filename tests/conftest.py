@@ -32,7 +32,7 @@ def project_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dir(project_home) -> Path:
-    from genre_cnn.demo import make_demo_dataset
+    from genre_cnn.data.demo import make_demo_dataset
 
     return make_demo_dataset(project_home / "data" / "demo", clips_per_genre=12, seconds=8.0)
 
@@ -44,7 +44,7 @@ DEMO_ARGS = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "
 @pytest.fixture(scope="session")
 def demo_run(project_home, demo_dir) -> dict:
     """Both models trained and tested once on the demo set: {"results", "root", "run"}."""
-    from genre_cnn.train import main
+    from genre_cnn.training.train import main
 
     results = main([*DEMO_ARGS, "--run_name", "demo", "--output_root", str(project_home)])
     return {"results": results, "root": project_home, "run": "demo"}

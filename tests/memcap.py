@@ -1,7 +1,7 @@
 """A helper for memory-bound tests: run Python code in a child process whose address space is capped.
 
     from tests.memcap import run_capped
-    result = run_capped("from genre_cnn.decode import load_capped; ...", headroom_mb=300)
+    result = run_capped("from genre_cnn.audio.decode import load_capped; ...", headroom_mb=300)
 
 The child runs `setup` (imports, a model), then caps its address space (RLIMIT_AS) at what it already has
 plus `headroom_mb`, then runs `code`: an allocation past the cap fails there with MemoryError, so the bound

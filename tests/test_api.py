@@ -42,8 +42,8 @@ def test_waveform_and_file_give_the_same_answer():
     import soundfile as sf
 
     from genre_cnn import load_model, predict_file, predict_waveform
-    from genre_cnn.checkpoint import READY_MODEL
-    from genre_cnn.decode import AudioError
+    from genre_cnn.audio.decode import AudioError
+    from genre_cnn.models.checkpoint import READY_MODEL
 
     model = load_model(READY_MODEL)
     samples, rate = sf.read(CLIP, dtype="float32")  # (samples,) at 22050 Hz, the model hears 16 kHz

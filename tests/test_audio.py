@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn.decode import AudioError, audio_info, fix_length, load_audio
-from genre_cnn.layout import GTZAN_GENRES, DataError, dataset_clips, discover_genres, find_clips, find_genre_root
+from genre_cnn.audio.decode import AudioError, audio_info, fix_length, load_audio
+from genre_cnn.data.layout import GTZAN_GENRES, DataError, dataset_clips, discover_genres, find_clips, find_genre_root
 
 SR = 22050
 

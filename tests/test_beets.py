@@ -11,8 +11,8 @@ import pytest
 from audio_formats import needs_ffmpeg
 from conftest import GTZAN_MINI, needs_gtzan_mini
 
-from genre_cnn.checkpoint import READY_MODEL
-from genre_cnn.tagfile import read_genres
+from genre_cnn.app.tagfile import read_genres
+from genre_cnn.models.checkpoint import READY_MODEL
 
 beets = pytest.importorskip("beets", reason="beets not installed (pip install -e .[beets])")
 pytestmark = [needs_ffmpeg, needs_gtzan_mini, pytest.mark.slow]

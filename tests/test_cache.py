@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn.cache import FeatureSettings, build_cache, entry_path, load_cache
-from genre_cnn.features import SpectralFeatures
-from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.layout import find_clips
+from genre_cnn.audio.features import SpectralFeatures
+from genre_cnn.audio.frontend import FrontEndConfig
+from genre_cnn.data.cache import FeatureSettings, build_cache, entry_path, load_cache
+from genre_cnn.data.layout import find_clips
 
 SR = 22050
 SETTINGS = FeatureSettings(clip_seconds=4.0)
@@ -80,8 +80,8 @@ def test_settings_and_source_change_the_cache_name():
 KILL_SCRIPT = """
 import sys
 from pathlib import Path
-from genre_cnn.layout import find_clips
-from genre_cnn.cache import FeatureSettings, build_cache
+from genre_cnn.data.layout import find_clips
+from genre_cnn.data.cache import FeatureSettings, build_cache
 clips = find_clips(Path(sys.argv[1]), ("low", "high"))
 build_cache(clips, Path(sys.argv[2]), FeatureSettings(clip_seconds=4.0), workers=int(sys.argv[3]), progress=False)
 """
@@ -212,8 +212,8 @@ def test_single_process_build_keeps_threads_follows_settings_and_drops_files_gon
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_missing_musicnn_weights_are_one_error_before_any_clip_or_worker(tmp_path, monkeypatch, caplog, workers):
-    import genre_cnn.cache as cache
-    from genre_cnn.musicnn import INSTALL, MusicnnEmbeddings, WeightsNotFound
+    import genre_cnn.data.cache as cache
+    from genre_cnn.models.musicnn import INSTALL, MusicnnEmbeddings, WeightsNotFound
 
     monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path / "home"))  # no converted weights cached
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # and no wheel
@@ -221,7 +221,7 @@ def test_missing_musicnn_weights_are_one_error_before_any_clip_or_worker(tmp_pat
     monkeypatch.setattr(cache, "_EXTRACTOR", None)
     clips = find_clips(make_folder(tmp_path / "audio", per_genre=1), ("low", "high"))
     read = []
-    monkeypatch.setattr("genre_cnn.decode.load_audio", lambda *a, **k: read.append(a) or pytest.fail("clip read"))
+    monkeypatch.setattr("genre_cnn.audio.decode.load_audio", lambda *a, **k: read.append(a) or pytest.fail("clip read"))
     with caplog.at_level(logging.WARNING), pytest.raises(WeightsNotFound, match="musicnn weights not found") as err:
         build_cache(clips, tmp_path / "cache", FeatureSettings(MusicnnEmbeddings()), workers=workers, progress=False)
     assert INSTALL in str(err.value) and not read and "skipped" not in caplog.text

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from genre_cnn.calibration import expected_calibration_error, fit_temperature
-from genre_cnn.families.musicnn import MusicnnClassifier
+from genre_cnn.models.families.musicnn import MusicnnClassifier
+from genre_cnn.training.calibration import expected_calibration_error, fit_temperature
 
 
 @pytest.mark.parametrize("true_t", [1.5, 4.0])

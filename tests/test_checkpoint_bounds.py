@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from genre_cnn import families
+from genre_cnn.audio.frontend import FrontEndConfig
 from genre_cnn.bounds import FRONTEND_RANGES, MAX_LAYERS, MAX_WIDTH, RANGES
-from genre_cnn.checkpoint import CheckpointError, check_contents
 from genre_cnn.errors import SettingsError
-from genre_cnn.frontend import FrontEndConfig
-from genre_cnn.lit import LitCNN, LitDense, LitGenre, LitMusicnn
-from genre_cnn.predict import load_model
+from genre_cnn.inference.predict import load_model
+from genre_cnn.models import families
+from genre_cnn.models.checkpoint import CheckpointError, check_contents
+from genre_cnn.training.lit import LitCNN, LitDense, LitGenre, LitMusicnn
 
 REPO = Path(__file__).resolve().parents[1]
 GENRES = [f"g{i}" for i in range(10)]
@@ -142,7 +142,7 @@ def test_tiny_hostile_checkpoints_are_refused_without_allocating_the_model(tmp_p
     assert all(p.stat().st_size < 8000 for p in files.values())
     code = ("import resource, sys\n"
             "resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30,) * 2)  # less than any of these models\n"
-            "from genre_cnn.predict import CheckpointError, load_model\n"
+            "from genre_cnn.inference.predict import CheckpointError, load_model\n"
             "for path in sys.argv[1:]:\n"
             "    try:\n        load_model(path)\n        print('loaded')\n"
             "    except CheckpointError as err:\n        print(err)\n"

@@ -81,7 +81,7 @@ def test_tensorboard_has_the_hyperparameters_with_the_test_metrics(console):
 
 
 def test_help_keeps_the_examples_one_per_line():
-    from genre_cnn.train import build_parser
+    from genre_cnn.training.train import build_parser
 
     text = build_parser().format_help()
     assert "\n    python train.py --models [cnn]" in text
@@ -91,7 +91,7 @@ def test_help_keeps_the_examples_one_per_line():
 def test_a_pipe_in_a_genre_name_keeps_the_table(tmp_path):
     import numpy as np
 
-    from genre_cnn.report import metrics_from_confusion, side_by_side
+    from genre_cnn.training.report import metrics_from_confusion, side_by_side
 
     genres = ["r|b", "rock"]
     result = {**metrics_from_confusion(np.array([[2, 0], [1, 1]]), genres), "window_acc": 0.5, "epochs": 3,
@@ -106,8 +106,8 @@ def _no_network(request, timeout=None):
 
 
 def test_offline_first_run_says_what_works_and_leaves_no_run_folder(tmp_path, monkeypatch, project_home):
-    from genre_cnn.download import DownloadError
-    from genre_cnn.train import main
+    from genre_cnn.data.download import DownloadError
+    from genre_cnn.training.train import main
 
     monkeypatch.setattr(urllib.request, "urlopen", _no_network)
     monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path / "home"))  # no GTZAN there
@@ -121,7 +121,7 @@ def test_offline_first_run_says_what_works_and_leaves_no_run_folder(tmp_path, mo
 
 
 def test_interrupted_download_says_run_again_to_resume(tmp_path, monkeypatch):
-    from genre_cnn.download import DownloadError, download_file
+    from genre_cnn.data.download import DownloadError, download_file
 
     class Broken:  # a server that answers, sends one block, then the connection drops
         status, length = 200, 100

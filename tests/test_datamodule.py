@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.layout import DataError
+from genre_cnn.data.layout import DataError
 from genre_cnn.paths import home
+from genre_cnn.training.datamodule import GenreDataModule
 from tests.conftest import GTZAN_MINI, GTZAN_SPLITS, needs_gtzan_mini
 
 SR = 22050

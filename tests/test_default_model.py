@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from genre_cnn import checkpoint
-from genre_cnn.checkpoint import choose_default, dataset_kind, default_checkpoint
-from genre_cnn.demo import DEMO_GENRES
+from genre_cnn.data.demo import DEMO_GENRES
+from genre_cnn.models import checkpoint
+from genre_cnn.models.checkpoint import choose_default, dataset_kind, default_checkpoint
 
 UNSEEN_ROCK = Path(__file__).resolve().parents[2] / "shared" / "gtzan_unseen" / "genres" / "rock" / "rock.00080.flac"
 
@@ -63,8 +63,8 @@ def test_the_kind_of_an_old_checkpoint_without_its_run_config_comes_from_its_con
 @pytest.mark.skipif(not UNSEEN_ROCK.is_file(), reason=f"real GTZAN clip not found at {UNSEEN_ROCK} (../shared)")
 def test_after_training_the_demo_a_real_clip_is_answered_by_the_ready_model(demo_run, capsys):
     """The session's demo run (configs/demo.yaml, trained into GENRE_CNN_HOME) is the only run there."""
-    from genre_cnn.cli import main
-    from genre_cnn.predict import READY_MODEL, load_model
+    from genre_cnn.app.cli import main
+    from genre_cnn.inference.predict import READY_MODEL, load_model
 
     assert os.environ["GENRE_CNN_HOME"] == str(demo_run["root"])
     assert main(["predict", str(UNSEEN_ROCK), "--no-progress"]) == 0

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn import demo
-from genre_cnn.demo import DEMO_GENRES, make_demo_dataset, synth_clip
-from genre_cnn.layout import find_clips
+from genre_cnn.data import demo
+from genre_cnn.data.demo import DEMO_GENRES, make_demo_dataset, synth_clip
+from genre_cnn.data.layout import find_clips
 
 SMALL = {"clips_per_genre": 2, "seconds": 3.5, "sample_rate": 16000}
 

@@ -1,4 +1,4 @@
-"""genre_cnn.download against a local HTTP server on 127.0.0.1: checksum, resume, offline, bad tarballs."""
+"""genre_cnn.data.download against a local HTTP server on 127.0.0.1: checksum, resume, offline, bad tarballs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from genre_cnn.download import OFFLINE_HELP, DownloadError, download_file, download_gtzan, safe_extract
+from genre_cnn.data.download import OFFLINE_HELP, DownloadError, download_file, download_gtzan, safe_extract
 
 FILES = {f"genres/{genre}/{genre}.{i:05d}.au": bytes([i + 1]) * (7 + i) for genre in ("blues", "rock")
          for i in range(3)}

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn import cli
-from genre_cnn import train as train_module
+from genre_cnn.app import cli
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.musicnn import WeightsNotFound
-from genre_cnn.predict import READY_MODEL, predict_one
+from genre_cnn.inference.predict import READY_MODEL, predict_one
+from genre_cnn.models.musicnn import WeightsNotFound
+from genre_cnn.training import train as train_module
 
 PACKAGE = Path(__file__).resolve().parents[1] / "genre_cnn"
 
@@ -84,8 +84,10 @@ def test_both_training_entries_take_the_same_path(monkeypatch, capsys):
 
 def test_no_error_class_has_a_second_builtin_base():
     """`except ValueError` must not catch a user's error, nor `except AudioError` a bug."""
-    for path in sorted(PACKAGE.glob("*.py")):
-        importlib.import_module(f"genre_cnn.{path.stem}" if path.stem != "__init__" else "genre_cnn")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] != "__main__":
+            importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     found, todo = [], [GenreCnnError]
     while todo:
         found += todo[-1].__subclasses__()
@@ -123,8 +125,8 @@ def test_prediction_reports_a_bug_as_a_bug_and_a_damaged_model_as_such(tmp_path)
 def run_cli(args: list[str], home: Path, **kw) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as for a user
     env.update(GENRE_CNN_HOME=str(home), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "genre_cnn.cli", *args], env=env, cwd=home, stderr=subprocess.PIPE,
-                            **kw)
+    return subprocess.Popen([sys.executable, "-m", "genre_cnn.app.cli", *args], env=env, cwd=home,
+                            stderr=subprocess.PIPE, **kw)
 
 
 @pytest.mark.slow

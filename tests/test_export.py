@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from genre_cnn import families
-from genre_cnn.cli import main
-from genre_cnn.decode import load_audio
-from genre_cnn.demo import DEMO_GENRES
-from genre_cnn.predict import load_model
+from genre_cnn.app.cli import main
+from genre_cnn.audio.decode import load_audio
+from genre_cnn.data.demo import DEMO_GENRES
+from genre_cnn.inference.predict import load_model
+from genre_cnn.models import families
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -60,7 +60,7 @@ def test_predict_caches_the_export_and_then_answers_without_torch(demo_run, demo
     import sys
     from pathlib import Path
 
-    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx, onnx_cache_path
+    from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx, onnx_cache_path
 
     src = demo_run["root"] / "checkpoints" / demo_run["run"] / "cnn" / "best.ckpt"
     ckpt = tmp_path / "copy.ckpt"
@@ -74,7 +74,7 @@ def test_predict_caches_the_export_and_then_answers_without_torch(demo_run, demo
                                rtol=0, atol=TOLERANCE)  # every window, not only the mean
 
     file = demo_dir / "noise" / "noise.00003.wav"
-    code = ("import json, sys\nfrom genre_cnn.cli import main\n"
+    code = ("import json, sys\nfrom genre_cnn.app.cli import main\n"
             f"code = main(['predict', {str(file)!r}, '--ckpt', {str(ckpt)!r}, '--json'])\n"
             "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules, 'librosa': 'librosa' in sys.modules}))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
@@ -189,8 +189,8 @@ def test_both_engines_give_the_ready_models_answer_on_real_clips():
     same top genre and probabilities within TOLERANCE, on whole clips, on 2 evenly spaced windows and on a
     2-s file (looped). The answer is the one training and evaluation measure: the head on the clip's mean
     embedding (`clip_probs`), not an average of per-patch answers."""
-    from genre_cnn.onnx_predict import OnnxRunner, cached_onnx, make_onnx
-    from genre_cnn.predict import READY_MODEL, TorchRunner, predict_track
+    from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+    from genre_cnn.inference.predict import READY_MODEL, TorchRunner, predict_track
 
     model = load_model(READY_MODEL)
     graph = cached_onnx(READY_MODEL) or make_onnx(READY_MODEL, model)
@@ -209,8 +209,8 @@ def test_both_engines_give_the_ready_models_answer_on_real_clips():
 def test_the_ready_models_graph_ships_beside_it_and_only_fits_that_checkpoint(tmp_path):
     """The first `predict` after set-up exports nothing: the graph for the ready model's exact bytes is in the
     package; a copy with other bytes does not use it."""
-    from genre_cnn.onnx_predict import cached_onnx, onnx_cache_path, shipped_onnx_path
-    from genre_cnn.predict import READY_MODEL
+    from genre_cnn.inference.onnx_predict import cached_onnx, onnx_cache_path, shipped_onnx_path
+    from genre_cnn.inference.predict import READY_MODEL
 
     shipped = shipped_onnx_path(READY_MODEL)
     assert shipped.is_file() and shipped.parent == READY_MODEL.parent

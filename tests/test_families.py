@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from genre_cnn import families
-from genre_cnn.families.base import GenreClassifier
-from genre_cnn.features import SpectralFeatures
-from genre_cnn.frontend import FrontEnd, FrontEndConfig, track_windows
-from genre_cnn.lit import LitGenre
+from genre_cnn.audio.features import SpectralFeatures
+from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig, track_windows
+from genre_cnn.models import families
+from genre_cnn.models.families.base import GenreClassifier
+from genre_cnn.training.lit import LitGenre
 from tests.conftest import DEMO_ARGS
 
 
@@ -68,11 +68,11 @@ def tiny(monkeypatch):
 
 @pytest.mark.slow
 def test_a_registered_family_trains_tests_predicts_exports_and_is_chosen(tiny, demo_dir, tmp_path):
-    from genre_cnn.checkpoint import latest_checkpoint
-    from genre_cnn.export import export_onnx
-    from genre_cnn.onnx_predict import OnnxRunner
-    from genre_cnn.predict import TorchRunner, load_model, predict_files
-    from genre_cnn.train import main
+    from genre_cnn.inference.export import export_onnx
+    from genre_cnn.inference.onnx_predict import OnnxRunner
+    from genre_cnn.inference.predict import TorchRunner, load_model, predict_files
+    from genre_cnn.models.checkpoint import latest_checkpoint
+    from genre_cnn.training.train import main
 
     results = main([*DEMO_ARGS, "--models", "[tiny]", "--tiny.hidden", "24", "--trainer.max_epochs", "4",
                     "--run_name", "tiny", "--output_root", str(tmp_path)])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from genre_cnn.decode import load_audio
-from genre_cnn.features import extract
-from genre_cnn.frontend import FrontEnd, FrontEndConfig
+from genre_cnn.audio.decode import load_audio
+from genre_cnn.audio.features import extract
+from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig
 from tests.conftest import GTZAN_MINI, needs_gtzan_mini
 
 MEL_TOL_DB = 0.05  # max |difference| of log-mel in dB, wherever the mel power is above -100 dB
@@ -86,7 +86,7 @@ ROLLOFF_FRAMES = 0.01  # roll-off: within one FFT bin (sr / n_fft = 10.8 Hz) eve
 def test_numpy_spectral_features_match_librosa(clip):
     import librosa
 
-    from genre_cnn.features import spectral_shape, zero_crossing_rate
+    from genre_cnn.audio.features import spectral_shape, zero_crossing_rate
 
     sr, n_fft = 22050, 2048
     y = load_audio(GTZAN_MINI / "genres" / clip, 22050)

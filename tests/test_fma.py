@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genre_cnn import layout
-from genre_cnn.datamodule import GenreDataModule
-from genre_cnn.download import DownloadError, safe_extract
+from genre_cnn.data import layout
+from genre_cnn.data.download import DownloadError, safe_extract
+from genre_cnn.data.sources import fma, open_source
 from genre_cnn.errors import SettingsError
-from genre_cnn.sources import fma, open_source
+from genre_cnn.training.datamodule import GenreDataModule
 from tests.test_datamodule import tone_folder
 
 SR = 22050
@@ -177,7 +177,7 @@ def test_a_dataset_without_its_own_split_refuses_split_official(tmp_path):
 
 
 def test_training_on_fma_reports_the_split(fma_root, tmp_path):
-    from genre_cnn.train import main
+    from genre_cnn.training.train import main
 
     results = main(["--data.dataset", "fma", "--data.data_dir", str(fma_root), "--data.download", "false",
                     "--data.clip_seconds", str(SECONDS), "--data.cache_workers", "1", "--data.crops_per_clip", "2",

@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from genre_cnn.cli import main
-from genre_cnn.decode import AudioError, load_audio
-from genre_cnn.predict import CheckpointError, load_model
+from genre_cnn.app.cli import main
+from genre_cnn.audio.decode import AudioError, load_audio
+from genre_cnn.inference.predict import CheckpointError, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 22050
@@ -90,7 +90,7 @@ def test_any_exception_a_decoder_throws_on_one_file_is_one_line_and_the_others_s
 
 
 def test_a_bug_in_the_model_keeps_its_traceback(demo_run, demo_dir, monkeypatch):
-    from genre_cnn.predict import TorchRunner, predict_one
+    from genre_cnn.inference.predict import TorchRunner, predict_one
 
     runner = TorchRunner(load_model(ckpt(demo_run)))
     monkeypatch.setattr(runner, "window_probs", lambda y: y.no_such_attribute)  # a programming error
@@ -202,7 +202,7 @@ def test_checkpoint_bombs_are_refused_before_anything_is_unpacked(demo_run, tmp_
             for _ in range(10):  # 640 MB of zeros, about 1 MB deflated
                 member.write(zeros)
     assert bomb.stat().st_size < 64 * 2**20
-    code = (f"from genre_cnn.predict import load_model, CheckpointError\n"
+    code = (f"from genre_cnn.inference.predict import load_model, CheckpointError\n"
             f"for p in ({str(huge)!r}, {str(bomb)!r}):\n"
             f"    try: load_model(p)\n"
             f"    except CheckpointError as e: print(e)\n")
@@ -213,7 +213,7 @@ def test_checkpoint_bombs_are_refused_before_anything_is_unpacked(demo_run, tmp_
 
 
 def test_a_weight_count_cap(demo_run, monkeypatch):
-    import genre_cnn.checkpoint as checkpoint
+    import genre_cnn.models.checkpoint as checkpoint
 
     monkeypatch.setattr(checkpoint, "MAX_ELEMENTS", 1000)
     with pytest.raises(CheckpointError, match="more than 1,000 weights"):
@@ -238,13 +238,13 @@ def hour_flac(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.slow
 def test_a_one_hour_file_predicts_in_memory_that_does_not_grow_with_its_length(demo_run, hour_flac):
-    from genre_cnn.onnx_predict import cached_onnx, make_onnx
+    from genre_cnn.inference.onnx_predict import cached_onnx, make_onnx
 
     model = ckpt(demo_run)
     assert cached_onnx(model) or make_onnx(model, load_model(model))  # made here, not in the measured runs
     peaks = {}
     for name, path in hour_flac.items():
-        proc = _limited("import json, resource, sys\nfrom genre_cnn.cli import main\n"
+        proc = _limited("import json, resource, sys\nfrom genre_cnn.app.cli import main\n"
                         f"code = main(['predict', {str(path)!r}, '--ckpt', {str(model)!r}, '--json', "
                         "'--no-progress'])\n"
                         "print(json.dumps({'code': code, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF)"
@@ -259,7 +259,7 @@ def test_a_one_hour_file_predicts_in_memory_that_does_not_grow_with_its_length(d
 
 
 def test_the_dense_model_reads_only_the_centred_clip_of_a_long_file(demo_run, hour_flac, monkeypatch, capsys):
-    import genre_cnn.predict as predict
+    import genre_cnn.inference.predict as predict
 
     calls = []
     real = predict.read_span

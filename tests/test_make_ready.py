@@ -1,4 +1,4 @@
-"""genre_cnn.make_ready's protocol pieces: the half split keeps every test clip out of training, the two halves
+"""genre_cnn.training.make_ready's protocol pieces: the half split keeps every test clip out of training, the two halves
 cover gtzan_unseen once, the sources are linked into one folder per genre, and the class-balanced head learns a
 minority genre that the unweighted one drowns."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre_cnn.make_ready import HALVES, clip_number, fit_head, half_split, link_sources
+from genre_cnn.training.make_ready import HALVES, clip_number, fit_head, half_split, link_sources
 
 KEYS = [f"rock/rock.{n:05d}.wav" for n in range(10)] + [f"rock/rock.{n:05d}.flac" for n in range(70, 100)] + \
        [f"jazz/jazz.{n:05d}.flac" for n in range(70, 100)]

@@ -12,10 +12,10 @@ import math
 import pytest
 import torch
 
+from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig
 from genre_cnn.errors import SettingsError
-from genre_cnn.frontend import FrontEnd, FrontEndConfig
-from genre_cnn.lit import LitCNN, shift_pitch
-from genre_cnn.models import GenreCNN
+from genre_cnn.models.networks import GenreCNN
+from genre_cnn.training.lit import LitCNN, shift_pitch
 
 N_MELS = FrontEndConfig().n_mels
 

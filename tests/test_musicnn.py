@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from genre_cnn.frontend import FrontEnd
-from genre_cnn.musicnn import (
+from genre_cnn.audio.frontend import FrontEnd
+from genre_cnn.models.musicnn import (
     FRONTEND,
     INSTALL,
     MSD_TAGS,
@@ -33,7 +33,7 @@ from genre_cnn.musicnn import (
     pretrained_path,
     wheel_checkpoint,
 )
-from genre_cnn.tfbundle import MAGIC, BundleError, masked_crc32c, read_bundle
+from genre_cnn.models.tfbundle import MAGIC, BundleError, masked_crc32c, read_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,7 +152,7 @@ def test_missing_wheel_says_the_command_to_run(monkeypatch):
     assert INSTALL in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("command", [["train.py"], ["-m", "genre_cnn.cli", "train"]])
+@pytest.mark.parametrize("command", [["train.py"], ["-m", "genre_cnn.app.cli", "train"]])
 def test_training_without_the_wheel_is_one_line_saying_what_to_run(tmp_path, command):
     """The wheel hidden from every process (a `musicnn` package without weights first on the path) and no
     converted weights in the project home: one line, before any clip is read or any worker started."""
@@ -180,7 +180,7 @@ def test_training_without_the_wheel_is_one_line_saying_what_to_run(tmp_path, com
 @needs_wheel
 def test_pretrained_weights_are_converted_once_and_cached(model, monkeypatch):
     assert pretrained_path().is_file()
-    monkeypatch.setattr("genre_cnn.tfbundle.read_bundle", lambda *a, **k: pytest.fail("converted again"))
+    monkeypatch.setattr("genre_cnn.models.tfbundle.read_bundle", lambda *a, **k: pytest.fail("converted again"))
     again = load_pretrained()
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
@@ -217,7 +217,7 @@ def test_every_layer_matches_the_original(model, clip):
 @needs_reference
 @pytest.mark.parametrize("clip", CLIPS)
 def test_front_end_and_top_tags_match_the_original_from_the_audio_file(model, clip):
-    from genre_cnn.decode import load_audio
+    from genre_cnn.audio.decode import load_audio
 
     meta = json.loads((REFERENCE / "reference.json").read_text())["clips"][clip]
     wave = load_audio(SHARED / "gtzan_mini" / meta["file"], 16000)  # soxr_hq, as librosa.load(sr=16000)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import matplotlib.image
 import matplotlib.pyplot as plt
 
-from genre_cnn.cli import main
-from genre_cnn.demo import DEMO_GENRES
-from genre_cnn.plot import MFCC_TITLE, build_figure, png_names
-from genre_cnn.predict import load_model
+from genre_cnn.app.cli import main
+from genre_cnn.app.plot import MFCC_TITLE, build_figure, png_names
+from genre_cnn.data.demo import DEMO_GENRES
+from genre_cnn.inference.predict import load_model
 
 PANELS = ["waveform", "spectrogram (linear frequency)", "log-mel spectrogram (model input)",
           "chroma (model input)", MFCC_TITLE, "spectral centroid", "zero-crossing rate"]
@@ -57,21 +57,21 @@ def test_figure_without_a_model_has_no_probabilities(demo_dir):
 
 
 def test_files_sharing_a_name_get_a_png_each(tmp_path, monkeypatch, capsys):
-    import genre_cnn.cli
-    import genre_cnn.plot
+    import genre_cnn.app.cli
+    import genre_cnn.app.plot
 
     paths = [tmp_path / "a" / "x.wav", tmp_path / "a" / "x.flac", tmp_path / "b" / "x.wav", tmp_path / "y.wav"]
     assert png_names(paths) == ["x.wav.png", "x.flac.png", "x.wav-2.png", "y.png"]
     for p in paths:
         p.parent.mkdir(exist_ok=True)
         p.write_bytes(b"")
-    monkeypatch.setattr(genre_cnn.cli, "_load", lambda ckpt: (None, None))
+    monkeypatch.setattr(genre_cnn.app.cli, "_load", lambda ckpt: (None, None))
     def fake_plot(path, png, model):  # records which file made which PNG, without drawing
         png.parent.mkdir(exist_ok=True)
         png.write_text(str(path))
         return png
 
-    monkeypatch.setattr(genre_cnn.plot, "plot_file", fake_plot)
+    monkeypatch.setattr(genre_cnn.app.plot, "plot_file", fake_plot)
     assert main(["plot", *map(str, paths), "--out", str(tmp_path / "out")]) == 0
     written = {p.read_text() for p in (tmp_path / "out").glob("*.png")}
     assert written == {str(p) for p in paths}  # none overwrote another
@@ -164,8 +164,9 @@ def test_hours_of_audio_are_refused_under_a_memory_cap(tmp_path):
             f.write(np.zeros(8000 * 600, np.float32))
     ready = Path(__file__).resolve().parents[1] / "genre_cnn" / "ready" / "musicnn_gtzan_mini.ckpt"
     args = ["plot", str(tmp_path / "3h.flac"), "--out", str(tmp_path), "--ckpt", str(ready)]
-    setup = ("import librosa.display, matplotlib.pyplot, soundfile, soxr\nfrom genre_cnn.cli import main\n"
-             f"from genre_cnn.predict import load_model\nload_model({str(ready)!r})")  # imports before the cap
+    setup = ("import librosa.display, matplotlib.pyplot, soundfile, soxr\nfrom genre_cnn.app.cli import main\n"
+             f"from genre_cnn.inference.predict import load_model\nload_model({str(ready)!r})")
+    # (imported and loaded before the cap)
     done = run_capped(f"print(main({args!r}))", headroom_mb=200, setup=setup)  # 3 h at 16 kHz: 690 MB
     assert done.stdout.strip() == "1", done.stderr[-2000:]
     assert done.stderr.strip() == f"{tmp_path / '3h.flac'}: too long (180.0 min > 15 min)"

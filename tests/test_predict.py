@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from genre_cnn.cli import main
-from genre_cnn.demo import DEMO_GENRES
-from genre_cnn.predict import CheckpointError, latest_checkpoint, load_model, predict_files
+from genre_cnn.app.cli import main
+from genre_cnn.data.demo import DEMO_GENRES
+from genre_cnn.inference.predict import CheckpointError, latest_checkpoint, load_model, predict_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def checkpoint(demo_run, model: str = "cnn") -> Path:
 def demo_files(demo_dir: Path, per_genre: int = 2) -> list[Path]:
     """`per_genre` clips of every demo genre that no model was trained on: the demo set's generator with
     another seed than the training set's (seed 0), written beside it."""
-    from genre_cnn.demo import make_demo_dataset
+    from genre_cnn.data.demo import make_demo_dataset
 
     root = make_demo_dataset(demo_dir.parent / "demo-unseen", clips_per_genre=2, seconds=8.0, seed=1)
     return [f for g in DEMO_GENRES for f in sorted((root / g).glob("*.wav"))[:per_genre]]
@@ -39,7 +39,7 @@ def demo_files(demo_dir: Path, per_genre: int = 2) -> list[Path]:
 
 def run_cli(demo_run, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "GENRE_CNN_HOME": str(demo_run["root"])}
-    return subprocess.run([sys.executable, "-m", "genre_cnn.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "genre_cnn.app.cli", *map(str, args)], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=300)
 
 
@@ -242,7 +242,7 @@ def _touch(path: Path, age: float) -> None:
 
 
 def test_the_default_is_the_latest_runs_best_model_in_a_fixed_preference(tmp_path, monkeypatch):
-    import genre_cnn.checkpoint as predict
+    import genre_cnn.models.checkpoint as predict
 
     cps = tmp_path / "checkpoints"
     _touch(cps / "old" / "cnn" / "best.ckpt", 100)
@@ -315,7 +315,7 @@ def test_max_windows_reads_only_that_many_evenly_spaced_windows(demo_run, demo_d
     import numpy as np
     import soundfile as sf
 
-    import genre_cnn.predict as predict
+    import genre_cnn.inference.predict as predict
 
     y = np.concatenate([sf.read(f)[0] for f in demo_files(demo_dir, 1)])  # 4 clips of 8 s: 32 s
     long = tmp_path / "long.flac"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from genre_cnn.report import metrics_from_confusion
+from genre_cnn.training.report import metrics_from_confusion
 
 GENRES = ["blues", "classical", "country", "disco", "hiphop"]
 

@@ -74,7 +74,7 @@ def unreadable_as_root(monkeypatch):
     """As root, chmod 0 does not stop reading: make `locked.wav` fail as it would for a user."""
     import soundfile
 
-    for name in ("info", "read", "SoundFile"):  # every way genre_cnn.decode opens a file with soundfile
+    for name in ("info", "read", "SoundFile"):  # every way genre_cnn.audio.decode opens a file with soundfile
         real = getattr(soundfile, name)
 
         def refuse(path, *args, real=real, **kw):
@@ -89,7 +89,7 @@ def unreadable_as_root(monkeypatch):
 @pytest.mark.slow
 def test_training_skips_every_bad_file_with_one_line_each(project_home, demo_dir, tmp_path, caplog,
                                                           unreadable_as_root):
-    from genre_cnn.train import main
+    from genre_cnn.training.train import main
 
     root = tmp_path / "messy"
     bad = hostile_folder(root, demo_dir)
@@ -114,7 +114,7 @@ def test_the_usable_odd_files_of_the_messy_folder_load_as_documented(demo_dir, t
     """Stereo is the mean of both channels (resampled to 22050 Hz); NaN and +-inf samples become 0."""
     import librosa
 
-    from genre_cnn.decode import load_audio
+    from genre_cnn.audio.decode import load_audio
 
     root = tmp_path / "messy"
     hostile_folder(root, demo_dir)
@@ -188,20 +188,20 @@ def test_training_killed_after_an_epoch_resumes_from_last(project_home, demo_dir
 
 
 def test_split_changes_only_with_the_data_seed(tmp_path):
-    from genre_cnn.splits import random_split
+    from genre_cnn.data.splits import random_split
 
     keys = [f"g{g}/{i}.wav" for g in range(4) for i in range(20)]
     labels = [g for g in range(4) for _ in range(20)]
     assert random_split(keys, labels, seed=0) == random_split(keys, labels, seed=0)
     assert random_split(keys, labels, seed=0) != random_split(keys, labels, seed=1)
-    from genre_cnn.train import build_parser
+    from genre_cnn.training.train import build_parser
 
     cfg = build_parser().parse_args(["--seed", "5"])
     assert cfg.data.seed == 0  # the training seed leaves the split alone
 
 
 def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch):
-    from genre_cnn.runs import atomic_checkpoint_io
+    from genre_cnn.training.runs import atomic_checkpoint_io
 
     io = atomic_checkpoint_io()
     path = tmp_path / "last.ckpt"
@@ -222,7 +222,7 @@ def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch)
 def test_predict_on_the_messy_folder(demo_run, demo_dir, tmp_path, capsys, unreadable_as_root):
     import json
 
-    from genre_cnn.cli import main
+    from genre_cnn.app.cli import main
 
     root = tmp_path / "messy"
     bad = hostile_folder(root, demo_dir)

@@ -27,7 +27,7 @@ CLIP = GTZAN_MINI / "genres" / "jazz" / "jazz.00005.wav"
 
 @pytest.fixture(scope="module")
 def ckpt(demo_run) -> Path:
-    from genre_cnn.predict import latest_checkpoint
+    from genre_cnn.inference.predict import latest_checkpoint
 
     return latest_checkpoint(demo_run["root"], model="cnn")  # the CNN: a point per 3-s window, and chroma
 
@@ -35,8 +35,8 @@ def ckpt(demo_run) -> Path:
 @pytest.fixture(scope="module")
 def server(ckpt, tmp_path_factory):
     """The app on a free localhost port, with a 1 MB upload limit and its own upload folder."""
-    from genre_cnn.predict import load_model
-    from genre_cnn.serve import make_app, serve_in_thread
+    from genre_cnn.app.serve import make_app, serve_in_thread
+    from genre_cnn.inference.predict import load_model
 
     uploads = tmp_path_factory.mktemp("uploads")
     url, stop = serve_in_thread(make_app(load_model(ckpt), str(ckpt), max_mb=1.0, upload_dir=uploads))
@@ -47,8 +47,8 @@ def server(ckpt, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server_big(ckpt, tmp_path_factory):
     """The same with the default 50 MB limit, for real 30-s clips (1.3 MB)."""
-    from genre_cnn.predict import load_model
-    from genre_cnn.serve import make_app, serve_in_thread
+    from genre_cnn.app.serve import make_app, serve_in_thread
+    from genre_cnn.inference.predict import load_model
 
     uploads = tmp_path_factory.mktemp("uploads_big")
     url, stop = serve_in_thread(make_app(load_model(ckpt), str(ckpt), upload_dir=uploads))
@@ -67,7 +67,7 @@ def post(url: str, body, name: str, headers: dict | None = None) -> tuple[int, d
 
 
 def expected_top(ckpt: Path, clip: Path) -> str:
-    from genre_cnn.predict import load_model, predict_files
+    from genre_cnn.inference.predict import load_model, predict_files
 
     results, errors = predict_files(load_model(ckpt), [clip], progress=False)
     assert not errors
@@ -124,8 +124,8 @@ def test_a_demo_clip_gives_the_same_genre_as_predict(server, ckpt, demo_dir):
 def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
     import threading
 
-    from genre_cnn import serve
-    from genre_cnn.decode import AudioError
+    from genre_cnn.app import serve
+    from genre_cnn.audio.decode import AudioError
 
     release, started = threading.Event(), threading.Event()
 
@@ -146,8 +146,8 @@ def test_the_server_answers_while_a_model_runs(server, demo_dir, monkeypatch):
 
 
 def test_dense_model_gives_one_point(demo_run, demo_dir):
-    from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.serve_analysis import analyse
+    from genre_cnn.app.serve_analysis import analyse
+    from genre_cnn.inference.predict import latest_checkpoint, load_model
 
     model = load_model(latest_checkpoint(demo_run["root"], model="dense"))
     r = analyse(model, sorted(demo_dir.rglob("*.wav"))[0])
@@ -157,9 +157,9 @@ def test_dense_model_gives_one_point(demo_run, demo_dir):
 
 
 def test_cli_without_the_app_extra_says_what_to_install(monkeypatch, capsys):
-    from genre_cnn.cli import main
+    from genre_cnn.app.cli import main
 
-    monkeypatch.delitem(sys.modules, "genre_cnn.serve", raising=False)
+    monkeypatch.delitem(sys.modules, "genre_cnn.app.serve", raising=False)
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # `import uvicorn` now fails as if not installed
     assert main(["serve"]) == 1
     assert capsys.readouterr().err.strip() == "error: genre-cnn serve needs uvicorn: pip install -e .[app]"
@@ -218,7 +218,7 @@ def test_browser_records_from_the_microphone(server_big):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from genre_cnn.demo import DEMO_GENRES
+    from genre_cnn.data.demo import DEMO_GENRES
 
     browser = chrome()
     try:

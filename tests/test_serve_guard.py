@@ -32,7 +32,7 @@ READY = Path(__file__).resolve().parents[1] / "genre_cnn" / "ready" / "musicnn_g
 
 @pytest.fixture(scope="module")
 def model():
-    from genre_cnn.predict import load_model
+    from genre_cnn.inference.predict import load_model
 
     return load_model(READY)  # the ready model in the box: no training needed
 
@@ -40,7 +40,7 @@ def model():
 @pytest.fixture(scope="module")
 def served(model, tmp_path_factory):
     """The app with a 1-s idle limit on upload bodies, its upload folder, and a log of errors (uvicorn's, ours)."""
-    from genre_cnn.serve import make_app, serve_in_thread
+    from genre_cnn.app.serve import make_app, serve_in_thread
 
     uploads = tmp_path_factory.mktemp("uploads")
     url, stop = serve_in_thread(make_app(model, "demo.ckpt", max_mb=1.0, upload_dir=uploads, idle_seconds=1.0))
@@ -117,7 +117,7 @@ def test_a_client_leaving_mid_upload_logs_no_traceback(served):
 
 
 def test_an_analysis_stops_when_its_client_leaves(served, monkeypatch):
-    from genre_cnn import serve
+    from genre_cnn.app import serve
 
     started, stopped = threading.Event(), threading.Event()
 
@@ -142,8 +142,8 @@ def test_an_analysis_stops_when_its_client_leaves(served, monkeypatch):
 
 
 def test_at_most_ANALYSES_run_at_once(served, monkeypatch):
-    from genre_cnn import serve
-    from genre_cnn.decode import AudioError
+    from genre_cnn.app import serve
+    from genre_cnn.audio.decode import AudioError
 
     running, most, lock = [0], [0], threading.Lock()
 
@@ -183,9 +183,9 @@ def test_hours_of_audio_are_refused_before_decoding_under_a_memory_cap(model, tm
     """
     setup = f"""
         from pathlib import Path
-        from genre_cnn.decode import AudioError
-        from genre_cnn.predict import load_model
-        from genre_cnn.serve_analysis import analyse
+        from genre_cnn.audio.decode import AudioError
+        from genre_cnn.inference.predict import load_model
+        from genre_cnn.app.serve_analysis import analyse
         model = load_model({str(model.checkpoint)!r})
     """
     done = run_capped(code, headroom_mb=200, setup=setup)  # 3 h at 22050 Hz would be 950 MB of float32
@@ -198,9 +198,9 @@ def test_hours_of_audio_are_refused_before_decoding_under_a_memory_cap(model, tm
 def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_path):
     import torch
 
-    from genre_cnn.families.base import TRACK_BATCH as BATCH
-    from genre_cnn.predict import load_model
-    from genre_cnn.serve_analysis import analyse
+    from genre_cnn.app.serve_analysis import analyse
+    from genre_cnn.inference.predict import load_model
+    from genre_cnn.models.families.base import TRACK_BATCH as BATCH
 
     model = load_model(READY)
     clips = [sf.read(p, dtype="float32")[0] for p in sorted((GTZAN_MINI / "genres" / "jazz").glob("*.wav"))[:2]]
@@ -209,14 +209,14 @@ def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_pat
     model.backbone.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
     r = analyse(model, tmp_path / "jazz60.wav")
     assert max(sizes) <= BATCH < sum(sizes) == len(r["window_probabilities"]) == 20
-    from genre_cnn.decode import load_audio
+    from genre_cnn.audio.decode import load_audio
 
     expected = model.predict_waveform(torch.from_numpy(load_audio(tmp_path / "jazz60.wav", 16000)))
     np.testing.assert_allclose(r["probabilities"], expected.numpy(), rtol=0, atol=1e-5)  # float32 sums, reordered
 
 
 def test_a_killed_servers_upload_folder_is_removed_at_the_next_start(tmp_path):
-    from genre_cnn.serve_guard import PREFIX, private_upload_dir
+    from genre_cnn.app.serve_guard import PREFIX, private_upload_dir
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a process id that no longer runs, as after kill -9
@@ -235,7 +235,7 @@ def test_a_killed_servers_upload_folder_is_removed_at_the_next_start(tmp_path):
     (["--max-mb", "nan"], "error: --max-mb nan: give the largest upload as a positive number of MB"),
 ])
 def test_impossible_settings_are_one_line(option, message, capsys):
-    from genre_cnn.cli import main
+    from genre_cnn.app.cli import main
 
     assert main(["serve", "--ckpt", str(READY), *option]) == 2
     captured = capsys.readouterr()
@@ -243,7 +243,7 @@ def test_impossible_settings_are_one_line(option, message, capsys):
 
 
 def test_a_busy_port_is_one_line_before_any_address(capsys):
-    from genre_cnn.cli import main
+    from genre_cnn.app.cli import main
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -265,8 +265,8 @@ def test_a_long_musicnn_analysis_fits_its_memory_bound(tmp_path):
     setup = f"""
         import torch
         torch.set_num_threads(1)
-        from genre_cnn.predict import load_model
-        from genre_cnn.serve import _answer
+        from genre_cnn.inference.predict import load_model
+        from genre_cnn.app.serve import _answer
         model = load_model({str(READY)!r})
     """
     code = f"""
@@ -281,7 +281,7 @@ def test_a_long_musicnn_analysis_fits_its_memory_bound(tmp_path):
 def test_out_of_file_descriptors_is_a_json_503(served, monkeypatch):
     import errno
 
-    from genre_cnn import serve
+    from genre_cnn.app import serve
 
     def no_fds(*args, **kwargs):
         raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))

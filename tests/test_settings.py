@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from genre_cnn.train import cli
+from genre_cnn.training.train import cli
 
 
 def tiny_folder(root: Path, genres: dict[str, int], seconds: float = 4.0) -> Path:
@@ -104,8 +104,8 @@ def test_own_genres_without_dataset_folder_say_so(tmp_path, capsys):
 
 
 def test_full_disk_while_caching_leaves_no_temporary_file(tmp_path, monkeypatch):
-    from genre_cnn.cache import FeatureSettings, build_cache
-    from genre_cnn.layout import Clip
+    from genre_cnn.data.cache import FeatureSettings, build_cache
+    from genre_cnn.data.layout import Clip
 
     data = tiny_folder(tmp_path / "data", {"a": 2})
     clips = [Clip(p, "a") for p in sorted((data / "a").glob("*.wav"))]
@@ -122,7 +122,7 @@ def test_full_disk_while_caching_leaves_no_temporary_file(tmp_path, monkeypatch)
 
 
 def test_stale_temporary_files_of_a_killed_run_are_removed(tmp_path):
-    from genre_cnn.cache import FeatureSettings, build_cache
+    from genre_cnn.data.cache import FeatureSettings, build_cache
 
     folder = tmp_path / "cache" / "clips" / "a"
     folder.mkdir(parents=True)
@@ -156,7 +156,7 @@ def test_resuming_a_run_that_does_not_exist_is_one_line_not_a_new_run(tmp_path, 
 
 
 def test_a_run_in_use_by_another_train_py_is_one_line(tmp_path, capsys):
-    from genre_cnn.runs import lock_run
+    from genre_cnn.training.runs import lock_run
 
     data = tiny_folder(tmp_path / "data", {"a": 3, "b": 3})
     run = tmp_path / "runs" / "twin"
@@ -176,7 +176,7 @@ def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_leaves_no_tempor
     import torch
 
     import genre_cnn.paths
-    from genre_cnn.runs import RunError, atomic_checkpoint_io
+    from genre_cnn.training.runs import RunError, atomic_checkpoint_io
 
     class FullDisk(io.FileIO):
         def write(self, data):
@@ -191,7 +191,7 @@ def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_leaves_no_tempor
 
 
 def test_half_written_checkpoints_of_a_killed_run_are_swept(tmp_path):
-    from genre_cnn.runs import sweep_partial_checkpoints
+    from genre_cnn.training.runs import sweep_partial_checkpoints
 
     model = tmp_path / "checkpoints" / "r" / "cnn"
     model.mkdir(parents=True)

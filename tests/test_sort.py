@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from genre_cnn.cli import main
-from genre_cnn.demo import DEMO_GENRES
-from genre_cnn.placing import append_row
-from genre_cnn.sort import COLUMNS, LOCK, MANIFEST, place
+from genre_cnn.app.cli import main
+from genre_cnn.app.placing import append_row
+from genre_cnn.app.sort import COLUMNS, LOCK, MANIFEST, place
+from genre_cnn.data.demo import DEMO_GENRES
 
 
 def ckpt(demo_run) -> Path:
@@ -161,15 +161,15 @@ def test_a_short_track_gets_the_warning_predict_gives(demo_run, demo_dir, tmp_pa
 
 def test_a_track_that_cannot_be_placed_is_not_counted_and_fails_the_run(demo_run, two_albums, tmp_path, capsys,
                                                                         monkeypatch):
-    import genre_cnn.sort
+    import genre_cnn.app.sort
 
     def place(src, folder, how):
         if src.parent.name.endswith("(1985)"):
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_place(src, folder, how)
 
-    real_place = genre_cnn.sort.place
-    monkeypatch.setattr(genre_cnn.sort, "place", place)
+    real_place = genre_cnn.app.sort.place
+    monkeypatch.setattr(genre_cnn.app.sort, "place", place)
     assert sort_cli(demo_run, two_albums, tmp_path / "dest", "--min-confidence", "0") == 1
     err = capsys.readouterr().err
     assert "(1985)/01 Is This Love.wav: could not be placed in" in err and "Permission denied" in err
@@ -203,7 +203,7 @@ def test_copy_onto_a_full_disk_leaves_no_partial_and_a_rerun_finishes(demo_run, 
 
 
 def test_a_failed_row_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch):
-    import genre_cnn.placing
+    import genre_cnn.app.placing
 
     path = tmp_path / MANIFEST
     append_row(path, ["a.wav", "jazz", "0.9", "m", "jazz", "x/a.wav"], COLUMNS)
@@ -213,7 +213,7 @@ def test_a_failed_row_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch)
         os.write(fd, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(genre_cnn.placing, "_write_all", half_then_full)
+    monkeypatch.setattr(genre_cnn.app.placing, "_write_all", half_then_full)
     with pytest.raises(OSError):
         append_row(path, ["b.wav", "rock", "0.8", "m", "rock", "x/b.wav"], COLUMNS)
     assert path.read_bytes() == before
@@ -221,16 +221,16 @@ def test_a_failed_row_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch)
 
 def test_a_track_placed_but_not_recorded_is_recorded_by_the_rerun_not_placed_again(demo_run, two_albums, tmp_path,
                                                                                    capsys, monkeypatch):
-    import genre_cnn.sort
+    import genre_cnn.app.sort
 
     def append_row(path, row, columns):
         if path.name == MANIFEST:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_append(path, row, columns)
 
-    real_append, dest = genre_cnn.sort.append_row, tmp_path / "dest"
+    real_append, dest = genre_cnn.app.sort.append_row, tmp_path / "dest"
     with monkeypatch.context() as m:
-        m.setattr(genre_cnn.sort, "append_row", append_row)
+        m.setattr(genre_cnn.app.sort, "append_row", append_row)
         assert sort_cli(demo_run, two_albums, dest, "--copy") == 1
     assert "could not be written (No space left on device); stopped" in capsys.readouterr().err
     assert len(list(dest.rglob("*.wav"))) == 1 and not (dest / MANIFEST).exists()
@@ -299,10 +299,10 @@ def test_an_unreadable_sub_folder_is_one_line(demo_run, two_albums, tmp_path, ca
 @pytest.mark.parametrize("kind", ["under a file", pytest.param("read-only", marks=pytest.mark.skipif(
     os.geteuid() == 0, reason="root writes into read-only folders"))])
 def test_an_unwritable_dest_is_found_before_predicting(demo_run, two_albums, tmp_path, capsys, monkeypatch, kind):
-    import genre_cnn.sort
+    import genre_cnn.app.sort
 
     predicted = []
-    monkeypatch.setattr(genre_cnn.sort, "predict_many", lambda *a, **k: predicted.append(a) or iter(()))
+    monkeypatch.setattr(genre_cnn.app.sort, "predict_many", lambda *a, **k: predicted.append(a) or iter(()))
     dest = tmp_path / "dest"
     if kind == "read-only":
         dest.mkdir(mode=0o555)
@@ -316,21 +316,21 @@ def test_an_unwritable_dest_is_found_before_predicting(demo_run, two_albums, tmp
 
 DIE = """
 import os, shutil, signal, sys
-import genre_cnn.sort
-from genre_cnn.cli import main
-real_append = genre_cnn.sort.append_row
+import genre_cnn.app.sort
+from genre_cnn.app.cli import main
+real_append = genre_cnn.app.sort.append_row
 def copyfileobj(fin, fout, length=0):  # kill -9 half-way through a copy
     fout.write(fin.read(5000))
     fout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 def append_row(path, row, columns):  # kill -9 between placing a track and recording it
-    if path.name == genre_cnn.sort.MANIFEST:
+    if path.name == genre_cnn.app.sort.MANIFEST:
         os.kill(os.getpid(), signal.SIGKILL)
     real_append(path, row, columns)
 if sys.argv[1] == "copying":
     shutil.copyfileobj = copyfileobj
 else:
-    genre_cnn.sort.append_row = append_row
+    genre_cnn.app.sort.append_row = append_row
 sys.exit(main(sys.argv[2:]))
 """
 

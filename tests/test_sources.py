@@ -1,5 +1,6 @@
-"""The data layer in parts: dataset kinds (genre_cnn.sources), the clip-indexed features (genre_cnn.clipset) and a
-DataModule that composes them, whose prepare_data keeps no state (Lightning runs it on one process only).
+"""The data layer in parts: dataset kinds (genre_cnn.data.sources), the clip-indexed features
+(genre_cnn.data.clipset) and a DataModule that composes them, whose prepare_data keeps no state (Lightning runs
+it on one process only).
 
     .venv/bin/python -m pytest -q tests/test_sources.py
 """
@@ -12,11 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-from genre_cnn.cache import FeatureSettings
-from genre_cnn.clipset import ClipSet
-from genre_cnn.datamodule import GenreDataModule
+from genre_cnn.data.cache import FeatureSettings
+from genre_cnn.data.clipset import ClipSet
+from genre_cnn.data.sources import KINDS, open_source
 from genre_cnn.errors import SettingsError
-from genre_cnn.sources import KINDS, open_source
+from genre_cnn.training.datamodule import GenreDataModule
 from tests.test_datamodule import tone_folder
 
 
@@ -53,7 +54,7 @@ def test_a_clip_set_serves_cached_features_by_clip_without_lightning(tmp_path):
     x, y = clips[5]
     assert clips.keys[5] == "mid/mid.00001.wav" and clips.genres[y] == "mid"
     np.testing.assert_array_equal(x.numpy(), clips.features[5])
-    code = "import sys, genre_cnn.clipset, genre_cnn.sources.gtzan; print('lightning' in sys.modules)"
+    code = "import sys, genre_cnn.data.clipset, genre_cnn.data.sources.gtzan; print('lightning' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 

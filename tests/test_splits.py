@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from genre_cnn.splits import check_disjoint, kfold_split, list_split, load_or_save, random_split
+from genre_cnn.data.splits import check_disjoint, kfold_split, list_split, load_or_save, random_split
 from tests.conftest import GTZAN_SPLITS
 
 KEYS = [f"g{g}/g{g}.{i:05d}.wav" for g in range(10) for i in range(100)]

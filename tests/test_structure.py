@@ -1,5 +1,5 @@
-"""The package's shape: no import cycles, a prediction path without the training stack, a docstring atop every
-module, every config parses."""
+"""The package's shape: no import cycles, inference and the app apart from the training stack, a docstring atop
+every module, every config parses."""
 
 from __future__ import annotations
 
@@ -16,16 +16,27 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "genre_cnn"
 
 
+def module_name(path: Path) -> str:
+    """genre_cnn/app/cli.py -> genre_cnn.app.cli; a package's __init__.py -> the package."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package, sub-packages included, by dotted name (__main__ modules left out)."""
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__main__"}
+
+
 def import_graph() -> dict[str, set[str]]:
     """genre_cnn module -> the genre_cnn modules it imports anywhere in its source (function bodies too)."""
+    known = modules()
     graph: dict[str, set[str]] = {}
-    for path in PACKAGE.glob("*.py"):
-        name = f"genre_cnn.{path.stem}" if path.stem != "__init__" else "genre_cnn"
+    for name, path in known.items():
         deps: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("genre_cnn"):
                 deps.add(node.module)
-                deps |= {f"genre_cnn.{a.name}" for a in node.names if (PACKAGE / f"{a.name}.py").is_file()}
+                deps |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in known}
             elif isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.startswith("genre_cnn.")}
         graph[name] = deps - {name, "genre_cnn"}
@@ -61,8 +72,27 @@ def test_find_cycle_sees_a_cycle():
 
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
-    assert "genre_cnn.predict" in graph and len(graph) > 10
+    assert {"genre_cnn.inference.predict", "genre_cnn.models.families.cnn"} <= set(graph) and len(graph) > 40
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+# (importer, imported): the one place where the user-facing side reaches the training stack, and why
+TRAINING_ALLOWED = {("genre_cnn.app.cli", "genre_cnn.training.train")}  # `genre-cnn train` runs train.py's main
+
+
+def reaches_training(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from genre_cnn.inference or genre_cnn.app into genre_cnn.training, but those allowed."""
+    return sorted(f"{src} imports {dep}" for src, deps in graph.items() for dep in deps
+                  if src.startswith(("genre_cnn.inference", "genre_cnn.app")) and dep.startswith("genre_cnn.training")
+                  and (src, dep) not in TRAINING_ALLOWED)
+
+
+def test_inference_and_the_app_never_import_the_training_stack():
+    graph = import_graph()
+    assert reaches_training(graph) == []
+    assert ("genre_cnn.app.cli", "genre_cnn.training.train") in {(s, d) for s, ds in graph.items() for d in ds}
+    graph["genre_cnn.inference.predict"].add("genre_cnn.training.calibration")  # and a new such import is seen
+    assert reaches_training(graph) == ["genre_cnn.inference.predict imports genre_cnn.training.calibration"]
 
 
 def undocumented(package: Path) -> list[str]:
@@ -85,18 +115,17 @@ def test_every_module_opens_with_a_docstring(tmp_path):
 
 
 def test_every_module_imports_cleanly_in_a_fresh_process():
-    modules = [f"genre_cnn.{p.stem}" for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"]
     code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
-    proc = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code, *modules()], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_the_prediction_path_does_not_import_the_training_stack():
-    code = ("import sys, genre_cnn.cli, genre_cnn.predict, genre_cnn.families.cnn, genre_cnn.families.dense, "
-            "genre_cnn.families.musicnn, genre_cnn.checkpoint, genre_cnn.export, genre_cnn.serve, genre_cnn.sort\n"
-            "heavy = [m for m in ('lightning', 'torchmetrics', 'tensorboard', 'jsonargparse', 'genre_cnn.lit', "
-            "'genre_cnn.datamodule', 'genre_cnn.train')"
-            " if m in sys.modules]\nprint(heavy)")
+    runtime = [m for m in modules() if m.startswith(("genre_cnn.inference", "genre_cnn.app", "genre_cnn.models"))]
+    assert "genre_cnn.app.serve" in runtime and "genre_cnn.models.families.musicnn" in runtime
+    code = (f"import sys\nimport {', '.join(runtime)}\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'torchmetrics', 'tensorboard',"
+            " 'jsonargparse') or m.startswith('genre_cnn.training'))\nprint(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
@@ -105,9 +134,9 @@ def test_the_prediction_path_does_not_import_the_training_stack():
 @pytest.mark.parametrize("config", sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "ready.yaml"),
                          ids=lambda p: p.name)
 def test_every_config_builds_through_the_cli_parser(config):
-    from genre_cnn.datamodule import GenreDataModule
-    from genre_cnn.frontend import FrontEndConfig
-    from genre_cnn.train import build_parser, models
+    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.training.datamodule import GenreDataModule
+    from genre_cnn.training.train import build_parser, models
 
     cfg = build_parser().parse_args(["--config", str(config)])
     frontend = FrontEndConfig(**vars(cfg.frontend))
@@ -129,7 +158,7 @@ def test_every_third_party_import_is_declared_in_pyproject():
     requirements = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
     declared = {canonical(re.match(r"[A-Za-z0-9_.-]+", r).group()) for r in requirements}
     imported: set[str] = set()
-    for path in PACKAGE.glob("*.py"):
+    for path in modules().values():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}
@@ -143,8 +172,8 @@ def test_every_third_party_import_is_declared_in_pyproject():
 
 
 def test_the_ready_recipe_names_real_sources_and_a_complete_head():
-    """configs/ready.yaml is genre_cnn.make_ready's recipe, not a train.py config."""
-    from genre_cnn.make_ready import load_config
+    """configs/ready.yaml is genre_cnn.training.make_ready's recipe, not a train.py config."""
+    from genre_cnn.training.make_ready import load_config
 
     cfg = load_config()
     assert cfg["sources"] and all(isinstance(s, str) for s in cfg["sources"]) and isinstance(cfg["seed"], int)

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from audio_formats import FORMATS, decoded_md5, make_formats, needs_clip, needs_ffmpeg, other_tags
 
-from genre_cnn import tag as tag_module
-from genre_cnn.checkpoint import READY_MODEL
-from genre_cnn.cli import main
-from genre_cnn.tag import read_log, tag_files, undo
-from genre_cnn.tagfile import TMP_SUFFIX, read_genres, write_genres
+from genre_cnn.app import tag as tag_module
+from genre_cnn.app.cli import main
+from genre_cnn.app.tag import read_log, tag_files, undo
+from genre_cnn.app.tagfile import TMP_SUFFIX, read_genres, write_genres
+from genre_cnn.models.checkpoint import READY_MODEL
 
 try:
     from mediafile import MediaFile  # beets' tag reader
@@ -38,7 +38,7 @@ def originals(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def model():
     """(spec, runner) of the ready model through PyTorch."""
-    from genre_cnn.predict import TorchRunner, load_model
+    from genre_cnn.inference.predict import TorchRunner, load_model
 
     return ("torch", READY_MODEL), TorchRunner(load_model(READY_MODEL))
 
@@ -201,7 +201,7 @@ def test_usage_and_bad_undo_logs_are_one_line(tmp_path, capsys):
 KILL_ON_THIRD_WRITE = textwrap.dedent("""
     import os, signal, sys
     import mutagen.id3._file as id3file
-    from genre_cnn.cli import main
+    from genre_cnn.app.cli import main
     real, calls = id3file.insert_bytes, []
     def insert_then_die(*args, **kw):  # kill -9 half-way through the third file's tag write
         calls.append(1)
@@ -227,7 +227,7 @@ def test_kill_9_mid_write_leaves_no_half_written_file_and_undo_restores_all(orig
     assert list(lib.glob(f"*{TMP_SUFFIX}"))  # the killed write's temporary copy, removed by the rerun
     named = [e["file"] for e in read_log(tmp_path / "first.undo.jsonl")]
     assert named == [str(f) for f in files[:3]]  # written before each change
-    rerun = subprocess.run([sys.executable, "-m", "genre_cnn.cli", "tag", str(lib), *CLI,
+    rerun = subprocess.run([sys.executable, "-m", "genre_cnn.app.cli", "tag", str(lib), *CLI,
                             "--log", str(tmp_path / "second")], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert all(read_genres(f) == ["jazz"] for f in files) and not list(lib.glob(f"*{TMP_SUFFIX}"))

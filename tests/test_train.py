@@ -67,7 +67,7 @@ def test_tensorboard_has_the_curves_and_the_confusion_matrix(demo_run):
 
 
 def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
-    from genre_cnn.families.dense import HandcraftedClassifier
+    from genre_cnn.models.families.dense import HandcraftedClassifier
 
     path = demo_run["root"] / "checkpoints" / "demo" / "dense" / "best.ckpt"
     ckpt = torch.load(path, weights_only=True, map_location="cpu")
@@ -75,7 +75,7 @@ def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
     model = HandcraftedClassifier.from_hparams(ckpt["hyper_parameters"])  # the plain module, no Lightning
     model.load_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
     assert model.genres == ["ambient", "techno", "noise", "chiptune"]
-    from genre_cnn.datamodule import GenreDataModule
+    from genre_cnn.training.datamodule import GenreDataModule
 
     dm = GenreDataModule(dataset="demo", clip_seconds=8.0, family="dense")
     dm.setup("fit")
@@ -85,7 +85,7 @@ def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
 
 
 def short_run(root: Path, name: str, *extra: str) -> dict:
-    from genre_cnn.train import main
+    from genre_cnn.training.train import main
 
     return main([*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(root), "--run_name", name,
                  "--trainer.max_epochs", "2", "--patience", "100", *extra])
@@ -149,9 +149,9 @@ def test_two_process_ddp_on_cpu(project_home, demo_dir, tmp_path):
 
 
 def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_home, demo_dir, tmp_path):
-    from genre_cnn.datamodule import GenreDataModule
-    from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.train import main
+    from genre_cnn.inference.predict import latest_checkpoint, load_model
+    from genre_cnn.training.datamodule import GenreDataModule
+    from genre_cnn.training.train import main
 
     args = [*DEMO_ARGS, "--models", "[dense]", "--output_root", str(tmp_path), "--run_name", "rf",
             "--trainer.max_epochs", "3", "--refit", "true", "--data.crops_per_clip", "2"]
@@ -204,8 +204,8 @@ def test_a_resumed_run_removes_the_half_written_checkpoints_of_the_killed_one(pr
 @pytest.mark.slow
 def test_a_model_at_the_edges_of_every_bound_trains_and_becomes_a_loadable_default(project_home, demo_dir, tmp_path):
     from genre_cnn.bounds import MAX_LAYERS, RANGES
-    from genre_cnn.predict import latest_checkpoint, load_model
-    from genre_cnn.train import main
+    from genre_cnn.inference.predict import latest_checkpoint, load_model
+    from genre_cnn.training.train import main
 
     edges = ["--dense.widths", str([4] * MAX_LAYERS), "--seed", str(2**32 - 1)]
     for key, side in (("dropout", 1), ("lr", 1), ("weight_decay", 1), ("label_smoothing", 1)):
@@ -218,7 +218,7 @@ def test_a_model_at_the_edges_of_every_bound_trains_and_becomes_a_loadable_defau
 
 
 def test_a_fit_that_early_stopping_ended_is_not_trained_further_on_resume(project_home, demo_dir, tmp_path):
-    from genre_cnn.train import main
+    from genre_cnn.training.train import main
 
     args = [*DEMO_ARGS, "--models", "[dense]", "--output_root", str(tmp_path), "--run_name", "es",
             "--trainer.max_epochs", "15", "--patience", "0", "--trainer.enable_progress_bar", "false"]

@@ -1,0 +1,260 @@
+"""The `genre-cnn` command: predict, sort, plot, export, serve and train.
+
+    genre-cnn predict song.mp3 album/                  # top-3 genres of each file (folders: every audio file)
+    genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
+    genre-cnn predict song.mp3 --ckpt checkpoints/RUN/dense/best.ckpt --top-k 5
+    genre-cnn predict ~/Music --max-windows 8 --csv     # a library: worker processes, 8 windows a track
+    genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
+    genre-cnn tag ~/Music --dry-run                     # the genre each file would get in its own tags (tag.py)
+    genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
+    genre-cnn export --out genre_cnn.onnx               # the model with its front end as one ONNX graph
+    genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
+    genre-cnn serve [--ckpt CKPT] [--port 8000]         # a local web page: drop a song (pip install -e .[app])
+
+Default model (without --ckpt): the most recent run under `<home>/checkpoints/` (<home>: GENRE_CNN_HOME,
+else the source checkout, else the user's data folder; `python -m genre_cnn.paths` prints it) trained on real
+music, its best model in the order musicnn > cnn > dense, refit.ckpt over best.ckpt; with no such run, the
+ready model shipped in genre_cnn/ready/. A run on the generated demo clips is never chosen without --ckpt.
+`export` takes the most recent such run's CNN or musicnn.
+Every answer names the model that gave it and why. A model whose pipeline is all torch (CNN, musicnn) is exported
+once to ONNX (cached under <home>/data/onnx/, keyed by the checkpoint's content; the ready model's graph ships
+beside it) and run with onnxruntime, without importing torch. `--engine torch` forces PyTorch.
+`python -m genre_cnn.app.cli ...` works without installing the console script.
+Exit codes: 0 when at least one file was predicted, sorted or plotted, 1 when none could be read, 2 for a
+missing or bad checkpoint or bad usage, 130 on Ctrl-C (one line on stderr, no traceback); a closed output
+pipe (`| head -1`) ends quietly. Unreadable files are one line each on stderr; `--json` also lists each as
+{"file", "error"}, and `--csv` gives it a row whose `error` column says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from genre_cnn.app.cli_parser import build_parser
+
+
+def _choose(ckpt: Path | None, exportable: bool = False) -> tuple[Path, str]:
+    """The checkpoint to use and why (a few words for the `model:` line)."""
+    from genre_cnn.inference.predict import resolve_checkpoint
+    from genre_cnn.models.checkpoint import choose_default
+
+    if ckpt:
+        return resolve_checkpoint(ckpt), "--ckpt"
+    path, why = choose_default(exportable=exportable)
+    return path, f"{why}; --ckpt to choose"
+
+
+def _load(ckpt: Path | None):
+    from genre_cnn.inference.predict import load_model
+
+    path, why = _choose(ckpt)
+    model = load_model(path)
+    model.trained_on = f"{model.trained_on}; {why}"
+    return path, model
+
+
+def _engine(ckpt: Path | None, engine: str):
+    """(spec, runner) of the chosen model: its cached ONNX graph (exported now if it was never made) when
+    the model exports and onnxruntime is installed, else the PyTorch model."""
+    import importlib.util
+
+    from genre_cnn.inference.predict import TorchRunner, load_model
+
+    path, why = _choose(ckpt)
+    model = None
+    if engine != "torch" and importlib.util.find_spec("onnxruntime") is not None:
+        from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
+
+        graph = cached_onnx(path)
+        if graph is None:
+            model = load_model(path)
+            graph = make_onnx(path, model)
+        if graph is not None:
+            runner = OnnxRunner(graph, checkpoint=path)
+            runner.description += f" -- {why}"
+            return ("onnx", graph), runner
+    if engine == "onnx":
+        print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
+    runner = TorchRunner(model or load_model(path))
+    runner.description += f" -- {why}"
+    return ("torch", path), runner
+
+
+def _table(results: list[dict], top_k: int) -> str:
+    from genre_cnn.audio.decode import shown
+
+    names = [shown(r["file"]) for r in results]
+    width = max([len("file")] + [len(n) for n in names])
+    head = "  ".join([f"{'file':<{width}}"] + [f"{f'top-{i + 1}':<20}" for i in range(top_k)])
+    rows = [head.rstrip(), "-" * len(head.rstrip())]
+    for name, r in zip(names, results, strict=True):
+        cells = [f"{t['genre']} {100 * t['probability']:.1f}%" for t in r["top"]]
+        rows.append("  ".join([f"{name:<{width}}"] + [f"{c:<20}" for c in cells]).rstrip())
+    return "\n".join(rows)
+
+
+def predict(args: argparse.Namespace) -> int:
+    from genre_cnn.app.library import predict_many
+    from genre_cnn.audio.decode import shown
+    from genre_cnn.inference.predict import expand_paths
+
+    files, errors = expand_paths(args.paths)
+    spec, runner = _engine(args.ckpt, args.engine)
+    workers = args.workers or (None if len(files) >= 4 else 1)
+    # every path in the order met: a result, or {"file", "error"} for one that was skipped
+    rows: list[dict] = [{"file": e.file, "error": e.reason} for e in errors]
+    warnings = []
+    for _, res, error in predict_many(spec, files, args.top_k, args.max_windows, workers, not args.no_progress,
+                                      runner):
+        errors.extend([error] if error else [])
+        warnings.extend([f"warning: {res['warning']}"] if res and "warning" in res else [])
+        rows.append({**res, "model": runner.description} if res else {"file": error.file, "error": error.reason})
+    results = [r for r in rows if "error" not in r]
+    for line in [*errors, *warnings]:
+        print(line, file=sys.stderr)
+    if args.json:  # file names that are not UTF-8 keep their bytes as \udcXX escapes (os.fsencode undoes them)
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    elif args.csv:
+        print(f"model: {runner.description}", file=sys.stderr)
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["file", "prediction", *runner.genres, "error"])
+        for r in rows:
+            if "error" in r:
+                writer.writerow([shown(r["file"]), "", *[""] * len(runner.genres), r["error"]])
+            else:
+                probs = (f"{r['probabilities'][g]:.6f}" for g in runner.genres)
+                writer.writerow([shown(r["file"]), r["top"][0]["genre"], *probs, ""])
+    elif results:
+        print(f"model: {runner.description}\n{_table(results, min(args.top_k, len(runner.genres)))}")
+    return 0 if results else 1
+
+
+def sort(args: argparse.Namespace) -> int:
+    from genre_cnn.app.sort import SortError, sort_library
+
+    spec, runner = _engine(args.ckpt, args.engine)
+    print(f"model: {runner.description}", file=sys.stderr)
+    try:
+        summary = sort_library(spec, runner, args.src, args.dest, min_confidence=args.min_confidence,
+                               copy=args.copy, symlink=args.symlink, keep_path=args.keep_path,
+                               dry_run=args.dry_run, max_windows=args.max_windows, workers=args.workers,
+                               progress=not args.no_progress)
+    except SortError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    if summary["unplaced"] or summary["stopped"]:
+        return 1
+    return 0 if summary["sorted"] or summary["already"] else 1
+
+
+def tag(args: argparse.Namespace) -> int:
+    from genre_cnn.app.tag import model_label, tag_files, undo
+    from genre_cnn.errors import GenreCnnError
+    from genre_cnn.inference.predict import CheckpointError
+
+    if bool(args.undo) == bool(args.paths):
+        print("error: give audio files or folders to tag, or --undo LOG (not both)", file=sys.stderr)
+        return 2
+    try:
+        if args.undo:
+            summary = undo(args.undo, force=args.force)
+            return 1 if summary["failed"] and not summary["restored"] else 0
+        spec, runner = _engine(args.ckpt, args.engine)
+        summary = tag_files(spec, runner, args.paths, model_label(_choose(args.ckpt)[0]), count=args.count,
+                            min_confidence=args.min_confidence, overwrite=args.overwrite, dry_run=args.dry_run,
+                            force=args.force, log_stem=args.log, max_windows=args.max_windows,
+                            workers=args.workers, progress=not args.no_progress)
+    except CheckpointError:
+        raise
+    except GenreCnnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 1 if summary["failed"] and not (summary["tagged"] or summary["skipped"]) else 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from genre_cnn.app.plot import check_out_dir, plot_file, png_names
+    from genre_cnn.audio.decode import AudioError
+    from genre_cnn.inference.predict import expand_paths
+
+    check_out_dir(args.out)
+    _, model = _load(args.ckpt)
+    files, errors = expand_paths(args.paths)
+    for line in errors:
+        print(line, file=sys.stderr)
+    written = 0
+    for path, png in zip(files, png_names(files)):
+        try:
+            print(plot_file(path, args.out / png, model))
+            written += 1
+        except AudioError as err:
+            print(err, file=sys.stderr)
+        except OSError as err:  # e.g. a folder where the PNG should go, a full disk
+            print(f"{args.out / png}: cannot write ({err.strerror or err})", file=sys.stderr)
+    return 0 if written else 1
+
+
+def export(args: argparse.Namespace) -> int:
+    from genre_cnn.inference.export import check_out, export_onnx, exportable, input_contract
+    from genre_cnn.inference.predict import READY_MODEL, CheckpointError, load_model
+    from genre_cnn.models import families
+    from genre_cnn.paths import home
+
+    ckpt, why = _choose(args.ckpt, exportable=True)
+    default = home() / "ready.onnx" if Path(ckpt) == READY_MODEL else Path(ckpt).with_name("model.onnx")
+    out = check_out(args.out or default)  # never inside the installed package
+    model = load_model(ckpt)
+    model.trained_on = f"{model.trained_on}; {why}"
+    if not exportable(model):
+        names = ", ".join(f.name for f in families.all().values() if f.exportable)
+        raise CheckpointError(f"{ckpt}: export needs a model of a family that exports to ONNX ({names}), this one "
+                              f"is {type(model).__name__} (its pipeline is not all torch)")
+    out = export_onnx(model, out)
+    print(f"model: {ckpt} ({type(model).__name__}, {model.trained_on})", file=sys.stderr)
+    print(f"input: {input_contract(model)}", file=sys.stderr)
+    print(out)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        from genre_cnn.app.serve import run
+    except ModuleNotFoundError as err:
+        if err.name not in {"starlette", "uvicorn", "anyio"}:
+            raise
+        print(f"error: genre-cnn serve needs {err.name}: pip install -e .[app]", file=sys.stderr)
+        return 1
+    ckpt, model = _load(args.ckpt)
+    return run(model, ckpt, host=args.host, port=args.port, max_mb=args.max_mb)
+
+
+def train(args: list[str]) -> int:
+    from genre_cnn.training.train import main as train_main
+
+    train_main(args)
+    return 0
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv[:1] == ["train"]:  # everything after `train` belongs to train.py's own parser
+        return train(argv[1:])
+    args = build_parser(__doc__).parse_args(argv)
+    return {"predict": predict, "sort": sort, "tag": tag, "plot": plot, "export": export,
+            "serve": serve}[args.command](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one subcommand on `argv` (default: the command line) and returns its exit code; a problem the user
+    can fix is one line `error: ...` (see genre_cnn.errors.run_command), never a traceback."""
+    from genre_cnn.errors import run_command
+
+    return run_command(lambda: _dispatch(sys.argv[1:] if argv is None else list(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

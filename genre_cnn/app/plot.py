@@ -1,0 +1,186 @@
+"""One PNG per audio file with the write-up's views of it, and the model's genre probabilities.
+
+    genre-cnn plot song.mp3 [--ckpt CKPT] [--out DIR]      # writes DIR/song.png
+
+Panels, top to bottom (time in seconds, frequency in Hz): the waveform; the linear-frequency spectrogram
+in dB; the log-mel spectrogram the model sees (its own front end, or a default one without a model; in dB,
+or in log10(1 + 10^4 power) for musicnn's) and the chroma (a model input for the CNN; drawn for reference
+for musicnn, which takes none); MFCCs 1-19 of that log-mel (c0, the overall level, is left out: it would
+take the whole colour scale); spectral centroid and zero-crossing rate over time; and, given a model, its
+genre probabilities for the whole file. `png_names` gives several inputs that share a name distinct PNG names.
+
+Memory does not grow past a bound: files over MAX_SECONDS are refused (from the header, or while decoding in
+pieces), the network sees its windows in batches (the classifier's `track_probs`), and the spectrogram panels draw at
+most MAX_COLUMNS columns (neighbouring frames averaged). Characters that the figure's font cannot draw
+(a CJK file name with the default font) are written as \\uXXXX escapes, never as boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from genre_cnn.errors import GenreCnnError
+from genre_cnn.paths import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from genre_cnn.models.families.base import GenreClassifier
+
+MAX_SECONDS = 15 * 60  # longer files are refused
+MAX_COLUMNS = 4000  # spectrogram columns drawn at most (about three per pixel of the figure's width)
+TIME_PANELS = 7  # waveform, spectrogram, log-mel, chroma, MFCC, centroid, ZCR; +1 bar chart with a model
+MFCC_TITLE = "MFCC 1-19 (c0, the overall level, left out)"
+
+
+def png_names(paths: list[Path]) -> list[str]:
+    """A distinct PNG name per input, in order: `song.png`; `song.mp3.png`, `song.flac.png` where several
+    inputs share the stem `song`; and `-2`, `-3` added where whole names repeat (a/x.wav, b/x.wav)."""
+    stems = [Path(p).stem for p in paths]
+    names = [Path(p).name if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+    out: list[str] = []
+    for name in names:
+        k = sum(n == name for n in names[:len(out)])
+        out.append(f"{name}-{k + 1}.png" if k else f"{name}.png")
+    return out
+
+
+class PlotError(GenreCnnError):
+    """An output folder that cannot be used; the message is one line."""
+
+    exit_code = 2
+
+
+def check_out_dir(out: Path) -> Path:
+    """`out` if it is a folder or a new path (created when the first PNG is written); else PlotError."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise PlotError(f"--out {out}: not a folder (it is a file); give the folder for the PNGs")
+    return out
+
+
+def displayable(text: str) -> str:
+    """`text` with each character that the figure's font has no glyph for written as a \\uXXXX escape."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(font_manager.findfont(font_manager.FontProperties()))
+    return "".join(c if c.isascii() or font.get_char_index(ord(c)) else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _columns(data, frames_per_column: int):
+    """(bins, T) -> (bins, ceil(T / f)): the mean of each f neighbouring frames (the last group may be shorter)."""
+    import numpy as np
+
+    if frames_per_column == 1:
+        return data
+    t = data.shape[1]
+    starts = np.arange(0, t, frames_per_column)
+    return np.add.reduceat(data, starts, axis=1) / np.diff(np.append(starts, t))  # (bins, columns)
+
+
+def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
+    """The figure for one file (not saved). Every panel has a title and both axis labels; colour bars
+    are extra axes labelled with their unit. Raises AudioError for a file that is not usable audio or is
+    longer than MAX_SECONDS."""
+    import librosa
+    import librosa.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    from genre_cnn.audio.decode import load_capped
+    from genre_cnn.audio.frontend import N_CHROMA, FrontEnd
+
+    path = Path(path)
+    frontend = model.frontend if model is not None else FrontEnd()
+    config = frontend.config
+    sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
+    y = load_capped(path, sr, MAX_SECONDS)  # (samples,)
+    with torch.no_grad():
+        wav = torch.from_numpy(y)[None].to(frontend.hann.device)  # (1, samples)
+        power_t = frontend.power(wav)  # (1, bins, frames)
+        feats = frontend.from_power(power_t)[0].cpu().numpy()  # (n_mels [+ 12], frames)
+    probs = model.track_probs(torch.from_numpy(y))[0].numpy() if model is not None else None  # (n,)
+    power = power_t[0].cpu().numpy()  # (bins, frames)
+    del power_t, wav
+    mel = feats[:config.n_mels]
+    if config.chroma:
+        chroma, chroma_title = feats[config.n_mels:], "chroma (model input)"
+    else:  # musicnn takes none: drawn for reference
+        chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, tuning=0.0, n_chroma=N_CHROMA)
+        chroma_title = "chroma (for reference: not a model input)"
+    mel_unit = "dB" if config.compression == "db" else "log10(1 + 10^4 power)"
+    mfcc = librosa.feature.mfcc(S=mel, n_mfcc=20)[1:]  # (19, frames): c1..c19
+    centroid = librosa.feature.spectral_centroid(S=np.sqrt(power), sr=sr, n_fft=n_fft)[0]  # (frames,)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]  # (frames,)
+    times = librosa.times_like(centroid, sr=sr, hop_length=hop)
+    f = -(-power.shape[1] // MAX_COLUMNS)  # frames per drawn column
+    spec_db = _columns(librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=80.0), f)  # (bins, columns)
+    del power
+
+    rows = TIME_PANELS + (probs is not None)
+    heights = [1.0, 1.6, 1.6, 1.0, 1.2, 1.0, 1.0] + ([0.22 * len(probs) + 0.5] if probs is not None else [])
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 2.1 * sum(heights)), height_ratios=heights,
+                             layout="constrained")
+    fig.suptitle(f"{displayable(path.name)}: {y.size / sr:.1f} s at {sr} Hz", fontsize=13)
+    ax_wave, ax_spec, ax_mel, ax_chroma, ax_mfcc, ax_cent, ax_zcr = axes[:TIME_PANELS]
+    duration = y.size / sr
+
+    librosa.display.waveshow(y, sr=sr, ax=ax_wave, color="tab:blue", axis="s")  # seconds, never m:ss
+    ax_wave.set(title="waveform", ylabel="amplitude")
+
+    shows = [
+        (ax_spec, spec_db, "linear", "spectrogram (linear frequency)", "frequency (Hz)", "dB"),
+        (ax_mel, _columns(mel, f), "mel", "log-mel spectrogram (model input)", "frequency (Hz, mel scale)",
+         mel_unit),
+        (ax_chroma, _columns(chroma, f), "chroma", chroma_title, "pitch class", "relative energy"),
+        (ax_mfcc, _columns(mfcc, f), None, MFCC_TITLE, "coefficient", "value"),
+    ]
+    for ax, data, y_axis, title, ylabel, unit in shows:
+        img = librosa.display.specshow(data, sr=sr, hop_length=hop * f, n_fft=n_fft, x_axis="s", y_axis=y_axis,
+                                       ax=ax, cmap="magma" if y_axis != "chroma" else "viridis")
+        ax.set(title=title, ylabel=ylabel)
+        fig.colorbar(img, ax=ax, pad=0.01).set_label(unit)
+    ax_mfcc.set_yticks(np.arange(0, len(mfcc), 4) + 0.5, labels=[str(i + 1) for i in range(0, len(mfcc), 4)])
+
+    ax_cent.plot(times, centroid, color="tab:orange")
+    ax_cent.set(title="spectral centroid", ylabel="frequency (Hz)")
+    ax_zcr.plot(times, zcr, color="tab:green")
+    ax_zcr.set(title="zero-crossing rate", ylabel="crossings / sample")
+    for ax in axes[:TIME_PANELS]:
+        ax.set_xlim(0, duration)
+        ax.set_xlabel("time (s)")
+
+    if probs is not None:
+        ax_bar = axes[TIME_PANELS]
+        order = np.argsort(probs)  # lowest first: the best genre ends up on top
+        names = [displayable(model.genres[i]) for i in order]
+        bars = ax_bar.barh(names, probs[order], color=["tab:gray"] * (len(order) - 1) + ["tab:red"])
+        ax_bar.bar_label(bars, labels=[f"{100 * p:.1f}%" for p in probs[order]], padding=3)
+        ax_bar.set(title=f"genre probabilities ({type(model).__name__}, whole file)", xlabel="probability",
+                   ylabel="genre", xlim=(0, 1.1))
+    return fig
+
+
+def plot_file(path: Path, out_png: Path, model: GenreClassifier | None = None) -> Path:
+    """Writes the figure of `build_figure` for the audio file `path` to `out_png` (atomically) and returns it.
+
+    Raises genre_cnn.audio.decode.AudioError (one line) if the file cannot be read as audio or is too long.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(path, model)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return atomic_write(Path(out_png), lambda f: f.write(buf.getvalue()))

@@ -1,0 +1,77 @@
+"""What the web page shows of one audio file: the model's answer over the whole track and along it, and
+the log-mel spectrogram and chroma the network saw, as images.
+
+    from genre_cnn.app.serve_analysis import analyse, feature_png
+    r = analyse(model, Path("song.mp3"))      # model: genre_cnn.inference.predict.load_model(...)
+    png = feature_png(r["logmel"], r["hop_seconds"], "logmel", r["logmel_unit"])   # a data: URL
+
+genre_cnn.app.serve serves these to the page (`genre-cnn serve`); nothing here needs the web stack.
+`analyse` is the only function that touches the model: re-point it when the prediction API changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+MAX_SECONDS = 15 * 60  # longer audio is refused (from its header, or while decoding)
+
+
+def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable[[], None] | None = None) -> dict:
+    """The model adapter: one audio file -> what the page shows. Raises AudioError (one line) for bad audio.
+
+    Returns {"model": class name, "genres": [n], "probabilities": [n] (whole file, as `predict`),
+    "window_times": [K] (s, window centres, spread evenly), "window_probabilities": [K][n] (one point for a model
+    that sees the clip whole), "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) numpy array (what the
+    model's front end makes of the file), "chroma": (12, T) array, or None for a front end without chroma}.
+    The file is decoded in pieces and the network runs in batches (genre_cnn.audio.decode.load_capped,
+    `track_probs`); `check()` runs between pieces and may raise to stop.
+    """
+    import torch
+
+    from genre_cnn.audio.decode import load_capped
+
+    config = model.frontend.config
+    sr = config.sample_rate
+    y = load_capped(path, sr, max_seconds, check=check)  # (samples,)
+    duration = y.size / sr
+    wave = torch.from_numpy(y)
+    with torch.no_grad():
+        feats = model.frontend(wave[None].to(model.frontend.hann.device))[0].cpu()  # (channels, T)
+    probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
+    centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
+    return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
+            "window_times": centres.tolist(), "window_probabilities": window_probs.tolist(),
+            "duration": duration, "hop_seconds": config.hop_length / sr,
+            "logmel_unit": "dB" if config.compression == "db" else "log10(1 + 10^4 power)",
+            "logmel": feats[:config.n_mels].numpy(), "chroma": feats[config.n_mels:].numpy() if config.chroma else None}
+
+
+def feature_png(data, hop_seconds: float, kind: str, unit: str = "dB") -> str:
+    """A (bins, T) log-mel (kind "logmel", in `unit`) or chroma ("chroma") array as a labelled PNG data URL."""
+    import numpy as np
+    from matplotlib.figure import Figure  # no pyplot: its global state is not thread-safe
+
+    logmel = kind == "logmel"
+    height = 2.6 if logmel else 1.9  # inches; fixed margins, so that both images share one time axis
+    fig = Figure(figsize=(9, height), dpi=100)
+    bottom, top = 0.45 / height, 1 - 0.3 / height
+    ax = fig.add_axes((0.08, bottom, 0.8, top - bottom))
+    extent = (0, data.shape[1] * hop_seconds, 0, data.shape[0])
+    span = 80 if unit == "dB" else 4  # colour range below the loudest bin: 80 dB, or 4 decades of log10
+    img = ax.imshow(data, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
+                    cmap="magma" if logmel else "viridis",
+                    vmin=max(float(data.min()), float(data.max()) - span) if logmel else 0,
+                    vmax=None if logmel else 1)
+    ax.set(xlabel="time (s)", ylabel="mel bin" if logmel else "pitch class",
+           title="log-mel spectrogram (model input)" if logmel else "chroma (model input)")
+    if not logmel:
+        ax.set_yticks(np.arange(12) + 0.5, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"],
+                      fontsize=7)
+    cax = fig.add_axes((0.895, bottom, 0.015, top - bottom))
+    fig.colorbar(img, cax=cax).set_label(unit if logmel else "relative energy")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

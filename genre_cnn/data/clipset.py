@@ -1,0 +1,63 @@
+"""A dataset's cached features, indexed by clip: a plain torch Dataset, without Lightning.
+
+    from genre_cnn.data.clipset import ClipSet
+    clips = ClipSet.prepare(open_source("folder", data_dir), FeatureSettings(...), "hand")   # caches, then loads
+    x, y = clips[0]                        # the first clip's features and label
+    python -m genre_cnn.data.clipset DATA_DIR   # the hand-crafted vectors of a folder-per-genre dataset, their shape
+
+The DataModule builds one over the clips it serves; benchmarks and genre_cnn.training.make_ready use it directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from genre_cnn.data.cache import FeatureSettings, build_cache, cached_clips, load_cache
+from genre_cnn.data.layout import Clip, DataError
+
+
+class ClipSet(Dataset):
+    """Every cached clip of a dataset: `keys` (N,), `labels` (N,) int64 indices into `genres`, and `features`,
+    the array `name` of each clip's cache entry stacked, e.g. (N, C, T) float16 or (N, D) float32, after `pool`
+    (e.g. the mean over a clip's patches). Item i is (features[i] as a tensor, labels[i])."""
+
+    def __init__(self, clips: list[Clip], genres: list[str], cache_dir: Path, name: str,
+                 pool: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.clips = cached_clips(clips, cache_dir)
+        if not self.clips:
+            raise DataError(f"no cached features in {cache_dir}: build the cache first (ClipSet.prepare)")
+        self.genres, self.keys = list(genres), [c.key for c in self.clips]
+        self.labels = np.array([self.genres.index(c.genre) for c in self.clips], dtype=np.int64)  # (N,)
+        features = load_cache(self.clips, cache_dir, (name,))[0]
+        self.features = pool(features) if pool is not None else features
+
+    @classmethod
+    def prepare(cls, source, settings: FeatureSettings, name: str,
+                pool: Callable[[np.ndarray], np.ndarray] | None = None, workers: int | None = None) -> ClipSet:
+        """`source` (genre_cnn.data.sources) made ready, its clips' features cached with `settings`, then loaded."""
+        source.ensure()
+        cache_dir = settings.cache_dir(source.cache_source())
+        if not build_cache(source.clips(), cache_dir, settings, workers):
+            raise DataError(f"no usable audio file in {source.data_dir}: every file was skipped (see above)")
+        return cls(source.clips(), source.genres(), cache_dir, name, pool)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(np.asarray(self.features[i], dtype=np.float32)), int(self.labels[i])
+
+
+if __name__ == "__main__":
+    from genre_cnn.data.sources import open_source
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m genre_cnn.data.clipset DATA_DIR")
+    clips = ClipSet.prepare(open_source("folder", Path(sys.argv[1])), FeatureSettings(), "hand")
+    print(f"{len(clips)} clips of {len(clips.genres)} genres, features {clips.features.shape}")

@@ -1,0 +1,107 @@
+"""Dataset layouts: where a folder-per-genre collection keeps its clips, and the GTZAN genre list.
+
+    from genre_cnn.data.layout import dataset_clips
+    clips = dataset_clips(Path("data/gtzan"))   # [Clip(path, genre)], sorted; odd files and folders logged once
+    python -m genre_cnn.audio.decode DATA_DIR         # lists what would be used, and what is skipped and why
+
+Accepted layouts: `genres/<genre>/` (the original tarball), `genres_original/<genre>/` or
+`Data/genres_original/<genre>/` (Kaggle), and `<data_dir>/<genre>/` (any folder-per-genre collection). Only
+files with AUDIO_EXTENSIONS count; reading them is genre_cnn.audio.decode's job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from genre_cnn.errors import GenreCnnError
+
+log = logging.getLogger(__name__)
+
+# The one source of truth for GTZAN's classes, in the canonical order.
+GTZAN_GENRES: tuple[str, ...] = (
+    "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
+)
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")  # what a dataset folder is searched for
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Logs a warning about the data once per process: a run builds a DataModule per model family (and one
+    for a refit), and each lists and caches the same folder."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
+
+
+class DataError(GenreCnnError):
+    """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio file of a dataset: `key` is `genre/file name`, unique and stable across machines."""
+
+    path: Path
+    genre: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.genre}/{self.path.name}"
+
+
+def find_genre_root(data_dir: Path) -> Path | None:
+    """The folder whose sub-folders are genres, for any supported layout, or None if there is none.
+
+    Accepts `genres/<genre>/` (original tarball), `genres_original/<genre>/` or `Data/genres_original/`
+    (Kaggle), and `<data_dir>/<genre>/` (any folder-per-genre collection).
+    """
+    for candidate in (data_dir / "genres", data_dir / "genres_original", data_dir / "Data" / "genres_original",
+                      data_dir):
+        if candidate.is_dir() and any(_audio_files(d) for d in candidate.iterdir() if d.is_dir()):
+            return candidate
+    return None
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def discover_genres(genre_root: Path) -> tuple[str, ...]:
+    """Genre names of a folder-per-genre collection: GTZAN's canonical order if it is GTZAN, else sorted."""
+    names = sorted(d.name for d in genre_root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if set(names) == set(GTZAN_GENRES):
+        return GTZAN_GENRES
+    for empty in (n for n in names if not _audio_files(genre_root / n)):
+        warn_once(f"{genre_root / empty}: empty genre folder, no audio files: not a class")
+    return tuple(n for n in names if _audio_files(genre_root / n))
+
+
+def find_clips(genre_root: Path, genres: tuple[str, ...]) -> list[Clip]:
+    """Every audio file under `genre_root/<genre>/`, sorted; other files are logged and ignored."""
+    clips: list[Clip] = []
+    for genre in genres:
+        folder = genre_root / genre
+        if not folder.is_dir():
+            warn_once(f"no folder for genre {genre!r} in {genre_root}: that class has no clips")
+            continue
+        files = _audio_files(folder)
+        ignored = [p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() not in AUDIO_EXTENSIONS
+                   and not p.name.startswith(".")]
+        if ignored:
+            warn_once(f"{folder}: ignored {len(ignored)} file(s) with unknown extensions ("
+                      + ", ".join(ignored[:3]) + (", ...)" if len(ignored) > 3 else ")"))
+        if not files:
+            warn_once(f"{folder}: empty genre folder, no audio files")
+        clips.extend(Clip(p, genre) for p in files)
+    return clips
+
+
+def dataset_clips(data_dir: Path) -> list[Clip]:
+    """Every clip of a folder-per-genre dataset in any supported layout; DataError if there is none."""
+    root = find_genre_root(data_dir)
+    if root is None:
+        raise DataError(f"{data_dir}: no folder-per-genre audio found")
+    return find_clips(root, discover_genres(root))

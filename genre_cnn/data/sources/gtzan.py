@@ -1,0 +1,44 @@
+"""GTZAN (Tzanetakis & Cook 2002): 1000 clips of 30 s, ten genres; downloaded when missing.
+
+    python -m genre_cnn.data.sources gtzan ~/gtzan       # its genres and clip counts
+
+The ten genres are GTZAN's, in its order, whatever the folders hold; a folder of another genre is an error that
+points to `--data.dataset folder`. The download (genre_cnn.data.download) is resumable and checksummed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genre_cnn.data.layout import GTZAN_GENRES, discover_genres, find_genre_root
+from genre_cnn.data.sources.folder import Folder
+from genre_cnn.errors import SettingsError
+
+
+class Gtzan(Folder):
+    """Args: data_dir, download (fetch GTZAN when data_dir holds no audio)."""
+
+    name = "gtzan"
+
+    def __init__(self, data_dir: Path, download: bool = True):
+        super().__init__(data_dir)
+        self.download = download
+
+    def ensure(self) -> None:
+        if self.download and find_genre_root(self.data_dir) is None:
+            from genre_cnn.data.download import download_gtzan
+
+            download_gtzan(self.data_dir)
+        super().ensure()
+
+    def genres(self) -> list[str]:
+        return list(GTZAN_GENRES)
+
+    def genre_root(self) -> Path:
+        root = super().genre_root()
+        foreign = sorted(set(discover_genres(root)) - set(GTZAN_GENRES))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise SettingsError(f"--data.data_dir {self.data_dir} has genre folders that are not GTZAN's "
+                                f"({shown}): for your own collection add --data.dataset folder")
+        return root

@@ -1,0 +1,51 @@
+"""The Python API: load a model once, then ask for the genre of files or of waveforms already in memory.
+
+    from genre_cnn import load_model
+
+    from genre_cnn import predict_file
+
+    from genre_cnn import predict_waveform
+    model = load_model()                                  # the default model (see genre_cnn.models.checkpoint)
+    result = predict_file(model, "song.mp3")              # {"file", "top": [{"genre", "probability"}], ...}
+    result = predict_waveform(model, samples, 44100)      # a mono (or (samples, channels)) numpy array
+
+Both go through the same code as `genre-cnn predict` (genre_cnn.inference.predict): the track is cut into the model's
+windows and their probabilities are averaged. Importing `genre_cnn` imports none of this (nor torch) until a
+name is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genre_cnn.audio.decode import AudioError, _clean, resample
+from genre_cnn.inference.predict import TorchRunner, default_checkpoint, predict_one, result
+from genre_cnn.inference.predict import load_model as _load
+
+
+def load_model(path: str | Path | None = None):
+    """The classifier in a checkpoint file or model folder (default: the model `genre-cnn predict` uses), in
+    eval mode on the CPU. Raises CheckpointError (one line) for a missing or unusable file."""
+    return _load(Path(path) if path else default_checkpoint())
+
+
+def predict_file(model, path: str | Path, top_k: int = 3, max_windows: int | None = None) -> dict:
+    """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning" for a
+    file under 3 s) of one audio file. Raises AudioError (one line) for a file that cannot be used."""
+    res, error = predict_one(TorchRunner(model), Path(path), top_k, max_windows)
+    if error:
+        raise AudioError(error)
+    return res
+
+
+def predict_waveform(model, samples: np.ndarray, sample_rate: int, top_k: int = 3) -> dict:
+    """The same for a waveform: `samples` (samples,) or (samples, channels) at `sample_rate` Hz, float in
+    [-1, 1]; channels are averaged and the rate converted to the model's."""
+    y = np.asarray(samples, dtype=np.float32)
+    y = y.mean(axis=1) if y.ndim == 2 else y  # (samples,)
+    runner = TorchRunner(model)
+    y = resample(_clean(y), int(sample_rate), runner.sample_rate)
+    probs = runner.window_probs(y).mean(axis=0)  # (K, n) -> (n,)
+    return result("<waveform>", runner.genres, probs, top_k)

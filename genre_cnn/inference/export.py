@@ -1,0 +1,138 @@
+"""Export a CNN or musicnn model with its front end to ONNX: one graph from a waveform to genre probabilities.
+
+    genre-cnn export [--ckpt CKPT] [--out model.onnx]
+
+The input contract (also in `genre-cnn export --help` and the graph's metadata `input`): `waveform`, float32,
+shape (1, samples), mono, values in [-1, 1], at the model's sample rate (metadata `sample_rate`: 22050 Hz for
+the CNN, 16000 Hz for musicnn), at least MIN_SAMPLES samples, any length past that (the samples axis is
+dynamic). The graph neither decodes, mixes nor resamples: do that first. It returns `probabilities`, float32
+(1, n_genres), in the order of the JSON list in metadata `genres`, and `window_probabilities`, float32
+(K, n_genres), each window's own (metadata `segment_samples`: the length of a waveform that is exactly one
+window). Inside: torch.stft (ONNX STFT, opset 20), the model's log-mel (and chroma for the CNN), its windows
+of the whole track (a track shorter than one window is looped), the network, and the track's probabilities
+as the classifier's `predict_waveform` computes them (the mean of the CNN's windows; musicnn's head on the
+mean embedding of its patches). With onnxruntime:
+
+    import json, librosa, onnxruntime as ort
+    session = ort.InferenceSession("model.onnx")
+    meta = session.get_modelmeta().custom_metadata_map
+    y, _ = librosa.load("song.mp3", sr=int(meta["sample_rate"]), mono=True)   # (samples,) float32
+    probs = session.run(None, {"waveform": y[None]})[0][0]                    # (n_genres,)
+    genres = json.loads(meta["genres"])
+
+Families whose input pipeline is torch only (`exportable` in genre_cnn.models.families: the CNN, musicnn) export; the
+dense baseline's librosa features do not. `genre_cnn.inference.onnx_predict` caches such an export per checkpoint so
+that `genre-cnn predict` runs without torch. `--out` must be a new path or a regular file (replaced atomically).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genre_cnn.errors import GenreCnnError
+from genre_cnn.inference.predict import model_spans
+from genre_cnn.models import families
+from genre_cnn.models.families.base import GenreClassifier
+from genre_cnn.paths import atomic_write
+
+MIN_SAMPLES = 4096  # the shortest input the graph is exported for: two STFT frames' worth
+
+
+class ExportError(GenreCnnError):
+    """An output path that export must not write to; the message is one line."""
+
+    exit_code = 2
+
+
+def check_out(out: Path) -> Path:
+    """`out` if it is a new path in a folder, or an existing regular file (not a link, folder, device, pipe);
+    else ExportError. The file is replaced by renaming, so anything else there would be destroyed."""
+    out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        kind = ("a symbolic link" if out.is_symlink() else "a folder" if out.is_dir()
+                else "not a regular file (a device, pipe or socket)")
+        raise ExportError(f"--out {out}: {kind}; give the path of a new or existing .onnx file")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ExportError(f"--out {out}: {out.parent} is not a folder")
+    return out
+
+
+def input_contract(model: GenreClassifier) -> str:
+    """What the exported graph takes, in one line (also stored in its metadata `input`)."""
+    return (f"waveform float32 (1, samples), mono, values in [-1, 1], {model.sample_rate} Hz, at least "
+            f"{MIN_SAMPLES} samples")
+
+
+class WaveformToProbs(nn.Module):
+    """Export-only wrapper: waveform (1, samples) -> probabilities (1, n) and window probabilities (K, n),
+    exactly the classifier's own `predict_waveform` / `window_probs` computation (front end, windows, network,
+    mean of the windows' softmax)."""
+
+    def __init__(self, model: GenreClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probs, window_probs = self.model.clip_probs(self.model.track_inputs(waveform[0])[None])  # (1, n), (1, K, n)
+        return probs, window_probs[0]
+
+
+def exportable(model: GenreClassifier) -> bool:
+    """Whether the model's whole pipeline is torch, so one ONNX graph holds it (its family says)."""
+    family = families.of(model)
+    return family is not None and family.exportable
+
+
+def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Path:
+    """Writes `model` (front end included) to `out` as a single ONNX file, atomically, and returns `out`.
+
+    Args:
+        model: a trained exportable classifier (moved to CPU and eval mode for the export).
+        out: the .onnx file to write (its folder is created): a new path or a regular file (`check_out`).
+        seconds: length of the example input used for tracing; any length works at inference.
+    """
+    import logging
+    import warnings
+
+    from torch.export import Dim
+
+    if not exportable(model):
+        shown = ", ".join(f.name for f in families.all().values() if f.exportable)
+        raise TypeError(f"ONNX export supports the families {shown}, not {type(model).__name__}")
+    out = check_out(out)
+    wrapper = WaveformToProbs(model.cpu().eval()).eval()
+    sample_rate = model.sample_rate
+    example = 0.1 * torch.randn(1, max(MIN_SAMPLES, int(seconds * sample_rate)))  # (1, samples)
+    samples = Dim("samples", min=MIN_SAMPLES, max=sample_rate * 3600)
+    quiet = logging.getLogger("torch.onnx")  # it warns once per missing torchvision op
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation notices while tracing
+            program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False,
+                                        input_names=["waveform"],
+                                        output_names=["probabilities", "window_probabilities"],
+                                        dynamic_shapes={"waveform": {1: samples}})
+    finally:
+        quiet.setLevel(level)
+    segment, clip = model_spans(model)
+    program.model.metadata_props.update({
+        "genres": json.dumps(model.genres),
+        "sample_rate": str(sample_rate),
+        "segment_samples": str(segment or ""),
+        "clip_samples": str(clip or ""),
+        "input": input_contract(model),
+        "model_class": type(model).__name__,
+        "checkpoint": str(getattr(model, "checkpoint", "")),
+        "trained_on": str(getattr(model, "trained_on", "")),
+        "producer_note": f"genre_cnn: {input_contract(model)} -> probabilities (1, len(genres)), "
+                         "window_probabilities (K, len(genres))",
+    })
+    proto = program.model_proto
+    return atomic_write(out, lambda f: f.write(proto.SerializeToString()))
+

@@ -1,0 +1,289 @@
+"""Use a trained model: choose and load a checkpoint safely, and predict the genre of whole audio files.
+
+    genre-cnn predict song.mp3 more/ --top-k 3         # the command line (see genre_cnn.app.cli)
+
+From Python:
+
+    from genre_cnn.inference.predict import default_checkpoint, load_model, predict_files
+    model = load_model(default_checkpoint())
+    results, errors = predict_files(model, [Path("song.mp3")])
+
+A checkpoint is size-checked (`genre_cnn.models.checkpoint`), read with `torch.load(weights_only=True)`, which
+refuses any pickled callable, and its model class is looked up by name among the model families'
+(genre_cnn.models.families) only, so loading never runs code from the file. The model is a plain `nn.Module`
+(no Lightning).
+
+Which parts of a file a model hears (`predict_track`): the whole file, whose windows' probabilities are
+averaged; for the dense baseline only the centred `clip_seconds`, as in training (read alone by seeking);
+with `max_windows` N, N evenly spaced windows (read alone); a file over LONG_SECONDS is read in
+SEGMENT_SECONDS pieces, so memory does not grow with its length (windows then start afresh in each piece).
+Reading parts alone needs a seekable format (soundfile's: wav, flac, ogg, mp3, aiff, ...); a format only
+ffmpeg decodes (m4a, opus, wma, ...) is decoded whole.
+This module imports no torch until a torch model is loaded or run.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from genre_cnn.audio.decode import (
+    DECODE_EXTENSIONS,
+    PREDICT_MIN_SECONDS,
+    SignalCheck,
+    audio_info,
+    load_audio,
+    read_span,
+    shown,
+)
+from genre_cnn.errors import GenreCnnError
+from genre_cnn.models import families
+from genre_cnn.models.checkpoint import (
+    READY_MODEL,
+    CheckpointError,
+    check_contents,
+    check_file,
+    check_weights,
+    default_checkpoint,
+    latest_checkpoint,
+    resolve_checkpoint,
+)
+
+if TYPE_CHECKING:
+    from genre_cnn.models.families.base import GenreClassifier
+
+__all__ = ["READY_MODEL", "CheckpointError", "Skipped", "default_checkpoint", "expand_paths", "latest_checkpoint",
+           "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
+
+TRAINED_SECONDS = 3.0  # training refuses shorter clips; shorter files are predicted with a warning
+LONG_SECONDS, SEGMENT_SECONDS = 600.0, 60.0
+
+
+class PredictionError(GenreCnnError):
+    """A file the model read but gave no usable answer for (non-finite probabilities)."""
+
+
+class Skipped(str):
+    """Why a path was skipped: the line printed, "PATH: reason" (the path shown safely, see `decode.shown`), which
+    also keeps `file` (the path as given) and `reason` apart for machine-readable output."""
+
+    file: str
+    reason: str
+
+    def __new__(cls, file: Path | str, reason: str) -> Skipped:
+        line = super().__new__(cls, f"{shown(file)}: {reason}")
+        line.file, line.reason = str(file), reason
+        return line
+
+    def __getnewargs__(self) -> tuple[str, str]:  # pickled by worker processes
+        return self.file, self.reason
+
+
+def _one_line(err: BaseException) -> str:
+    """The informative line of an exception's message (torch.load's refusals span several lines)."""
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(boilerplate)] or lines
+    text = lines[0].removeprefix("WeightsUnpickler error:").strip().split(". ")[0] if lines else ""
+    return text[:200] or "unreadable"
+
+
+def trained_on(checkpoint: dict) -> str:
+    """What a checkpoint says it was trained on: its `trained_on` entry, else its data settings."""
+    if isinstance(checkpoint.get("trained_on"), str):
+        return checkpoint["trained_on"][:200]
+    data = checkpoint.get("datamodule_hyper_parameters")
+    data = data if isinstance(data, dict) else {}
+    source = data.get("data_dir") or data.get("dataset")
+    n = len(checkpoint["hyper_parameters"]["genres"])
+    return f"trained on {source}, {n} genres" if isinstance(source, str) else f"{n} genres"
+
+
+def load_model(path: Path, map_location="cpu") -> GenreClassifier:
+    """Rebuilds the classifier saved in a checkpoint (or the obvious one in a folder), in eval mode.
+
+    Sets `model.checkpoint` (the file) and `model.trained_on` (a phrase). Raises CheckpointError for a missing,
+    oversized, truncated, corrupt or tampered file, or one that carries pickled code (refused, never run).
+    """
+    import torch
+
+    path = resolve_checkpoint(Path(path))
+    check_file(path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to unpickle means "not a usable checkpoint"
+        reason = _one_line(err)
+        what = "refused: it pickles code or objects" if "GLOBAL" in reason else "corrupt or not a checkpoint"
+        raise CheckpointError(f"{path}: {what} ({reason})") from None
+    check_contents(path, checkpoint)
+    name = checkpoint["genre_cnn_class"]
+    family = families.of(name)
+    if family is None:
+        known = ", ".join(f.class_name for f in families.all().values())
+        raise CheckpointError(f"{path}: unknown model class {name[:60]!r} (known: {known})")
+    state = checkpoint["state_dict"]
+    check_weights(path, state)
+    state = {k.removeprefix("model."): v for k, v in state.items()}  # LightningModule's prefix
+    try:
+        model = family.build(dict(checkpoint["hyper_parameters"]))
+        model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - wrong arguments or shapes: the file does not fit the code
+        raise CheckpointError(f"{path}: does not fit {name} ({_one_line(err)})") from None
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)  # the front end's non-persistent buffers too
+    model.checkpoint, model.trained_on = path, trained_on(checkpoint)
+    return model.eval()
+
+
+def _not_usable(path: Path) -> Skipped | None:
+    """Why `path` cannot be read as a file or searched as a folder, in words; None if it can."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return Skipped(path, "symlink loop (the link points back to itself)")
+        if path.is_symlink():
+            return Skipped(path, "broken symlink (what it points to does not exist)")
+        if err.errno in (errno.EACCES, errno.EPERM):
+            return Skipped(path, "permission denied")
+        return Skipped(path, "no such file or folder")
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return Skipped(path, f"not a regular file ({kind}); skipped")
+
+
+def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSIONS) -> tuple[list[Path],
+                                                                                             list[Skipped]]:
+    """Files as given, folders searched recursively (symlinked folders not followed) for files with
+    `extensions` (every format the loader decodes), sorted; and one error line per path that cannot be used."""
+    files: list[Path] = []
+    errors: list[Skipped] = []
+    for path in map(Path, paths):
+        if (why := _not_usable(path)) is not None:
+            errors.append(why)
+        elif path.is_dir():
+            found = []
+            for folder, _, names in os.walk(path):
+                for p in (Path(folder) / n for n in names if Path(n).suffix.lower() in extensions):
+                    (found.append(p) if (why := _not_usable(p)) is None else errors.append(why))
+            if not found:
+                errors.append(Skipped(path, f"no audio files in this folder (looked for {', '.join(extensions)})"))
+            files.extend(sorted(found))
+        else:
+            files.append(path)
+    return files, errors
+
+
+def model_spans(model) -> tuple[int | None, int | None]:
+    """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
+    the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
+    segment = getattr(model, "segment_samples", None)
+    frames = getattr(model, "window", None)  # frames of one CNN window or musicnn patch
+    if segment is None and frames and hasattr(model, "frontend"):
+        segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
+    return segment, getattr(model, "clip_samples", None)
+
+
+class TorchRunner:
+    """A torch classifier behind the interface that `predict_track` uses (numpy in, numpy out)."""
+
+    def __init__(self, model: GenreClassifier):
+        self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate
+        self.segment_samples, self.clip_samples = model_spans(model)
+        self.description = f"{getattr(model, 'checkpoint', '?')} ({type(model).__name__}, " \
+                           f"{getattr(model, 'trained_on', '')})"
+
+    def window_probs(self, y: np.ndarray) -> np.ndarray:
+        """Mono waveform (samples,) -> window probabilities (K, n)."""
+        import torch
+
+        return self.model.window_probs(torch.from_numpy(np.ascontiguousarray(y))).float().cpu().numpy()
+
+
+def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> list[tuple[int, int]] | None:
+    """(start, length) spans at the model's rate to read, or None for the whole file."""
+    if info is None:
+        return None
+    total = int(np.ceil(info[1] * runner.sample_rate / info[0]))  # samples at the model's rate
+    clip, seg = runner.clip_samples, runner.segment_samples
+    if clip and total > clip:
+        return [((total - clip) // 2, clip)]
+    if max_windows and seg and total > max_windows * seg:
+        return [(int(s), seg) for s in np.linspace(0, total - seg, max_windows).round()]
+    piece = int(SEGMENT_SECONDS * runner.sample_rate)
+    if clip is None and total > LONG_SECONDS * runner.sample_rate:
+        return [(s, piece) for s in range(0, total - piece + 1, piece)] + \
+               ([(total - piece, piece)] if total % piece else [])
+    return None
+
+
+def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
+    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError for a file that is not
+    usable audio, PredictionError for non-finite model output."""
+    info = audio_info(path)
+    spans = _spans(runner, info, max_windows)
+    if spans is None:
+        y = load_audio(path, runner.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
+        seconds, window_probs = y.size / runner.sample_rate, runner.window_probs(y)  # (K, n)
+    else:
+        check, parts = SignalCheck(), []
+        for start, length in spans:
+            y = read_span(path, runner.sample_rate, start, length)  # (length,)
+            check.add(y)
+            parts.append(runner.window_probs(y))  # (K_i, n)
+        check.verdict(path, runner.sample_rate)
+        seconds, window_probs = info[1] / info[0], np.concatenate(parts)  # (K, n)
+    probs = window_probs.mean(axis=0)  # (n,)
+    if not np.isfinite(probs).all():
+        raise PredictionError(f"{shown(path)}: the model gave non-finite probabilities (damaged weights?); no answer")
+    warning = None
+    if seconds < TRAINED_SECONDS:
+        warning = (f"{shown(path)}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
+                   "more (this one is looped), so treat the answer with care")
+    return probs, warning
+
+
+def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning: str | None = None) -> dict:
+    """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning")."""
+    order = np.argsort(-probs, kind="stable")[: min(top_k, len(genres))]
+    out = {"file": str(path), "top": [{"genre": genres[i], "probability": float(probs[i])} for i in order],
+           "probabilities": {g: float(p) for g, p in zip(genres, probs, strict=True)}}
+    return {**out, "warning": warning} if warning else out
+
+
+def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None,
+                                                                                           Skipped | None]:
+    """(result, None) for a file that could be predicted, else (None, one line saying why): a file that is not
+    usable audio (whatever its decoder threw) or gets no usable answer never costs the others. Anything else is a
+    bug and keeps its traceback."""
+    try:
+        probs, warning = predict_track(runner, path, max_windows)
+    except GenreCnnError as err:
+        return None, Skipped(path, str(err).removeprefix(f"{shown(path)}: "))
+    return result(path, runner.genres, probs, top_k, warning), None
+
+
+def predict_files(model, paths: list[Path], top_k: int = 3, progress: bool = True,
+                  max_windows: int | None = None) -> tuple[list[dict], list[Skipped]]:
+    """Genre probabilities of each file, one at a time in this process; folders are searched recursively
+    (`genre_cnn.app.library.predict_many` does the same with worker processes).
+
+    `model`: a classifier (see load_model) or a runner (`TorchRunner`, `genre_cnn.inference.onnx_predict.OnnxRunner`).
+    Returns ([result(...) per readable file, in order], one error line per path that could not be used).
+    """
+    from tqdm import tqdm
+
+    runner = model if hasattr(model, "description") else TorchRunner(model)
+    files, errors = expand_paths(paths)
+    results: list[dict] = []
+    for path in tqdm(files, desc="predicting", unit="file", disable=not progress or len(files) < 2):
+        res, error = predict_one(runner, path, top_k, max_windows)
+        results.extend([res] if res else [])
+        errors.extend([error] if error else [])
+    return results, errors

@@ -1,0 +1,159 @@
+"""What a training run needs around the training itself: its options parsed and checked in one line, its
+folder and lock, and checkpoint writes that survive a full disk or kill -9.
+
+    from genre_cnn.training.runs import OptionParser, lock_run, new_run   # used by train.py; no CLI of its own
+
+`OptionParser` is jsonargparse's parser with one-line errors (a typo names the closest option); `check_run_options`
+holds the run's own options to RUN_RANGES; `new_run` creates a run folder exclusively and `lock_run` locks it
+(fcntl, released even by kill -9), so two train.py never write into one run; `atomic_checkpoint_io` writes
+checkpoints atomically and turns a failed write into one RunError line; `sweep_partial_checkpoints` removes
+what a killed write left.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import itertools
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from jsonargparse import ArgumentParser, Namespace
+
+from genre_cnn.bounds import out_of, problem
+from genre_cnn.errors import GenreCnnError, SettingsError
+
+# run options -> (low, high), inclusive; a model's own options are held to genre_cnn.bounds. 10000 epochs at most:
+# the learning rate warms up over a tenth of all steps, so a huge max_epochs would never leave the warm-up.
+RUN_RANGES = {"seed": (0, 2**32 - 1), "data.seed": (0, 2**32 - 1), "patience": (0, 10000),
+              "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7),
+              "trainer.accumulate_grad_batches": (1, 10000), "trainer.check_val_every_n_epoch": (1, 10000),
+              "trainer.log_every_n_steps": (1, 10**6)}
+
+
+class RunError(GenreCnnError):
+    """A run that cannot start or go on as asked (its name is taken, it is in use, the disk is full); the
+    message says what to do."""
+
+
+class OptionParser(ArgumentParser):
+    """jsonargparse's parser, but a mistyped option or a value of the wrong type is one line (exit code 2)
+    naming the option, and the closest known option for a typo, instead of the whole usage."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        print(f"error: {self.one_line(message)}", file=sys.stderr)
+        raise SystemExit(2)
+
+    def one_line(self, message: str) -> str:
+        lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["invalid arguments"]
+        unknown = re.match(r"unrecognized arguments: (\S+)", lines[0], re.IGNORECASE)
+        if unknown:
+            word = unknown.group(1).split("=")[0]
+            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+            hint = f": did you mean {close[0]}?" if close else f"; see {self.prog} --help"
+            return f"unknown option {word}{hint}"
+        key = re.match(r'Parser key "([^"]+)":?\s*(.*)', lines[0])
+        if key:
+            detail = key.group(2) or (lines[1] if len(lines) > 1 else "invalid value")
+            if "Union subtypes" in detail:
+                detail = "expected " + " or ".join(re.findall(r"Expected a <class '(\w+)'>", message))
+            detail = re.sub(r"Expected a <class '(\w+)'>", r"expected \1", detail.split(". Got value")[0])
+            given = re.findall(r"(?:Given|Got) value:\s*(.+)", message)
+            return f"--{key.group(1)}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
+        return " ".join(lines)[:300]
+
+
+def check_run_options(cfg: Namespace) -> None:
+    """Raises SettingsError, naming the option, for a run option of RUN_RANGES or a data length out of its range
+    (the data lengths are held to genre_cnn.bounds, as the models that take them are)."""
+    for option, (low, high) in RUN_RANGES.items():
+        value = cfg[option]
+        why = out_of(value, low, high) if value is not None else None
+        if why or (option == "trainer.max_steps" and value == 0):
+            raise SettingsError(f"--{option} {why or 'must be -1 (no limit) or at least 1, got 0'}")
+    for option in ("clip_seconds", "window_seconds"):
+        why = problem(option, cfg.data[option])
+        if why:
+            raise SettingsError(f"--data.{option} {why}")
+
+
+def new_run(runs: Path, name: str | None) -> str:
+    """Creates runs/<name> exclusively and returns the name: by default the date and time, with a suffix
+    (-2, -3, ...) if another run started in the same second. An existing name is refused, not reused."""
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for n in itertools.count(1):
+        candidate = name or (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            (runs / candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            if name:
+                raise RunError(f"run {name!r} already exists in {runs}: continue it with `--resume true "
+                               f"--run_name {name}`, or pick another --run_name") from None
+    raise AssertionError("unreachable")
+
+
+def lock_run(run_dir: Path):
+    """Takes the run's lock (an fcntl lock on runs/<run>/.lock, released when this process ends, even by
+    kill -9) and returns its open file; RunError if another train.py holds it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (run_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip()[:20]
+        lock.close()
+        raise RunError(f"run {run_dir.name!r} is in use by another train.py{f' (pid {holder})' if holder else ''}: "
+                       "wait for it to end, or pick another --run_name") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def atomic_checkpoint_io():
+    """Lightning's checkpoint writer, but through `genre_cnn.paths.atomic_write`, so that a run killed while
+    saving never leaves a truncated `last.ckpt` to resume from; a write that fails (a full disk) is one RunError
+    line naming the file, and leaves no temporary file."""
+    import torch
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from genre_cnn.paths import atomic_write
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            try:
+                atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+            except (OSError, RuntimeError) as err:  # torch's zip writer reports ENOSPC as a RuntimeError
+                raise RunError(f"cannot write the checkpoint {path}: {write_failure(err)}; free some space and "
+                               "continue with --resume true") from None
+
+    return AtomicCheckpointIO()
+
+
+def write_failure(err: BaseException) -> str:
+    """The reason of a failed write in words: the OSError found in the exception's chain, else its first line."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+
+
+def sweep_partial_checkpoints(folder: Path) -> list[Path]:
+    """Removes the temporary files of interrupted atomic writes (".NAME.XXXX.tmp": a checkpoint, a result) that a
+    run killed while writing left in `folder` and its sub-folders, and returns them. Only while no other process
+    writes there (the run's lock)."""
+    stale = sorted(p for p in folder.glob("**/.*.tmp") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
