@@ -178,3 +178,26 @@ def test_the_ready_recipe_names_real_sources_and_a_complete_head():
     cfg = load_config()
     assert cfg["sources"] and all(isinstance(s, str) for s in cfg["sources"]) and isinstance(cfg["seed"], int)
     assert set(cfg["head"]) == {"embedding", "widths", "dropout", "balanced", "steps", "batch", "label_smoothing"}
+
+
+def layout_section(readme: str) -> str:
+    return readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+
+
+def layout_mismatch(readme: str, package: Path) -> tuple[list[str], list[str]]:
+    """(modules under `package` that the README's Layout section never names, paths it names that do not exist).
+    A module is named by its path under the package in backticks, `audio/decode.py`; __init__.py files need not be."""
+    named = set(re.findall(r"`([a-z_/]+\.py)`", layout_section(readme)))
+    present = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    missing = sorted(m for m in present if m not in named and not m.endswith("__init__.py"))
+    stale = sorted(n for n in named if n not in present and not (package.parent / n).is_file())
+    return missing, stale
+
+
+def test_the_readme_layout_names_every_module_and_nothing_else(tmp_path):
+    assert layout_mismatch((REPO / "README.md").read_text(), PACKAGE) == ([], [])
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)  # and the check sees both kinds of mismatch
+    for name in ("__init__.py", "sub/__init__.py", "sub/new.py", "old.py"):
+        (tmp_path / "pkg" / name).write_text('"""x"""\n')
+    readme = "# x\n\n## Layout\n\n| `old.py` | x |\n| `sub/gone.py` | y |\n\n## Licence\n`sub/new.py`\n"
+    assert layout_mismatch(readme, tmp_path / "pkg") == (["sub/new.py"], ["sub/gone.py"])

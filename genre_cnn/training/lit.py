@@ -1,4 +1,5 @@
-"""LightningModules that train the classifiers of `classifiers.py`, with one shared step and torchmetrics.
+"""LightningModules that train the model families' classifiers (genre_cnn.models.families), with one shared step and
+torchmetrics.
 
     python train.py --models [cnn]        # trains LitCNN (see genre_cnn/training/train.py); this module has no CLI
 
