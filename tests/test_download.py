@@ -7,12 +7,12 @@ import http.server
 import io
 import socket
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from genre_cnn.data.download import OFFLINE_HELP, DownloadError, download_file, download_gtzan, safe_extract
+from tests.local_http import serving
 
 FILES = {f"genres/{genre}/{genre}.{i:05d}.au": bytes([i + 1]) * (7 + i) for genre in ("blues", "rock")
          for i in range(3)}
@@ -81,14 +81,9 @@ def tarball(tmp_path) -> bytes:
 @pytest.fixture
 def server(tarball):
     state = Server(tarball)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/genres.tar.gz"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(_handler(state)) as base:
+        state.url = f"{base}/genres.tar.gz"
+        yield state
 
 
 def sha(data: bytes) -> str:

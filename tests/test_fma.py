@@ -15,7 +15,6 @@ import json
 import logging
 import shutil
 import stat
-import threading
 import zipfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from genre_cnn.data.download import DownloadError, safe_extract
 from genre_cnn.data.sources import fma, open_source
 from genre_cnn.errors import SettingsError
 from genre_cnn.training.datamodule import GenreDataModule
+from tests.local_http import serving
 from tests.test_datamodule import tone_folder
 
 SR = 22050
@@ -239,14 +239,8 @@ def server(fma_root):
                     z.write(path, path.relative_to(fma_root).as_posix())
         files[f"/{folder}.zip"] = buffer.getvalue()
     state = Files(files)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), serve(state))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(serve(state)) as state.url:
+        yield state
 
 
 def sha1(data: bytes) -> str:
