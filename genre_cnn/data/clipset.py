@@ -18,22 +18,32 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genre_cnn.data.cache import FeatureSettings, build_cache, cached_clips, load_cache
+from genre_cnn.data.cache import FeatureSettings, build_cache, cached_clips, entry_path, load_cache
 from genre_cnn.data.layout import Clip, DataError
+from genre_cnn.data.ondisk import OnDisk, keep_in_memory
 
 
 class ClipSet(Dataset):
     """Every cached clip of a dataset: `keys` (N,), `labels` (N,) int64 indices into `genres`, and `features`,
     the array `name` of each clip's cache entry stacked, e.g. (N, C, T) float16 or (N, D) float32, after `pool`
-    (e.g. the mean over a clip's patches). Item i is (features[i] as a tensor, labels[i])."""
+    (e.g. the mean over a clip's patches). Item i is (features[i] as a tensor, labels[i]).
+
+    `in_memory`: hold the stacked features in RAM (True), read each clip's entry when it is indexed (False,
+    genre_cnn.data.ondisk.OnDisk: memory stays flat however many clips there are), or choose by their size
+    (None). Pooled features are always held: one vector per clip."""
 
     def __init__(self, clips: list[Clip], genres: list[str], cache_dir: Path, name: str,
-                 pool: Callable[[np.ndarray], np.ndarray] | None = None):
+                 pool: Callable[[np.ndarray], np.ndarray] | None = None, in_memory: bool | None = None):
         self.clips = cached_clips(clips, cache_dir)
         if not self.clips:
             raise DataError(f"no cached features in {cache_dir}: build the cache first (ClipSet.prepare)")
         self.genres, self.keys = list(genres), [c.key for c in self.clips]
         self.labels = np.array([self.genres.index(c.genre) for c in self.clips], dtype=np.int64)  # (N,)
+        on_disk = OnDisk([entry_path(cache_dir, c) for c in self.clips], name)
+        self.in_memory = pool is not None or keep_in_memory(on_disk.nbytes, in_memory)
+        if not self.in_memory:
+            self.features: np.ndarray | OnDisk = on_disk
+            return
         features = load_cache(self.clips, cache_dir, (name,))[0]
         self.features = pool(features) if pool is not None else features
 

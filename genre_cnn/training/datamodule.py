@@ -60,6 +60,9 @@ class GenreDataModule(L.LightningDataModule):
         crops_per_clip: random training windows drawn from each clip per epoch.
         batch_size: windows (training) or vectors per batch; evaluation batches hold batch_size // K clips.
         cache_workers: processes for feature caching (default: all cores).
+        features_in_memory: hold the CNN's cached spectrograms in RAM (true), or read each clip's cache entry
+            when a loader needs it (false: memory stays flat as the dataset grows; same batches, same results);
+            default: in RAM when they take at most a quarter of the machine's memory (genre_cnn.data.ondisk).
         fma_subset: FMA's subset, "small" (8 genres), "medium" or "large" (16 genres; each includes the smaller).
         family: the model family whose inputs the loaders yield (see above).
         fit_on: the parts a model learns from: "train", "train+val" for a refit, or every clip (for a model
@@ -86,6 +89,7 @@ class GenreDataModule(L.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         cache_workers: int | None = None,
+        features_in_memory: bool | None = None,
         demo_clips_per_genre: int = 12,
         fma_subset: Literal["small", "medium", "large"] = "small",
         family: str = "cnn",
@@ -165,7 +169,12 @@ class GenreDataModule(L.LightningDataModule):
             return
         split = self.make_split()
         c = self.classifier_class
-        self.clipset = ClipSet(self.source.clips(), self.genres, self.cache_dir, c.cached, c.pool)
+        pool = c.pool if c.inputs == "vectors" else None  # windows are served as cached, and may stay on disk
+        self.clipset = ClipSet(self.source.clips(), self.genres, self.cache_dir, c.cached, pool,
+                               self.hparams.features_in_memory)
+        if not self.clipset.in_memory:
+            log.info("features read from %s as the loaders need them (--data.features_in_memory false or too "
+                     "large for RAM)", self.cache_dir)
         # (N, C, T) float16 windows' source, or (N, D) float32 vectors; (N,) int64
         self.features, self.labels = self.clipset.features, self.clipset.labels
         index = {k: i for i, k in enumerate(self.clipset.keys)}

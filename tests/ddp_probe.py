@@ -1,0 +1,78 @@
+"""train.py's main, with a record of which cached clips each process reads; or a one-process test of a checkpoint.
+
+    python tests/ddp_probe.py OUT_DIR TRAIN_ARGS...                  # OUT_DIR/rank<r>.txt: one line a read
+    python tests/ddp_probe.py OUT_DIR --retest CKPT TRAIN_ARGS...    # prints the test confusion matrix (JSON)
+
+Used by tests/test_ondisk.py. Lines: "train INDEX LENGTH NAME" for a training window (INDEX of the epoch's
+LENGTH items), "val NAME" / "test NAME" for a whole clip evaluated ("peek NAME": the loader reading one clip
+for its window count). Lightning's DDP launcher starts the other
+processes by running this script again, so each process patches itself the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from genre_cnn.training import datamodule, loaders
+
+OUT = Path(sys.argv[1])
+
+
+def record(line: str) -> None:
+    with open(OUT / f"rank{os.environ.get('LOCAL_RANK', '0')}.txt", "a") as f:
+        f.write(line + "\n")
+
+
+def patch() -> None:
+    random_item, clip_item = loaders.RandomWindows.__getitem__, loaders.ClipWindows.__getitem__
+
+    def random_windows(self, i):
+        record(f"train {i} {len(self)} {Path(self.spec.paths[i // self.crops]).name}")
+        return random_item(self, i)
+
+    def clip_windows(self, i):
+        record(f"{getattr(self, 'part', 'peek')} {Path(self.spec.paths[i]).name}")  # peek: the loader's look at K
+        return clip_item(self, i)
+
+    def tagged(part: str):
+        def loader(self):
+            dl = self._eval_loader(part)
+            dl.dataset.part = part
+            return dl
+        return loader
+
+    loaders.RandomWindows.__getitem__, loaders.ClipWindows.__getitem__ = random_windows, clip_windows
+    datamodule.GenreDataModule.val_dataloader = tagged("val")
+    datamodule.GenreDataModule.test_dataloader = tagged("test")
+
+
+def retest(checkpoint: Path, args: list[str]) -> list[list[int]]:
+    """Tests `checkpoint` in one process with the run's data settings, features in RAM: the confusion matrix."""
+    import lightning as L
+
+    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.training.fitting import TestConfusion
+    from genre_cnn.training.lit import LitCNN
+    from genre_cnn.training.train import build_parser
+
+    cfg = build_parser().parse_args(args)
+    frontend = FrontEndConfig(**vars(cfg.frontend))
+    dm = datamodule.GenreDataModule(**{**vars(cfg.data), "features_in_memory": True}, frontend=frontend)
+    model = LitCNN.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    confusion = TestConfusion()
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[confusion], enable_progress_bar=False)
+    trainer.test(model, datamodule=dm, verbose=False)
+    return confusion.matrix.tolist()
+
+
+if __name__ == "__main__":
+    if sys.argv[2:3] == ["--retest"]:
+        print(json.dumps(retest(Path(sys.argv[3]), sys.argv[4:])))
+    else:
+        from genre_cnn.training.train import main
+
+        patch()
+        main(sys.argv[2:])
