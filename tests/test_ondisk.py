@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,29 @@ def test_two_processes_read_their_own_share_from_disk_and_test_as_one_process_do
                            timeout=300, cwd=tmp_path, env=env)
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert json.loads(alone.stdout.strip().splitlines()[-1]) == report["confusion"]
+
+
+@pytest.mark.slow
+def test_torchrun_starts_every_process_of_one_run(project_home, demo_dir, tmp_path):
+    """The launch of a run on several machines (torchrun on each), here two processes on one: they join one named
+    run, and without --run_name they stop at once, saying so."""
+    with socket.socket() as s:  # a free port on the loopback for the two processes to meet at
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", str(port)]
+    args = [str(REPO / "train.py"), *DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path),
+            "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+            "--trainer.strategy", "ddp", "--data.features_in_memory", "false", "--data.crops_per_clip", "2"]
+    env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    unnamed = subprocess.run([*torchrun, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert unnamed.returncode != 0 and "give --run_name NAME" in unnamed.stderr
+    assert not (tmp_path / "runs").exists()
+    named = subprocess.run([*torchrun, *args, "--run_name", "tr"], capture_output=True, text=True, timeout=400,
+                           cwd=tmp_path, env=env)
+    assert named.returncode == 0, named.stderr[-3000:]
+    report = json.loads((tmp_path / "runs" / "tr" / "report.json").read_text())["cnn"]
+    (split,) = (tmp_path / "data" / "cache").glob("*/split-random-*.json")
+    assert report["clips"] == len(json.loads(split.read_text())["test"])  # every test clip once, across both
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tr"]  # one run folder for both processes
+    assert (tmp_path / "checkpoints" / "tr" / "cnn" / "best.ckpt").is_file()

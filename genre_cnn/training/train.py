@@ -143,6 +143,12 @@ def _check_trainer(cfg: Namespace) -> None:
         chatter.setLevel(level)
 
 
+def launched_outside() -> bool:
+    """Whether a launcher such as torchrun or SLURM's srun started this process as one of several (rather than
+    Lightning, which starts DDP's extra processes from rank 0 and passes them the run's name)."""
+    return RUN_ENV not in os.environ and int(os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS") or 1) > 1
+
+
 def main(args: list[str] | None = None) -> dict[str, dict]:
     """Parses `args` (default: the command line), trains and tests, and returns each model's results."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -164,6 +170,9 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
         cfg.run_name = run_name
     # settings, data, features and split first: a run that cannot start leaves no run folder behind
     frontend = check_settings(cfg)
+    if launched_outside() and not cfg.run_name:
+        raise SettingsError("started as one of several processes (torchrun, SLURM): give --run_name NAME, the same "
+                            "in every process, so that they join one run")
     with contextlib.ExitStack() as held:  # the run's lock, from here to the end (rank 0 only)
         if cfg.resume and rank_zero_only.rank == 0:  # before any work: a second train.py on the run stops here
             held.enter_context(lock_run(root / "runs" / cfg.run_name))
@@ -182,8 +191,8 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
     say(f"features: {sum(map(len, split.values()))} clips of {len(data.genres)} genres ready in "
         f"{time.time() - start:.0f} s ({data.cache_dir}); {data.split_kind} split by track: "
         + ", ".join(f"{p} {len(k)}" for p, k in split.items()))
-    if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command: they join rank 0's run
-        cfg.run_name = os.environ[RUN_ENV]
+    if rank_zero_only.rank != 0:  # DDP's extra processes re-run this command (or torchrun started them all)
+        cfg.run_name = os.environ.get(RUN_ENV) or cfg.run_name  # they join rank 0's run
     elif not cfg.resume:
         cfg.run_name = new_run(root / "runs", cfg.run_name)
     run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name

@@ -1,0 +1,103 @@
+"""Peak memory and throughput of CNN training as the dataset grows: features in RAM against read from disk.
+
+    .venv/bin/python benchmarks/memory_scaling.py [--clips 1000 4000 16000] [--seconds 5] [--steps 60]
+
+For each size, generated demo clips (genre_cnn.data.demo, `--seconds` long) are cached once, then each path
+trains `LitCNN` for `--steps` batches of 32 random windows in a fresh process (`--data.features_in_memory true`,
+then `false`), with the real DataModule and Trainer: set-up (loading the features) and training alike. The
+table gives each process's peak RSS (ru_maxrss) and the training windows/s after the first 10 steps. Data and
+cache go under --root (default: a temporary folder, removed at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GENRES = 4  # the demo's four synthetic genres
+
+
+def data_module(root: Path, clips: int, seconds: float, in_memory: bool | None):
+    from genre_cnn.training.datamodule import GenreDataModule
+
+    return GenreDataModule(dataset="demo", data_dir=str(root / f"demo-{clips}"), clip_seconds=seconds,
+                           demo_clips_per_genre=clips // GENRES, window_seconds=3.0, batch_size=32,
+                           features_in_memory=in_memory)
+
+
+def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> dict:
+    """Trains for `steps` batches in this process; its peak RSS and windows/s."""
+    import lightning as L
+    import torch
+
+    from genre_cnn.training.lit import LitCNN
+
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    class Timer(L.Callback):
+        start = 0.0
+
+        def on_train_batch_start(self, trainer, module, batch, i):
+            if i == 10:
+                self.start = time.perf_counter()
+
+    dm = data_module(root, clips, seconds, in_memory)
+    dm.setup("fit")
+    timer = Timer()
+    model = LitCNN(genres=dm.genres, frontend=dm.frontend)
+    trainer = L.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, callbacks=[timer])
+    trainer.fit(model, datamodule=dm)
+    seconds_taken = time.perf_counter() - timer.start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB
+    return {"in_memory": dm.clipset.in_memory, "peak_rss_mb": peak, "windows_per_s": (steps - 10) * 32 / seconds_taken,
+            "features_mb": dm.clipset.features.nbytes / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, nargs="+", default=[1000, 4000, 16000])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--root", type=Path, default=None)
+    parser.add_argument("--one", nargs=2, metavar=("CLIPS", "IN_MEMORY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    root = args.root or Path(tempfile.mkdtemp(prefix="memory_scaling-"))
+    os.environ["GENRE_CNN_HOME"] = str(root)  # the cache too goes under root (and to the processes started here)
+    if args.one:
+        print(json.dumps(one(root, int(args.one[0]), args.seconds, args.one[1] == "true", args.steps)))
+        return
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
+          f"{args.seconds:g}-s clips, {args.steps} steps of 32 windows")
+    rows = []
+    try:
+        for clips in args.clips:
+            start = time.time()
+            data_module(root, clips, args.seconds, None).prepare_data()  # generates and caches once
+            print(f"{clips} clips generated and cached in {time.time() - start:.0f} s", flush=True)
+            for in_memory in ("true", "false"):
+                out = subprocess.run([sys.executable, __file__, "--root", str(root), "--seconds", str(args.seconds),
+                                      "--steps", str(args.steps), "--one", str(clips), in_memory],
+                                     capture_output=True, text=True, check=True)
+                rows.append({"clips": clips, **json.loads(out.stdout.strip().splitlines()[-1])})
+                print(rows[-1], flush=True)
+    finally:
+        if args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print("\n| clips | features (MB) | path | peak RSS (MB) | windows/s |\n|---|---|---|---|---|")
+    for r in rows:
+        path = "in RAM" if r["in_memory"] else "from disk"
+        print(f"| {r['clips']} | {r['features_mb']:.0f} | {path} | {r['peak_rss_mb']:.0f} | {r['windows_per_s']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
