@@ -176,19 +176,25 @@ def test_a_dataset_without_its_own_split_refuses_split_official(tmp_path):
     assert GenreDataModule(dataset="fma", data_dir=str(root), split="random").split_kind == "random"
 
 
-def test_training_on_fma_reports_the_split(fma_root, tmp_path):
+def test_every_family_trains_tests_and_predicts_on_fma_and_the_report_says_which_split(fma_root, tmp_path):
+    from genre_cnn.inference.predict import load_model, predict_files
     from genre_cnn.training.train import main
 
     results = main(["--data.dataset", "fma", "--data.data_dir", str(fma_root), "--data.download", "false",
                     "--data.clip_seconds", str(SECONDS), "--data.cache_workers", "1", "--data.crops_per_clip", "2",
-                    "--models", "[dense,cnn]", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-                    "--output_root", str(tmp_path), "--run_name", "fma"])
+                    "--models", "[dense,cnn,musicnn]", "--trainer.max_epochs", "1",
+                    "--trainer.enable_progress_bar", "false", "--output_root", str(tmp_path), "--run_name", "fma"])
     report = json.loads((tmp_path / "runs" / "fma" / "report.json").read_text())
-    assert set(report) == {"dense", "cnn"}
+    assert set(report) == {"dense", "cnn", "musicnn"}
     for name, r in report.items():
         assert r["split"] == "official" and r["clips"] == 3 == results[name]["clips"]
         assert list(r["per_genre"]) == ["Electronic", "Folk", "Hip-Hop"]
-    assert "| split | official | official |" in (tmp_path / "runs" / "fma" / "report.md").read_text()
+    assert "| split | official | official | official |" in (tmp_path / "runs" / "fma" / "report.md").read_text()
+    clip = next((fma_root / "fma_small").rglob("*.mp3"))
+    for name in report:  # each family's tested checkpoint answers on an FMA clip, in FMA's genres
+        model = load_model(Path(results[name]["checkpoint"]))
+        (answer,), errors = predict_files(model, [clip], progress=False)
+        assert not errors and answer["top"][0]["genre"] in ("Electronic", "Folk", "Hip-Hop")
 
 
 # --- download: a local HTTP server serving zips built here ---------------------------------------------------

@@ -50,6 +50,19 @@ def test_indexing_reads_what_the_stacked_array_holds(entries):
     np.testing.assert_array_equal(OnDisk(paths, "hand")[3], np.full(4, 3, np.float32))
 
 
+def test_entries_laid_out_otherwise_are_read_right(entries):
+    """Each entry's bytes are read where the first entry's lie, after checking the headers there: an entry
+    compressed, or with its arrays in another order, is read whole instead, and gives the same values."""
+    paths, stacked = entries
+    np.savez_compressed(paths[1], spec=stacked[1], hand=np.zeros(4, np.float32))
+    np.savez(paths[3], source=np.arange(3), hand=np.zeros(4, np.float32), spec=stacked[3])
+    spec = OnDisk(paths, "spec")
+    for i in range(5):
+        np.testing.assert_array_equal(spec[i], stacked[i])
+    compressed = OnDisk(paths[1:2], "spec")  # a first entry that cannot be read in place
+    np.testing.assert_array_equal(compressed[0], stacked[1])
+
+
 def test_an_entry_of_another_shape_is_refused_by_name(entries):
     paths, _ = entries
     np.savez(paths[2], spec=np.zeros((3, 9), np.float16))

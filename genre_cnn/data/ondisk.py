@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ class OnDisk:
 
     def __init__(self, paths: list[Path], name: str, shape: tuple[int, ...] | None = None, dtype=None):
         self.paths, self.name = list(paths), name
+        self._layout: Layout | bool | None = None  # where the array lies in an entry, once known
         if shape is None or dtype is None:
             first = self._read(0) if self.paths else np.zeros(0)
             shape, dtype = first.shape, first.dtype
@@ -50,6 +53,18 @@ class OnDisk:
         return len(self.paths)
 
     def _read(self, i: int) -> np.ndarray:
+        """Entry i's array. The cache writes every entry alike, so the array's bytes lie where they lie in the
+        first entry (`Layout`): one read takes the headers there and the data after them, and the headers are
+        checked; an entry laid out otherwise is read with np.load."""
+        if self._layout is None:
+            self._layout = Layout.of(self.paths[0], self.name)
+        layout = self._layout
+        if layout:
+            with open(self.paths[i], "rb") as f:
+                f.seek(layout.start)
+                data = f.read(len(layout.headers) + layout.nbytes)
+            if data.startswith(layout.headers) and len(data) == len(layout.headers) + layout.nbytes:
+                return np.frombuffer(data, layout.dtype, offset=len(layout.headers)).reshape(layout.shape)
         with np.load(self.paths[i]) as entry:
             return entry[self.name]
 
@@ -65,6 +80,45 @@ class OnDisk:
             raise TypeError("OnDisk takes one clip with further indices, or rows alone")
         rows = np.arange(len(self.paths))[first]  # an index array, a boolean mask or a slice
         return OnDisk([self.paths[r] for r in rows], self.name, self.item_shape, self.dtype)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where array `name` lies in an .npz written by np.savez, which stores each array as an uncompressed .npy
+    member: a zip local header (30 bytes, whose checksum and date differ between files), then the member's name
+    and extra field and the .npy header (`headers`, alike in every entry of the same shapes), then the data."""
+
+    start: int  # offset of `headers` in the file
+    headers: bytes
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @classmethod
+    def of(cls, path: Path, name: str) -> Layout | bool:
+        """The layout of `name` in `path`, or False when it cannot be read in place (compressed, Fortran
+        order, object dtype)."""
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return False
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)  # the name's and the extra field's lengths are its last four bytes
+            start = info.header_offset + 30
+            f.seek(start + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little"))
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            data_start = f.tell()
+            f.seek(start)
+            headers = f.read(data_start - start)
+        if fortran or dtype.hasobject:
+            return False
+        return cls(start, headers, tuple(shape), dtype)
 
 
 def physical_memory() -> int:
