@@ -47,7 +47,7 @@ def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> 
         start = 0.0
 
         def on_train_batch_start(self, trainer, module, batch, i):
-            if i == 10:
+            if trainer.global_step == 10:  # steps, not batches of an epoch: a small set's epoch ends before --steps
                 self.start = time.perf_counter()
 
     dm = data_module(root, clips, seconds, in_memory)
