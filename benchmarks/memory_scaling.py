@@ -5,7 +5,8 @@
 For each size, generated demo clips (genre_cnn.data.demo, `--seconds` long) are cached once, then each path
 trains `LitCNN` for `--steps` batches of 32 random windows in a fresh process (`--data.features_in_memory true`,
 then `false`), with the real DataModule and Trainer: set-up (loading the features) and training alike. The
-table gives each process's peak RSS (ru_maxrss) and the training windows/s after the first 10 steps. Data and
+table gives each process's peak RSS (ru_maxrss), the training windows/s after the first 10 steps, and what the
+training loader alone takes a batch (50 batches before training). Data and
 cache go under --root (default: a temporary folder, removed at the end).
 """
 
@@ -52,6 +53,12 @@ def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> 
 
     dm = data_module(root, clips, seconds, in_memory)
     dm.setup("fit")
+    batches = iter(dm.train_dataloader())
+    next(batches)
+    start = time.perf_counter()
+    for _ in range(50):  # the loader alone: what reading the features costs a batch
+        next(batches)
+    loader_ms = (time.perf_counter() - start) / 50 * 1000
     timer = Timer()
     model = LitCNN(genres=dm.genres, frontend=dm.frontend)
     trainer = L.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False,
@@ -60,7 +67,7 @@ def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> 
     seconds_taken = time.perf_counter() - timer.start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB
     return {"in_memory": dm.clipset.in_memory, "peak_rss_mb": peak, "windows_per_s": (steps - 10) * 32 / seconds_taken,
-            "features_mb": dm.clipset.features.nbytes / 2**20}
+            "features_mb": dm.clipset.features.nbytes / 2**20, "loader_ms": loader_ms}
 
 
 def main() -> None:
@@ -93,10 +100,12 @@ def main() -> None:
     finally:
         if args.root is None:
             shutil.rmtree(root, ignore_errors=True)
-    print("\n| clips | features (MB) | path | peak RSS (MB) | windows/s |\n|---|---|---|---|---|")
+    print("\n| clips | features (MB) | path | peak RSS (MB) | windows/s | loader alone (ms a batch) |\n"
+          "|---|---|---|---|---|---|")
     for r in rows:
         path = "in RAM" if r["in_memory"] else "from disk"
-        print(f"| {r['clips']} | {r['features_mb']:.0f} | {path} | {r['peak_rss_mb']:.0f} | {r['windows_per_s']:.0f} |")
+        print(f"| {r['clips']} | {r['features_mb']:.0f} | {path} | {r['peak_rss_mb']:.0f} | {r['windows_per_s']:.0f} "
+              f"| {r['loader_ms']:.1f} |")
 
 
 if __name__ == "__main__":
