@@ -48,6 +48,7 @@ def test_indexing_reads_what_the_stacked_array_holds(entries):
         np.testing.assert_array_equal(subset[j], stacked[r])
     np.testing.assert_array_equal(spec[1:3][1], stacked[2])
     np.testing.assert_array_equal(OnDisk(paths, "hand")[3], np.full(4, 3, np.float32))
+    assert spec[0].flags.writeable  # as np.load's are: torch.from_numpy takes it without a warning
 
 
 def test_entries_laid_out_otherwise_are_read_right(entries):

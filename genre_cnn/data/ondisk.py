@@ -60,10 +60,11 @@ class OnDisk:
             self._layout = Layout.of(self.paths[0], self.name)
         layout = self._layout
         if layout:
+            data = bytearray(len(layout.headers) + layout.nbytes)  # writable, as np.load's arrays are
             with open(self.paths[i], "rb") as f:
                 f.seek(layout.start)
-                data = f.read(len(layout.headers) + layout.nbytes)
-            if data.startswith(layout.headers) and len(data) == len(layout.headers) + layout.nbytes:
+                complete = f.readinto(data) == len(data)
+            if complete and data.startswith(layout.headers):
                 return np.frombuffer(data, layout.dtype, offset=len(layout.headers)).reshape(layout.shape)
         with np.load(self.paths[i]) as entry:
             return entry[self.name]
