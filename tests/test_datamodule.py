@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +121,16 @@ def test_the_training_loader_yields_only_training_clips(tmp_path, family):
     seen = {owner[x.numpy().tobytes()] for _ in range(3) for batch in dm.train_dataloader() for x in batch[0]}
     assert seen == set(dm.idx["train"].tolist())  # every training clip, and nothing else: no val, no test clip
     assert not seen & set(dm.idx["test"].tolist())
+
+
+def test_the_cache_and_split_can_be_built_alone_from_the_command_line(tmp_path):
+    """What a run on several machines does first, once (README): train.py's --data.* options, no training."""
+    root = tone_folder(tmp_path / "a")
+    env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "genre_cnn.training.datamodule", "--data.dataset", "folder",
+                           "--data.data_dir", str(root), "--data.clip_seconds", "4", "--data.cache_workers", "1"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "{'train': 9, 'val': 3, 'test': 3}" in proc.stdout
+    (cache,) = (tmp_path / "home" / "data" / "cache").iterdir()  # where a training run with these options looks
+    assert len(list(cache.glob("clips/*/*.npz"))) == 15 and list(cache.glob("split-random-*.json"))

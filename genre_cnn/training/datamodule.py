@@ -1,6 +1,6 @@
 """The Lightning DataModule: finds (or downloads) the clips, caches their features, splits by track.
 
-    python -m genre_cnn.training.datamodule --dataset demo     # builds the demo cache and prints the split sizes
+    python -m genre_cnn.training.datamodule --data.dataset demo   # builds the demo cache, prints the split sizes
 
 It serves what the model `family` trains on (genre_cnn.models.families: its classifier's `features`, `cached` array,
 `pool` and `inputs`), and nothing else (C = the front end's channels, W = frames of one window, K = windows of
@@ -225,10 +225,15 @@ class GenreDataModule(L.LightningDataModule):
 
 
 if __name__ == "__main__":
-    from jsonargparse import auto_cli
+    from jsonargparse import ArgumentParser
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    dm = auto_cli(GenreDataModule)
+    parser = ArgumentParser(description="Builds a dataset's feature cache and split (train.py's --data.* and "
+                            "--frontend.* options), and prints the split sizes.")
+    parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
+    parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend"})
+    cfg = parser.parse_args()
+    dm = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)))
     dm.prepare_data()
     dm.setup("fit")
     print({part: len(i) for part, i in dm.idx.items()}, "window frames:", dm.window)
