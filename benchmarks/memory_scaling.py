@@ -1,10 +1,11 @@
-"""Peak memory and throughput of CNN training as the dataset grows: features in RAM against read from disk.
+"""Peak memory and throughput of CNN training as the dataset grows: features in RAM, read from disk, streamed.
 
     .venv/bin/python benchmarks/memory_scaling.py [--clips 1000 4000 16000] [--seconds 5] [--steps 60]
 
 For each size, generated demo clips (genre_cnn.data.demo, `--seconds` long) are cached once, then each path
 trains `LitCNN` for `--steps` batches of 32 random windows in a fresh process (`--data.features_in_memory true`,
-then `false`), with the real DataModule and Trainer: set-up (loading the features) and training alike. The
+then `false`, then `--data.streaming true`: LitData shards, written beforehand), with the real DataModule and
+Trainer: set-up (loading the features) and training alike. The
 table gives each process's peak RSS (ru_maxrss), the training windows/s after the first 10 steps, and what the
 training loader alone takes a batch (50 batches before training). Data and
 cache go under --root (default: a temporary folder, removed at the end).
@@ -27,15 +28,18 @@ from pathlib import Path
 GENRES = 4  # the demo's four synthetic genres
 
 
-def data_module(root: Path, clips: int, seconds: float, in_memory: bool | None):
+PATHS = {"ram": "in RAM", "disk": "from disk", "stream": "streamed (LitData)"}
+
+
+def data_module(root: Path, clips: int, seconds: float, path: str | None):
     from genre_cnn.training.datamodule import GenreDataModule
 
     return GenreDataModule(dataset="demo", data_dir=str(root / f"demo-{clips}"), clip_seconds=seconds,
                            demo_clips_per_genre=clips // GENRES, window_seconds=3.0, batch_size=32,
-                           features_in_memory=in_memory)
+                           features_in_memory=None if path is None else path == "ram", streaming=path == "stream")
 
 
-def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> dict:
+def one(root: Path, clips: int, seconds: float, path: str, steps: int) -> dict:
     """Trains for `steps` batches in this process; its peak RSS and windows/s."""
     import lightning as L
     import torch
@@ -51,7 +55,7 @@ def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> 
             if trainer.global_step == 10:  # steps, not batches of an epoch: a small set's epoch ends before --steps
                 self.start = time.perf_counter()
 
-    dm = data_module(root, clips, seconds, in_memory)
+    dm = data_module(root, clips, seconds, path)
     dm.setup("fit")
     batches = iter(dm.train_dataloader())
     next(batches)
@@ -66,7 +70,7 @@ def one(root: Path, clips: int, seconds: float, in_memory: bool, steps: int) -> 
     trainer.fit(model, datamodule=dm)
     seconds_taken = time.perf_counter() - timer.start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB
-    return {"in_memory": dm.clipset.in_memory, "peak_rss_mb": peak, "windows_per_s": (steps - 10) * 32 / seconds_taken,
+    return {"path": path, "peak_rss_mb": peak, "windows_per_s": (steps - 10) * 32 / seconds_taken,
             "features_mb": dm.clipset.features.nbytes / 2**20, "loader_ms": loader_ms}
 
 
@@ -76,12 +80,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--root", type=Path, default=None)
-    parser.add_argument("--one", nargs=2, metavar=("CLIPS", "IN_MEMORY"), help=argparse.SUPPRESS)
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
+    parser.add_argument("--one", nargs=2, metavar=("CLIPS", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="memory_scaling-"))
     os.environ["GENRE_CNN_HOME"] = str(root)  # the cache too goes under root (and to the processes started here)
     if args.one:
-        print(json.dumps(one(root, int(args.one[0]), args.seconds, args.one[1] == "true", args.steps)))
+        print(json.dumps(one(root, int(args.one[0]), args.seconds, args.one[1], args.steps)))
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
           f"{args.seconds:g}-s clips, {args.steps} steps of 32 windows")
@@ -91,9 +96,13 @@ def main() -> None:
             start = time.time()
             data_module(root, clips, args.seconds, None).prepare_data()  # generates and caches once
             print(f"{clips} clips generated and cached in {time.time() - start:.0f} s", flush=True)
-            for in_memory in ("true", "false"):
+            if "stream" in args.paths:
+                start = time.time()
+                data_module(root, clips, args.seconds, "stream").prepare_data()  # the shards, once
+                print(f"  their training clips written as LitData shards in {time.time() - start:.0f} s", flush=True)
+            for path in args.paths:
                 out = subprocess.run([sys.executable, __file__, "--root", str(root), "--seconds", str(args.seconds),
-                                      "--steps", str(args.steps), "--one", str(clips), in_memory],
+                                      "--steps", str(args.steps), "--one", str(clips), path],
                                      capture_output=True, text=True, check=True)
                 rows.append({"clips": clips, **json.loads(out.stdout.strip().splitlines()[-1])})
                 print(rows[-1], flush=True)
@@ -103,9 +112,8 @@ def main() -> None:
     print("\n| clips | features (MB) | path | peak RSS (MB) | windows/s | loader alone (ms a batch) |\n"
           "|---|---|---|---|---|---|")
     for r in rows:
-        path = "in RAM" if r["in_memory"] else "from disk"
-        print(f"| {r['clips']} | {r['features_mb']:.0f} | {path} | {r['peak_rss_mb']:.0f} | {r['windows_per_s']:.0f} "
-              f"| {r['loader_ms']:.1f} |")
+        print(f"| {r['clips']} | {r['features_mb']:.0f} | {PATHS[r['path']]} | {r['peak_rss_mb']:.0f} "
+              f"| {r['windows_per_s']:.0f} | {r['loader_ms']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -39,14 +39,17 @@ SHARED = REPO.parent / "shared"
 UNSEEN = ("classical", "jazz", "rock")
 BASE = {"embedding": "tags", "widths": [512, 256, 128, 64], "dropout": 0.5, "balanced": True, "steps": 750,
         "batch": 32, "label_smoothing": 0.0}
-HEADS = {  # decided before the first run
+HEADS = {  # the first five decided before the first run, the next two before the second, the last before the third
     "dense-tags (the old recipe)": {**BASE, "balanced": False},
     "dense-tags, balanced": BASE,
     "dense-both, balanced": {**BASE, "embedding": "both"},
     "linear-tags, balanced": {**BASE, "widths": []},
     "linear-both, balanced": {**BASE, "embedding": "both", "widths": []},
+    "dense-tags, balanced, 5 seeds ensembled": {**BASE, "members": 5},
+    "dense-both, balanced, 5 seeds ensembled": {**BASE, "embedding": "both", "members": 5},
+    "linear-both, balanced, 5 seeds ensembled": {**BASE, "embedding": "both", "widths": [], "members": 5},
 }
-SEEDS = (0,)  # one seed: each fit takes about 20 s on the loaded 2 cores of this round
+SEEDS = (0, 1, 2)  # scores are the mean over these seeds of the head (of its first member for an ensemble)
 
 
 def scores(y: np.ndarray, pred: np.ndarray, genres: list[str]) -> dict:
@@ -56,8 +59,10 @@ def scores(y: np.ndarray, pred: np.ndarray, genres: list[str]) -> dict:
 
 
 def line(name: str, s: dict) -> str:
+    note = (f"sd {s['acc_std']:.1%} over seeds; ECE {s['ece_before']:.3f} -> {s['ece_after']:.3f}"
+            if "ece_after" in s else "")
     return (f"| {name} | {s['acc']:.1%} | {s['mean_recall']:.1%} | " + " | ".join(f"{s[g]:.1%}" for g in UNSEEN)
-            + f" | {s.get('note', '')} |")
+            + f" | {note} |")
 
 
 def protocols(keys: list[str], unseen: set[str], mini_train80: set[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -70,8 +75,24 @@ def protocols(keys: list[str], unseen: set[str], mini_train80: set[str]) -> dict
             "_all": (rows, rows)}
 
 
+def cross_fitted(logits: np.ndarray, labels: np.ndarray, half: np.ndarray) -> dict:
+    """Out-of-fold window logits (N, 1, n) of two halves (`half` (N,) 0 or 1): each half's probabilities under the
+    temperature fitted on the other half. {"temperatures", "raw", "probs", "ece_before", "ece_after"}."""
+    from genre_cnn.training.calibration import clip_probs, expected_calibration_error, fit_temperature
+
+    calibrated, temps = np.zeros((len(labels), logits.shape[-1])), []
+    for h in (0, 1):
+        temps.append(fit_temperature(logits[half != h], labels[half != h]))
+        calibrated[half == h] = clip_probs(logits[half == h], temps[-1])
+    raw = clip_probs(logits, 1.0)
+    return {"temperatures": temps, "raw": raw, "probs": calibrated, "labels": labels,
+            "ece_before": expected_calibration_error(raw, labels),
+            "ece_after": expected_calibration_error(calibrated, labels)}
+
+
 def head_results(keys, y, x, genres, parts) -> dict[str, dict]:
-    """{variant: {"A+B": scores, "A": ..., "B": ..., "old": ...}}, each the mean over SEEDS of the scores."""
+    """{variant: {"A+B": scores and the cross-fitted ECE, "A": ..., "B": ..., "old": ...}}, each the mean over
+    SEEDS."""
     import torch
 
     from genre_cnn.training.make_ready import fit_head
@@ -80,17 +101,24 @@ def head_results(keys, y, x, genres, parts) -> dict[str, dict]:
     for name, head in HEADS.items():
         per: dict[str, list[dict]] = {}
         for seed in SEEDS:
-            preds = {}
+            preds, logits = {}, {}
             for p in ("A", "B", "old"):
                 train, test = parts[p]
                 model = fit_head(x[train], y[train], genres, head, seed)
                 with torch.no_grad():
-                    preds[p] = model.window_logits(torch.from_numpy(x[test]))[:, 0].argmax(-1).numpy()
+                    logits[p] = model.window_logits(torch.from_numpy(x[test])).numpy()  # (rows, 1, n)
+                preds[p] = logits[p][:, 0].argmax(-1)
                 per.setdefault(p, []).append(scores(y[test], preds[p], genres))
             ab = np.concatenate([parts["A"][1], parts["B"][1]])
-            per.setdefault("A+B", []).append(scores(y[ab], np.concatenate([preds["A"], preds["B"]]), genres))
+            pooled = scores(y[ab], np.concatenate([preds["A"], preds["B"]]), genres)
+            cal = cross_fitted(np.concatenate([logits["A"], logits["B"]]), y[ab],
+                               np.repeat([0, 1], [len(parts["A"][1]), len(parts["B"][1])]))
+            per.setdefault("A+B", []).append({**pooled, "ece_before": cal["ece_before"], "ece_after": cal["ece_after"]})
         out[name] = {p: {k: float(np.mean([s[k] for s in v])) for k in v[0]} for p, v in per.items()}
-        print(f"{name}: " + ", ".join(f"{p} {s['acc']:.1%}" for p, s in out[name].items()), flush=True)
+        out[name]["A+B"]["acc_std"] = float(np.std([s["acc"] for s in per["A+B"]], ddof=1)) if len(SEEDS) > 1 else 0.0
+        ab = out[name]["A+B"]
+        print(f"{name}: " + ", ".join(f"{p} {s['acc']:.1%}" for p, s in out[name].items())
+              + f"; A+B sd {ab['acc_std']:.1%}, ECE {ab['ece_before']:.3f} -> {ab['ece_after']:.3f}", flush=True)
     return out
 
 
@@ -192,21 +220,12 @@ def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families:
 
 def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
     """The ready head's temperature fitted on one half's out-of-fold logits and scored on the other's, both ways."""
-    from genre_cnn.training.calibration import clip_probs, expected_calibration_error, fit_temperature, reliability
+    from genre_cnn.training.calibration import reliability
     from genre_cnn.training.make_ready import out_of_fold
 
     rows, labels, logits = out_of_fold(keys, y, x, genres, unseen, head, seed=0)
-    half = np.array([0 if i < len(rows) // 2 else 1 for i in range(len(rows))])  # A's test rows, then B's
-    calibrated = np.zeros((len(rows), len(genres)))
-    temps = []
-    for h in (0, 1):
-        t = fit_temperature(logits[half != h], labels[half != h])
-        temps.append(t)
-        calibrated[half == h] = clip_probs(logits[half == h], t)
-    raw = clip_probs(logits, 1.0)
-    res = {"temperatures": temps, "ece_before": expected_calibration_error(raw, labels),
-           "ece_after": expected_calibration_error(calibrated, labels), "probs": calibrated, "labels": labels,
-           "raw": raw}
+    res = cross_fitted(logits, labels, np.repeat([0, 1], [len(rows) // 2, len(rows) - len(rows) // 2]))
+    raw, calibrated = res["raw"], res["probs"]
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.2, 4.2), layout="constrained")
@@ -255,7 +274,7 @@ def main() -> None:
         results["dense baseline, hand-crafted features"] = dense_results(keys, y, genres, data_dir, parts)
     if "cnn" not in args.skip:
         results.update(family_results(keys, y, genres, data_dir, parts, args.work, ["cnn"]))
-    print(f"\nmachine: 2 cores, no GPU, shared with other jobs; {time.time() - start:.0f} s\n")
+    print(f"\nmachine: 2 cores, no GPU; {time.time() - start:.0f} s\n")
     for p, title in (("A+B", "half-split, A and B pooled (90 test clips)"), ("A", "half A"), ("B", "half B"),
                      ("old", "old protocol: 80 gtzan_mini clips -> 90 gtzan_unseen")):
         print(f"{title}\n| system | accuracy | mean recall | {' | '.join(UNSEEN)} | |\n|---|---|---|---|---|---|---|")

@@ -3,10 +3,11 @@
     python tests/ddp_probe.py OUT_DIR TRAIN_ARGS...                  # OUT_DIR/rank<r>.txt: one line a read
     python tests/ddp_probe.py OUT_DIR --retest CKPT TRAIN_ARGS...    # prints the test confusion matrix (JSON)
 
-Used by tests/test_ondisk.py. Lines: "train INDEX LENGTH NAME" for a training window (INDEX of the epoch's
-LENGTH items), "val NAME" / "test NAME" for a whole clip evaluated ("peek NAME": the loader reading one clip
-for its window count). Lightning's DDP launcher starts the other
-processes by running this script again, so each process patches itself the same way.
+Used by tests/test_ondisk.py and tests/test_streamed.py. Lines: "train INDEX LENGTH NAME" for a training window
+(INDEX of the epoch's LENGTH items), "stream KEY" for a training clip read from LitData shards, "val NAME" /
+"test NAME" for a whole clip evaluated ("peek NAME": the loader reading one clip for its window count).
+Lightning's DDP launcher starts the other processes by running this script again, so each process patches itself
+the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from genre_cnn.data import streamed
 from genre_cnn.training import datamodule, loaders
 
 OUT = Path(sys.argv[1])
@@ -28,6 +30,11 @@ def record(line: str) -> None:
 
 def patch() -> None:
     random_item, clip_item = loaders.RandomWindows.__getitem__, loaders.ClipWindows.__getitem__
+    crop = streamed.RandomCrops.__call__
+
+    def streamed_clip(self, item):
+        record(f"stream {item['key']}")
+        return crop(self, item)
 
     def random_windows(self, i):
         record(f"train {i} {len(self)} {Path(self.spec.paths[i // self.crops]).name}")
@@ -45,6 +52,7 @@ def patch() -> None:
         return loader
 
     loaders.RandomWindows.__getitem__, loaders.ClipWindows.__getitem__ = random_windows, clip_windows
+    streamed.RandomCrops.__call__ = streamed_clip
     datamodule.GenreDataModule.val_dataloader = tagged("val")
     datamodule.GenreDataModule.test_dataloader = tagged("test")
 

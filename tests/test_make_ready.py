@@ -52,3 +52,26 @@ def test_the_balanced_head_recalls_a_rare_genre():
             pred = model.window_logits(torch.from_numpy(x_test))[:, 0].argmax(-1).numpy()
         recall[balanced] = float(np.mean(pred[y_test == 1] == 1))
     assert recall[True] > recall[False] + 0.2, recall
+
+
+def test_an_ensemble_averages_the_heads_of_consecutive_seeds_and_survives_a_checkpoint(tmp_path):
+    import torch
+
+    from genre_cnn.models.families.musicnn import MusicnnClassifier
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 250)).astype(np.float32), np.arange(60) % 3
+    head = {"embedding": "both", "widths": [16], "dropout": 0.5, "balanced": True, "steps": 20, "batch": 8,
+            "label_smoothing": 0.0}
+    genres = ["a", "b", "c"]
+    probe = torch.from_numpy(rng.normal(size=(5, 250)).astype(np.float32))
+    singles = [fit_head(x, y, genres, head, seed) for seed in (3, 4, 5)]
+    ensemble = fit_head(x, y, genres, {**head, "members": 3}, seed=3)
+    with torch.no_grad():
+        singles = [model(probe) for model in singles]  # (5, 3) each
+        assert not torch.allclose(singles[0], singles[1], atol=1e-3)  # the members differ
+        torch.testing.assert_close(ensemble(probe), torch.stack(singles).mean(0), atol=1e-5, rtol=1e-5)
+        torch.save(ensemble.state_dict(), tmp_path / "head.pt")
+        again = MusicnnClassifier(genres, embedding="both", widths=(16,), dropout=0.5, members=3).eval()
+        again.load_state_dict(torch.load(tmp_path / "head.pt", weights_only=True))
+        torch.testing.assert_close(again(probe), ensemble(probe))

@@ -95,6 +95,21 @@ class DenseNet(nn.Module):
         return self.net(x)  # (B, num_classes)
 
 
+class DenseEnsemble(nn.Module):
+    """`members` DenseNets trained apart (each from its own seed) whose logits are averaged: a deep ensemble
+    (Lakshminarayanan, Pritzel & Blundell 2017, "Simple and Scalable Predictive Uncertainty Estimation using Deep
+    Ensembles", https://arxiv.org/abs/1612.01474), the normalised geometric mean of the members' probabilities.
+    Input (B, in_features) -> logits (B, num_classes)."""
+
+    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = WIDTHS,
+                 dropout: float = 0.3, members: int = 5):
+        super().__init__()
+        self.members = nn.ModuleList(DenseNet(in_features, num_classes, widths, dropout) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)  # (B, num_classes)
+
+
 if __name__ == "__main__":
     from genre_cnn.audio.features import HANDCRAFTED_SIZE
     from genre_cnn.audio.frontend import FrontEndConfig

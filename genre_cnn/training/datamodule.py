@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from genre_cnn.audio.frontend import FrontEndConfig
-from genre_cnn.data.cache import FeatureSettings, build_cache, cached_clips
+from genre_cnn.data.cache import FeatureSettings, build_cache, cached_clips, entry_path
 from genre_cnn.data.clipset import ClipSet
 from genre_cnn.data.layout import DataError
 from genre_cnn.data.sources import open_source
@@ -63,6 +63,13 @@ class GenreDataModule(L.LightningDataModule):
         features_in_memory: hold the CNN's cached spectrograms in RAM (true), or read each clip's cache entry
             when a loader needs it (false: memory stays flat as the dataset grows; same batches, same results);
             default: in RAM when they take at most a quarter of the machine's memory (genre_cnn.data.ondisk).
+        streaming: train the CNN from LitData shards of its training clips (genre_cnn.data.streamed), streamed
+            to every process of the run: for data on a shared filesystem or object storage, read by many nodes.
+            Each batch holds batch_size // crops_per_clip clips, crops_per_clip windows of each. Vector families
+            are unaffected (one small vector per clip, held in RAM).
+        stream_dir: where the shards are: a folder (written by prepare_data when it holds none; default beside
+            the feature cache) or a URL that LitData reads (s3://..., written beforehand with
+            `python -m genre_cnn.training.datamodule ... --data.streaming true --data.stream_dir DIR` and copied).
         fma_subset: FMA's subset, "small" (8 genres), "medium" or "large" (16 genres; each includes the smaller).
         family: the model family whose inputs the loaders yield (see above).
         fit_on: the parts a model learns from: "train", "train+val" for a refit, or every clip (for a model
@@ -90,6 +97,8 @@ class GenreDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_workers: int | None = None,
         features_in_memory: bool | None = None,
+        streaming: bool = False,
+        stream_dir: str | None = None,
         demo_clips_per_genre: int = 12,
         fma_subset: Literal["small", "medium", "large"] = "small",
         family: str = "cnn",
@@ -148,20 +157,48 @@ class GenreDataModule(L.LightningDataModule):
                                 f"{len(genres)} ({', '.join(genres) or 'none'})")
         if not build_cache(self.source.clips(), self.cache_dir, self.settings, self.hparams.cache_workers):
             raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
+        if self.streams and "://" not in self.shards:
+            from genre_cnn.data.streamed import write_shards
+
+            clips = {c.key: c for c in cached_clips(self.source.clips(), self.cache_dir)}
+            keys = [k for part in self.hparams.fit_on.split("+") for k in self._load_split()[part]]
+            write_shards([entry_path(self.cache_dir, clips[k]) for k in keys],
+                         np.array([self.genres.index(clips[k].genre) for k in keys]), keys,
+                         self.classifier_class.cached, Path(self.shards), self.hparams.cache_workers or 1)
+
+    @property
+    def streams(self) -> bool:
+        """Whether training reads LitData shards (`streaming`, for a family trained on windows)."""
+        return self.hparams.streaming and self.classifier_class.inputs == "windows"
+
+    @property
+    def shards(self) -> str:
+        """Where the training part's shards are: `stream_dir`, else a folder beside the cache named after the
+        training clips (another split or fit_on gets its own)."""
+        where = self.hparams.stream_dir
+        if where:
+            return where if "://" in where else str(resolve(where))
+        from genre_cnn.data.streamed import shards_name
+
+        split = self._load_split()
+        return str(self.cache_dir / shards_name([k for part in self.hparams.fit_on.split("+") for k in split[part]]))
 
     def make_split(self) -> dict[str, list[str]]:
         """The track-level split of the cached clips (saved beside the cache and reused); after prepare_data()."""
         if self.split is None:
-            clips = cached_clips(self.source.clips(), self.cache_dir)
-            if not clips:
-                raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
-            hp, kind = self.hparams, self.split_kind
-            split, name = choose([c.key for c in clips], [self.genres.index(c.genre) for c in clips], self.genres,
-                                 kind, hp.test_fraction, hp.val_fraction, hp.num_folds, hp.fold, hp.seed,
-                                 resolve(hp.split_lists_dir) if hp.split_lists_dir else None, str(self.data_dir),
-                                 self.source.official_split() if kind == "official" else None)
-            self.split = load_or_save(self.cache_dir / name, split)
+            self.split = self._load_split()
         return self.split
+
+    def _load_split(self) -> dict[str, list[str]]:
+        clips = cached_clips(self.source.clips(), self.cache_dir)
+        if not clips:
+            raise DataError(f"no cached features for {self.data_dir}: run prepare_data() first")
+        hp, kind = self.hparams, self.split_kind
+        split, name = choose([c.key for c in clips], [self.genres.index(c.genre) for c in clips], self.genres,
+                             kind, hp.test_fraction, hp.val_fraction, hp.num_folds, hp.fold, hp.seed,
+                             resolve(hp.split_lists_dir) if hp.split_lists_dir else None, str(self.data_dir),
+                             self.source.official_split() if kind == "official" else None)
+        return load_or_save(self.cache_dir / name, split)
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features that the family trains on and the saved (or new) track-level split."""
@@ -199,12 +236,20 @@ class GenreDataModule(L.LightningDataModule):
         return TensorDataset(torch.from_numpy(self.features[rows]), torch.from_numpy(self.labels[rows]))
 
     def train_dataloader(self) -> DataLoader:
-        i = self.train_idx
+        hp, i = self.hparams, self.train_idx
+        if self.streams:
+            from litdata import StreamingDataLoader
+
+            from genre_cnn.data.streamed import flatten_crops, streamed_windows
+
+            ds = streamed_windows(self.shards, self.window, hp.crops_per_clip, hp.seed)
+            return StreamingDataLoader(ds, batch_size=max(1, hp.batch_size // hp.crops_per_clip),
+                                       num_workers=hp.num_workers, collate_fn=flatten_crops)
         if self.classifier_class.inputs == "windows":
-            ds = RandomWindows(self.features[i], self.labels[i], self.window, self.hparams.crops_per_clip)
+            ds = RandomWindows(self.features[i], self.labels[i], self.window, hp.crops_per_clip)
         else:  # each clip crops_per_clip times, like the windows
-            ds = self._vectors(np.tile(i, self.hparams.crops_per_clip))  # (N_train * crops_per_clip,) rows
-        return self._loader(ds, self.hparams.batch_size, shuffle=True)
+            ds = self._vectors(np.tile(i, hp.crops_per_clip))  # (N_train * crops_per_clip,) rows
+        return self._loader(ds, hp.batch_size, shuffle=True)
 
     def _eval_loader(self, part: str) -> DataLoader:
         i, batch_size = self.idx[part], self.hparams.batch_size

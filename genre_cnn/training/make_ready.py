@@ -84,29 +84,38 @@ def fit_head(x: np.ndarray, y: np.ndarray, genres: list[str], head: dict, seed: 
 
     head: embedding ("tags", "penultimate", "both"), widths (the dense layers; [] for a linear head), dropout,
     balanced (cross-entropy weighted by 1 / the genre's clip count), steps and batch (AdamW, lr 1e-3, weight
-    decay 1e-2, as training's defaults), label_smoothing.
+    decay 1e-2, as training's defaults), label_smoothing, and members (default 1): that many dense heads, member
+    m fitted alone from seed `seed + m` (so member 0 is the single head of `seed`), their logits averaged.
     """
     import torch
     import torch.nn.functional as F
 
     from genre_cnn.models.families.musicnn import MusicnnClassifier
+    from genre_cnn.models.networks import DenseNet
 
-    torch.manual_seed(seed)
+    members = head.get("members", 1)
     model = MusicnnClassifier(genres, embedding=head["embedding"], widths=tuple(head["widths"]),
-                              dropout=head["dropout"])
+                              dropout=head["dropout"], members=members)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model.set_scaler(xt.double().mean(0), xt.double().std(0))
+    z = (xt[:, model.part] - model.mean) / model.std  # (N, D): what the dense head sees
     counts = torch.bincount(yt, minlength=len(genres)).clamp_min(1).float()
     weight = (len(y) / (len(genres) * counts)) if head["balanced"] else None  # (n,)
-    opt = torch.optim.AdamW(model.net.parameters(), lr=1e-3, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(head["steps"]):
-        idx = torch.randint(len(y), (head["batch"],), generator=gen)
-        loss = F.cross_entropy(model(xt[idx]), yt[idx], weight=weight, label_smoothing=head["label_smoothing"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    nets = []
+    for m in range(members):
+        torch.manual_seed(seed + m)
+        net = DenseNet(z.shape[1], len(genres), tuple(head["widths"]), head["dropout"]).train()
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
+        gen = torch.Generator().manual_seed(seed + m)
+        for _ in range(head["steps"]):
+            idx = torch.randint(len(y), (head["batch"],), generator=gen)
+            loss = F.cross_entropy(net(z[idx]), yt[idx], weight=weight, label_smoothing=head["label_smoothing"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        nets.append(net)
+    for target, net in zip([model.net] if members == 1 else model.net.members, nets):
+        target.load_state_dict(net.state_dict())
     return model.eval()
 
 
@@ -159,7 +168,7 @@ def main(argv: list[str] | None = None) -> Path:
     trained_on = (f"all {len(y)} real clips of {sources} ({len(genres)} genres, class-balanced), "
                   f"seed {seed} (python -m genre_cnn.training.make_ready)")
     hparams = {"genres": genres, "embedding": head["embedding"], "widths": list(head["widths"]),
-               "dropout": head["dropout"]}
+               "dropout": head["dropout"], "members": head.get("members", 1)}
     checkpoint = {"genre_cnn_class": type(model).__name__, "hyper_parameters": hparams,
                   "state_dict": model.state_dict(), "trained_on": trained_on, "dataset_kind": "real"}
     atomic_write(READY_MODEL, lambda f: torch.save(checkpoint, f))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from genre_cnn.audio.frontend import FrontEndConfig
-from genre_cnn.models.networks import WIDTHS, DenseNet
+from genre_cnn.models.networks import WIDTHS, DenseEnsemble, DenseNet
 
 TRACK_BATCH = 16  # windows or patches per forward pass when a whole track is shown window by window
 
@@ -115,14 +115,16 @@ class GenreClassifier(nn.Module):
 
 
 class VectorClassifier(GenreClassifier):
-    """`DenseNet` on a standardised per-clip vector; the scaler (training-split mean and std) is saved with
-    the weights as buffers. Subclasses say where the vector comes from."""
+    """`DenseNet` (or a `DenseEnsemble` of `members` of them) on a standardised per-clip vector; the scaler
+    (training-split mean and std) is saved with the weights as buffers. Subclasses say where the vector comes from."""
 
     inputs = "vectors"
 
-    def __init__(self, genres: list[str], in_features: int, widths: tuple[int, ...] = WIDTHS, dropout: float = 0.3):
+    def __init__(self, genres: list[str], in_features: int, widths: tuple[int, ...] = WIDTHS, dropout: float = 0.3,
+                 members: int = 1):
         super().__init__(genres)
-        self.net = DenseNet(in_features, len(genres), tuple(widths), dropout)
+        self.net = (DenseNet(in_features, len(genres), tuple(widths), dropout) if members == 1
+                    else DenseEnsemble(in_features, len(genres), tuple(widths), dropout, members))
         self.register_buffer("mean", torch.zeros(in_features))
         self.register_buffer("std", torch.ones(in_features))
 

@@ -36,8 +36,9 @@ class MusicnnClassifier(VectorClassifier):
     """`DenseNet` on the mean embedding of the clip's patches; the whole track is its one "window"
     (`window_probs` (1, n)), so every engine and every caller averaging windows gives the answer that was measured.
 
-    Args: genres, embedding ("tags" (50 logits), "penultimate" (200) or "both" (250)), and DenseNet's widths and
-    dropout. The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
+    Args: genres, embedding ("tags" (50 logits), "penultimate" (200) or "both" (250)), DenseNet's widths and
+    dropout, and members (more than one: an ensemble of dense heads whose logits are averaged).
+    The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
     """
 
     window = PATCH_FRAMES  # what one input of the backbone spans, in frames (non-overlapping patches)
@@ -54,9 +55,9 @@ class MusicnnClassifier(VectorClassifier):
         return cached.mean(axis=1)
 
     def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
-                 widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5):
+                 widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5, members: int = 1):
         self.part = EMBEDDING_PARTS[embedding]
-        super().__init__(genres, self.part.stop - self.part.start, widths, dropout)
+        super().__init__(genres, self.part.stop - self.part.start, widths, dropout, members)
         self.frontend = FrontEnd(FRONTEND)
         self.backbone = Musicnn().eval().requires_grad_(False)
 
