@@ -128,9 +128,11 @@ def test_the_cache_and_split_can_be_built_alone_from_the_command_line(tmp_path):
     root = tone_folder(tmp_path / "a")
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path / "home")}
     proc = subprocess.run([sys.executable, "-m", "genre_cnn.training.datamodule", "--data.dataset", "folder",
-                           "--data.data_dir", str(root), "--data.clip_seconds", "4", "--data.cache_workers", "1"],
-                          capture_output=True, text=True, timeout=300, env=env)
+                           "--data.data_dir", str(root), "--data.clip_seconds", "4", "--data.cache_workers", "1",
+                           "--data.streaming", "true"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "{'train': 9, 'val': 3, 'test': 3}" in proc.stdout
     (cache,) = (tmp_path / "home" / "data" / "cache").iterdir()  # where a training run with these options looks
     assert len(list(cache.glob("clips/*/*.npz"))) == 15 and list(cache.glob("split-random-*.json"))
+    (shards,) = cache.glob("stream-*")  # and the training clips' shards, which it names
+    assert f"training clips as LitData shards: {shards}" in proc.stdout and (shards / "index.json").is_file()

@@ -88,14 +88,16 @@ def short_run(root: Path, name: str, *extra: str) -> dict:
                  "--trainer.max_epochs", "2", "--patience", "100", *extra])
 
 
-def test_resume_from_last_continues_where_it_stopped(project_home, demo_dir, tmp_path):
-    short_run(tmp_path, "r")
+@pytest.mark.parametrize("streaming", ["false", "true"])  # training clips from the cache, or from LitData shards
+def test_resume_from_last_continues_where_it_stopped(project_home, demo_dir, tmp_path, streaming):
+    short_run(tmp_path, "r", "--data.streaming", streaming)
     last = tmp_path / "checkpoints" / "r" / "cnn" / "last.ckpt"
     first = torch.load(last, weights_only=True)
     assert first["epoch"] == 1
     before = len(scalars(tmp_path / "runs" / "r" / "cnn")["train/loss"])
     (tmp_path / "runs" / "r" / "result_cnn.json").unlink()  # as if killed before the test step
-    result = short_run(tmp_path, "r", "--resume", "true", "--trainer.max_epochs", "4")["cnn"]
+    result = short_run(tmp_path, "r", "--resume", "true", "--trainer.max_epochs", "4", "--data.streaming",
+                       streaming)["cnn"]
     after = torch.load(last, weights_only=True)
     assert after["epoch"] == 3 and after["global_step"] == 2 * first["global_step"]  # 4 epochs' steps, not 6
     # only epochs 3 and 4 were trained again: two more train/loss points, not four

@@ -274,7 +274,8 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     parser = ArgumentParser(description="Builds a dataset's feature cache and split (train.py's --data.* and "
-                            "--frontend.* options), and prints the split sizes.")
+                            "--frontend.* options; with --data.streaming true, the shards too), and prints the "
+                            "split sizes.")
     parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend"})
     cfg = parser.parse_args()
@@ -282,3 +283,5 @@ if __name__ == "__main__":
     dm.prepare_data()
     dm.setup("fit")
     print({part: len(i) for part, i in dm.idx.items()}, "window frames:", dm.window)
+    if dm.streams:
+        print("training clips as LitData shards:", dm.shards)
