@@ -20,9 +20,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "window_seconds": (0.1, 60.0), "clip_seconds": (0.5, 600.0), "kernel_size": (1, 63), "dropout": (0.0, 1.0),
     "stem": (0, 64), "pitch_shift": (0.0, 12.0), "gain_db": (0.0, 60.0), "freq_mask": (0, 512),
     "time_mask": (0, 10000), "mixup_alpha": (0.0, 100.0), "lr": (1e-8, 1.0), "weight_decay": (0.0, 1.0),
-    "label_smoothing": (0.0, 1.0),
+    "label_smoothing": (0.0, 1.0), "members": (1, 16),
 }
-MAX_LAYERS, MAX_WIDTH = 16, 4096  # `widths`: 1..MAX_LAYERS layers of 1..MAX_WIDTH units
+# `widths`: up to MAX_LAYERS layers of 1..MAX_WIDTH units; none makes a dense head a linear classifier (the CNN
+# refuses none: it needs a convolutional block)
+MAX_LAYERS, MAX_WIDTH = 16, 4096
 # the front end's settings; hop_length is also at most n_fft, n_mels at most n_fft // 2 + 1 (one per FFT bin)
 FRONTEND_RANGES: dict[str, tuple[int, int]] = {"sample_rate": (4000, 192000), "n_fft": (64, 16384),
                                                "hop_length": (16, 16384), "n_mels": (8, 512)}
@@ -33,9 +35,9 @@ def problem(key: str, value: object) -> str | None:
     """What is wrong with `value` as the setting `key` of RANGES (or `widths`), in words; None if it is fine
     or `key` has no bound here."""
     if key == "widths":
-        ok = (isinstance(value, (list, tuple)) and 0 < len(value) <= MAX_LAYERS
+        ok = (isinstance(value, (list, tuple)) and len(value) <= MAX_LAYERS
               and all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_WIDTH for w in value))
-        return None if ok else f"must be 1-{MAX_LAYERS} layer widths of 1..{MAX_WIDTH}, got {value!r:.60}"
+        return None if ok else f"must be 0-{MAX_LAYERS} layer widths of 1..{MAX_WIDTH}, got {value!r:.60}"
     if key not in RANGES:
         return None
     return out_of(value, *RANGES[key])

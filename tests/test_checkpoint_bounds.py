@@ -72,14 +72,24 @@ def test_each_edge_round_trips_and_one_past_is_refused_by_both(lit, key, side, t
         check_contents(tmp_path / "bad.ckpt", checkpoint)
 
 
-@pytest.mark.parametrize("widths", [[1], [MAX_WIDTH], [4] * MAX_LAYERS], ids=["one-unit", "widest", "deepest"])
+@pytest.mark.parametrize("widths", [[], [1], [MAX_WIDTH], [4] * MAX_LAYERS],
+                         ids=["linear", "one-unit", "widest", "deepest"])
 def test_widths_at_their_edges_round_trip_for_the_dense_network(widths, tmp_path):
     LitDense.check_settings({"widths": widths})
     assert len(load_model(save(LitDense, {"widths": widths}, tmp_path / "w.ckpt")).net.net) == 3 * len(widths) + 1
 
 
-@pytest.mark.parametrize("widths", [[], [0], [MAX_WIDTH + 1], [4] * (MAX_LAYERS + 1)],
-                         ids=["none", "zero", "too-wide", "too-deep"])
+def test_a_cnn_without_a_block_is_refused_by_both(tmp_path):
+    with pytest.raises(SettingsError, match=r"^--cnn.widths: the CNN needs at least one convolutional block"):
+        LitCNN.check_settings({"widths": []})
+    checkpoint = torch.load(save(LitCNN, {"widths": [4]}, tmp_path / "c.ckpt"), weights_only=True)
+    checkpoint["hyper_parameters"]["widths"] = []
+    with pytest.raises(CheckpointError, match="does not fit .*the CNN needs at least one convolutional block"):
+        check_contents(tmp_path / "c.ckpt", checkpoint)
+
+
+@pytest.mark.parametrize("widths", [[0], [MAX_WIDTH + 1], [4] * (MAX_LAYERS + 1)],
+                         ids=["zero", "too-wide", "too-deep"])
 def test_widths_past_their_edges_are_refused_by_both(widths, tmp_path):
     with pytest.raises(SettingsError, match="^--dense.widths must be"):
         LitDense.check_settings({"widths": widths})

@@ -47,12 +47,13 @@ CASES = {  # option named in the message: extra arguments
     "--data.clip_seconds ": ["--data.clip_seconds", "100000"],  # trailing space: a second case of the option
     "--dense.lr": ["--dense.lr", "-1"],
     "--dense.dropout": ["--dense.dropout", "2"],
-    "--dense.widths": ["--dense.widths", "[]"],
+    "--dense.widths": ["--dense.widths", "[5000]"],
     "--dense.weight_decay": ["--dense.weight_decay", "-1"],
     "--dense.label_smoothing": ["--dense.label_smoothing", "5"],
     "--seed": ["--seed", "-1"],
     "--cnn.kernel_size": ["--cnn.kernel_size", "0"],
     "--cnn.widths": ["--cnn.widths", "[4096,4096]", "--cnn.kernel_size", "63"],  # too many weights
+    "--cnn.widths ": ["--cnn.widths", "[]"],  # no convolutional block
     "--cnn.mixup_alpha": ["--cnn.mixup_alpha", "-1"],
     "--musicnn.dropout": ["--musicnn.dropout", "1.5"],
     "--musicnn.widths": ["--musicnn.widths", "[0]"],

@@ -45,6 +45,8 @@ class GenreCNN(nn.Module):
                  kernel_size: int = 3, dropout: float = 0.3, band_norm: Literal["none", "mean", "instance"] = "none",
                  n_mels: int = 0, stem: int = 0):
         super().__init__()
+        if not widths:
+            raise ValueError("widths: the CNN needs at least one convolutional block, got []")
         self.band_norm, self.n_mels = band_norm, n_mels
         self.stem = None
         if stem:

@@ -107,8 +107,9 @@ class LitGenre(L.LightningModule):
     @classmethod
     def check_settings(cls, settings: dict) -> None:
         """Raises SettingsError, naming the option (e.g. "--dense.lr"), for a setting outside the ranges a
-        checkpoint is held to when loaded (genre_cnn.bounds), or for settings that imply more weights than a
-        checkpoint may hold; nothing is allocated. `settings` are this family's hyperparameters, with `genres`
+        checkpoint is held to when loaded (genre_cnn.bounds), for settings the network refuses (its ValueError
+        names the setting first, "widths: ..."), or for settings that imply more weights than a checkpoint may
+        hold; nothing is allocated. `settings` are this family's hyperparameters, with `genres`
         and `frontend` when known (else GTZAN's 10 genres and the default front end are assumed)."""
         for key, value in settings.items():
             why = problem(key, value)
@@ -116,7 +117,10 @@ class LitGenre(L.LightningModule):
                 raise SettingsError(f"--{cls.family}.{key} {why}")
         hp = {"genres": [str(i) for i in range(10)], **settings}
         hp["frontend"] = FrontEndConfig.of(hp.get("frontend")).as_dict()
-        weights = weight_count(implied_shapes(families.get(cls.family), hp))
+        try:
+            weights = weight_count(implied_shapes(families.get(cls.family), hp))
+        except ValueError as err:
+            raise SettingsError(f"--{cls.family}.{err}") from None
         if weights > MAX_WEIGHTS:
             shown = ", ".join(f"--{cls.family}.{k} {settings[k]}" for k in ("widths", "kernel_size") if k in settings)
             raise SettingsError(f"{shown or f'--{cls.family}'}: {weights:,} weights, more than the {MAX_WEIGHTS:,} "

@@ -7,7 +7,8 @@ The recipe is configs/ready.yaml: the clips of its `sources` (../shared/gtzan_mi
 ../shared/gtzan_unseen, 90 more of classical, jazz and rock) are linked into one folder per genre under
 `<project>/data/ready_clips/`, their musicnn embeddings cached (the mean over each clip's 3-s patches of the pretrained
 tagger's penultimate layer and tag logits, genre_cnn.models.musicnn), and a `head` fitted on them with a fixed number of
-AdamW steps and a class-balanced loss (each genre weighs the same however many clips it has).
+AdamW steps and a class-balanced loss (each genre weighs the same however many clips it has): `members` heads from
+consecutive seeds, their logits averaged.
 
 Before the final fit, the same recipe runs the half-split protocol of benchmarks/ready_protocol.py: trained on
 gtzan_mini plus gtzan_unseen clips 00070-00084 and tested on 00085-00099, then the other way round. Its
@@ -165,8 +166,10 @@ def main(argv: list[str] | None = None) -> Path:
     model.backbone.load_state_dict(load_pretrained().state_dict())
     model.temperature.fill_(t)
     sources = " + ".join(Path(s).name for s in cfg["sources"])
+    members = head.get("members", 1)
+    seeds = f"seeds {seed}-{seed + members - 1} averaged" if members > 1 else f"seed {seed}"
     trained_on = (f"all {len(y)} real clips of {sources} ({len(genres)} genres, class-balanced), "
-                  f"seed {seed} (python -m genre_cnn.training.make_ready)")
+                  f"{seeds} (python -m genre_cnn.training.make_ready)")
     hparams = {"genres": genres, "embedding": head["embedding"], "widths": list(head["widths"]),
                "dropout": head["dropout"], "members": head.get("members", 1)}
     checkpoint = {"genre_cnn_class": type(model).__name__, "hyper_parameters": hparams,
