@@ -161,7 +161,7 @@ class GenreDataModule(L.LightningDataModule):
             from genre_cnn.data.streamed import write_shards
 
             clips = {c.key: c for c in cached_clips(self.source.clips(), self.cache_dir)}
-            keys = [k for part in self.hparams.fit_on.split("+") for k in self._load_split()[part]]
+            keys = self._fit_keys()
             write_shards([entry_path(self.cache_dir, clips[k]) for k in keys],
                          np.array([self.genres.index(clips[k].genre) for k in keys]), keys,
                          self.classifier_class.cached, Path(self.shards), self.hparams.cache_workers or 1)
@@ -180,8 +180,12 @@ class GenreDataModule(L.LightningDataModule):
             return where if "://" in where else str(resolve(where))
         from genre_cnn.data.streamed import shards_name
 
+        return str(self.cache_dir / shards_name(self._fit_keys()))
+
+    def _fit_keys(self) -> list[str]:
+        """The keys of the clips a model learns from (the parts of `fit_on`), in the split's order."""
         split = self._load_split()
-        return str(self.cache_dir / shards_name([k for part in self.hparams.fit_on.split("+") for k in split[part]]))
+        return [key for part in self.hparams.fit_on.split("+") for key in split[part]]
 
     def make_split(self) -> dict[str, list[str]]:
         """The track-level split of the cached clips (saved beside the cache and reused); after prepare_data()."""
