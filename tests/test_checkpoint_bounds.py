@@ -88,6 +88,17 @@ def test_a_cnn_without_a_block_is_refused_by_both(tmp_path):
         check_contents(tmp_path / "c.ckpt", checkpoint)
 
 
+@pytest.mark.parametrize("members", [0, 17, 2.5])
+def test_an_ensemble_of_too_many_or_no_heads_is_refused_on_loading(members, tmp_path):
+    from genre_cnn.models.checkpoint import READY_MODEL
+
+    checkpoint = torch.load(READY_MODEL, weights_only=True)  # five heads: its settings are within the bounds
+    check_contents(READY_MODEL, checkpoint)
+    checkpoint["hyper_parameters"]["members"] = members
+    with pytest.raises(CheckpointError, match="hyperparameter members must be"):
+        check_contents(tmp_path / "many.ckpt", checkpoint)
+
+
 @pytest.mark.parametrize("widths", [[0], [MAX_WIDTH + 1], [4] * (MAX_LAYERS + 1)],
                          ids=["zero", "too-wide", "too-deep"])
 def test_widths_past_their_edges_are_refused_by_both(widths, tmp_path):
