@@ -106,6 +106,17 @@ def test_the_datamodule_streams_the_training_clips_and_evaluates_from_the_cache(
     assert not dense.streams and not isinstance(dense.train_dataloader().dataset, type(dm.train_dataloader().dataset))
 
 
+def test_streaming_without_litdata_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    from genre_cnn.errors import SettingsError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "litdata" else real(name, *a))
+    with pytest.raises(SettingsError, match="--data.streaming needs LitData.*bash setup.sh"):
+        make_dm(tone_folder(tmp_path / "a"), streaming=True)
+
+
 @pytest.mark.slow
 def test_two_processes_stream_their_own_share_and_test_as_one_process_does(project_home, demo_dir, tmp_path):
     """DDP on CPU (gloo), training clips streamed: each clip of an epoch read by one process only, fewer than

@@ -16,6 +16,7 @@ one clip, D = vector length):
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Literal
@@ -136,6 +137,9 @@ class GenreDataModule(L.LightningDataModule):
         for option, value in (("test_fraction", hp.test_fraction), ("val_fraction", hp.val_fraction)):
             if not 0 < value < 1:  # validation picks the best epoch: it cannot be empty
                 raise SettingsError(f"--data.{option} must be between 0 and 1 (exclusive), got {value}")
+        if hp.streaming and importlib.util.find_spec("litdata") is None:
+            raise SettingsError("--data.streaming needs LitData, which is not installed: run `bash setup.sh`, or "
+                                "`pip install --no-deps litdata==0.2.76` and `pip install -e '.[stream]'`")
 
     @functools.cached_property
     def genres(self) -> list[str]:
