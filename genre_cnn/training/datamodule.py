@@ -161,14 +161,16 @@ class GenreDataModule(L.LightningDataModule):
                                 f"{len(genres)} ({', '.join(genres) or 'none'})")
         if not build_cache(self.source.clips(), self.cache_dir, self.settings, self.hparams.cache_workers):
             raise DataError(f"no usable audio file in {self.data_dir}: every file was skipped (see above)")
-        if self.streams and "://" not in self.shards:
-            from genre_cnn.data.streamed import write_shards
-
-            clips = {c.key: c for c in cached_clips(self.source.clips(), self.cache_dir)}
+        if self.streams:
             keys = self._fit_keys()
-            write_shards([entry_path(self.cache_dir, clips[k]) for k in keys],
-                         np.array([self.genres.index(clips[k].genre) for k in keys]), keys,
-                         self.classifier_class.cached, Path(self.shards), self.hparams.cache_workers or 1)
+            shards = self._shards_of(keys)
+            if "://" not in shards:
+                from genre_cnn.data.streamed import write_shards
+
+                clips = {c.key: c for c in cached_clips(self.source.clips(), self.cache_dir)}
+                write_shards([entry_path(self.cache_dir, clips[k]) for k in keys],
+                             np.array([self.genres.index(clips[k].genre) for k in keys]), keys,
+                             self.classifier_class.cached, Path(shards), self.hparams.cache_workers or 1)
 
     @property
     def streams(self) -> bool:
@@ -177,14 +179,18 @@ class GenreDataModule(L.LightningDataModule):
 
     @property
     def shards(self) -> str:
-        """Where the training part's shards are: `stream_dir`, else a folder beside the cache named after the
-        training clips (another split or fit_on gets its own)."""
+        """Where the training part's shards are (see `_shards_of`)."""
+        return self._shards_of(self._fit_keys())
+
+    def _shards_of(self, keys: list[str]) -> str:
+        """`stream_dir`, else a folder beside the cache named after the training clips `keys` (another split or
+        fit_on gets its own)."""
         where = self.hparams.stream_dir
         if where:
             return where if "://" in where else str(resolve(where))
         from genre_cnn.data.streamed import shards_name
 
-        return str(self.cache_dir / shards_name(self._fit_keys()))
+        return str(self.cache_dir / shards_name(keys))
 
     def _fit_keys(self) -> list[str]:
         """The keys of the clips a model learns from (the parts of `fit_on`), in the split's order."""
