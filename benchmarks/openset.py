@@ -107,11 +107,11 @@ def head_logits(x_train, y_train, genres, head, x_eval: list[np.ndarray], folds:
     from genre_cnn.models.openset import fold_of
     from genre_cnn.training.make_ready import fit_head
 
+    model = fit_head(x_train, y_train, genres, head, 0)
     with torch.no_grad():
-        model = fit_head(x_train, y_train, genres, head, 0)
         out = [model(torch.from_numpy(x)).numpy() for x in x_eval]
-        oof = np.zeros((len(y_train), len(genres)), np.float32)
-        fold = fold_of(y_train, folds)
+    oof = np.zeros((len(y_train), len(genres)), np.float32)
+    fold = fold_of(y_train, folds)
     for f in range(folds):
         m = fit_head(x_train[fold != f], y_train[fold != f], genres, head, 0)
         with torch.no_grad():
@@ -344,3 +344,7 @@ def report_verdicts(sets: dict, x: np.ndarray, y: np.ndarray, tune_neg: np.ndarr
                 fam, _, verdict = det(torch.from_numpy(e))
             shares = [f"{np.mean(verdict.numpy() == i):.0%}" for i in range(len(VERDICTS))]
             print(f"| {name} | {s.role} | " + " | ".join(shares) + f" | {fam.median().item():.3f} |")
+
+
+if __name__ == "__main__":
+    main()
