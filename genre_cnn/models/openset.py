@@ -21,7 +21,12 @@ and exports to ONNX with it (plain matrix arithmetic and comparisons). Two score
   standardised embedding. It names what an unfamiliar input is; with `music_floor` > 0 it also gates (see below).
 
 Verdict (`VERDICTS`): 0 "music" (familiar, and music probability >= music_floor), 1 "unfamiliar" (rejected, but music
-probability >= 0.5: music unlike the training genres), 2 "not music" (rejected, music probability < 0.5).
+probability >= 0.5: music unlike the training genres), 2 "not music" (rejected, music probability < 0.5). Only
+"music" should get a genre; the split of the rest is a hint (BENCHMARKS.md: most rejected game music reads "not music").
+
+In a model: a submodule beside the head (its buffers then travel in the checkpoint's state dict under its name), rebuilt
+by `OpenSetDetector(classes, references, part)` before `load_state_dict`; in the exported graph, `detector(embedding)`
+on the clip-mean embedding that the head also reads gives three more outputs (familiarity, music probability, verdict).
 """
 
 from __future__ import annotations
