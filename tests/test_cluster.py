@@ -219,6 +219,20 @@ def test_a_path_right_after_ray_is_told_apart_from_an_address(tmp_path, capsys):
     assert not any(map(is_ray_address, ("music", "/srv/music", "s3://bucket/music")))
 
 
+def test_an_unreachable_cluster_is_one_line(model, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e .[cluster])")
+    tones(tmp_path / "music", 1)
+
+    def unreachable(**kwargs):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kwargs['address']}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    with pytest.raises(GenreCnnError, match=r"^Failed to connect to Ray cluster at 10\.0\.0\.9:6379 .*RAY_AUTH_MODE"):
+        cluster.predict_on_ray(*model, [str(tmp_path / "music")], str(tmp_path / "out"), address="10.0.0.9:6379")
+    assert read_results(tmp_path / "out") == []
+
+
 def test_without_the_cluster_extra_it_says_what_to_install(model, tmp_path, monkeypatch):
     import importlib.util
 

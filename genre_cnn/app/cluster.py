@@ -133,7 +133,12 @@ def _stream(spec: tuple[str, Path], runner, files: list[str], top_k: int, max_wi
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        except ConnectionError as err:
+            raise GenreCnnError(f"{str(err).splitlines()[0]} (a cluster with token authentication, Ray's default "
+                                "since 2.59, also needs RAY_AUTH_MODE=token and its token: `ray get-auth-token`)"
+                                ) from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan, progress and notes; errors still show
     try:
         kind, path = spec
