@@ -201,6 +201,22 @@ def test_the_results_folder_is_locked_kept_to_one_model_and_cleaned(tmp_path):
     assert not list((tmp_path / "out.parquet").glob(".*.tmp"))
 
 
+def test_a_part_that_fails_while_written_leaves_nothing_behind(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    def full_disk(table, where, **kwargs):
+        where.write(b"PAR1" + b"\x00" * 100)
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "out.parquet"
+    with Results(str(out)) as store:
+        store.open("m")
+        monkeypatch.setattr(pq, "write_table", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            store.write(table([{"file": "a.wav", "error": "x"}], ["rock"], "m"))
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ray"], "--ray writes its results into --out"),
     (["--out", "x.parquet"], "--ray writes its results into --out"),
