@@ -4,6 +4,7 @@
     genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
     genre-cnn predict song.mp3 --ckpt checkpoints/RUN/dense/best.ckpt --top-k 5
     genre-cnn predict ~/Music --max-windows 8 --csv     # a library: worker processes, 8 windows a track
+    genre-cnn predict s3://bucket/music --ray --out s3://bucket/genres.parquet   # an archive, on Ray (cluster.py)
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
     genre-cnn tag ~/Music --dry-run                     # the genre each file would get in its own tags (tag.py)
     genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
@@ -97,11 +98,26 @@ def _table(results: list[dict], top_k: int) -> str:
     return "\n".join(rows)
 
 
+def predict_on_ray(args: argparse.Namespace) -> int:
+    """`predict --ray ... --out PARQUET` (genre_cnn.app.cluster)."""
+    from genre_cnn.app.cluster import predict_on_ray
+
+    if args.ray is None or not args.out or args.json or args.csv:
+        print("error: --ray writes its results into --out PARQUET (not --json or --csv): give both", file=sys.stderr)
+        return 2
+    spec, runner = _engine(args.ckpt, args.engine)
+    summary = predict_on_ray(spec, runner, args.paths, args.out, args.top_k, args.max_windows, args.workers,
+                             args.ray or None, not args.no_progress)
+    return 0 if summary["results"] else 1
+
+
 def predict(args: argparse.Namespace) -> int:
     from genre_cnn.app.library import predict_many
     from genre_cnn.audio.decode import shown
     from genre_cnn.inference.predict import expand_paths
 
+    if args.ray is not None or args.out:
+        return predict_on_ray(args)
     files, errors = expand_paths(args.paths)
     spec, runner = _engine(args.ckpt, args.engine)
     workers = args.workers or (None if len(files) >= 4 else 1)

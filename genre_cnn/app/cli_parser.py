@@ -10,6 +10,7 @@ other front ends such as the beets plugin share its defaults.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 
@@ -32,6 +33,19 @@ def _probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0 and 1")
     return value
+
+
+def is_ray_address(text: str) -> bool:
+    """Whether `--ray`'s value names a Ray cluster: auto, local, ray://HOST:PORT or HOST:PORT."""
+    return text in ("auto", "local") or text.startswith("ray://") or bool(re.fullmatch(r"[\w.-]+:\d+", text))
+
+
+def _ray_address(text: str) -> str:
+    """argparse type of --ray's value ("" for a bare --ray): a Ray cluster's address, else a usage error."""
+    if text == "" or is_ray_address(text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a Ray address (auto, local, HOST:PORT or ray://HOST:PORT); "
+                                     "put the paths before --ray, or give its address")
 
 
 def _library_options(p: argparse.ArgumentParser) -> None:
@@ -69,14 +83,20 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                                 metavar="{predict,sort,tag,plot,export,train,serve}")
 
     p = sub.add_parser("predict", help="the genres of audio files or folders")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                   help="audio files or folders (searched recursively for every format the loader decodes)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively for every "
+                   "format the loader decodes); with --ray also URIs that pyarrow reads (s3://..., gs://...)")
     p.add_argument("--top-k", type=_positive, default=3, help="genres shown per file, at least 1 (default: 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help='a JSON list on stdout, one object per file; a skipped file is {"file", "error"}')
     fmt.add_argument("--csv", action="store_true",
                      help="CSV on stdout: file, prediction, a column per genre, error (why a file was skipped)")
+    p.add_argument("--ray", nargs="?", const="", type=_ray_address, metavar="ADDRESS",
+                   help="predict on a Ray cluster (needs .[cluster]), into --out: ADDRESS auto, HOST:PORT or "
+                        "ray://HOST:PORT (default: RAY_ADDRESS, else the cluster `ray start` began on this machine, "
+                        "else Ray started here); --workers actors (default: one per CPU of the cluster)")
+    p.add_argument("--out", metavar="PARQUET", help="with --ray: the results folder (a path or URI), a Parquet part "
+                   "at a time, with the fields of --json; a rerun predicts only the files it does not hold")
     _library_options(p)
 
     p = sub.add_parser("sort", help="link (or copy) each track into DEST/<genre>/, with a manifest CSV")
