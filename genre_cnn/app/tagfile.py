@@ -86,7 +86,7 @@ def _open(path: Path, f):
     """The mutagen object of an open file, or TagError; whatever the tag library raises on a damaged file
     (an IndexError on a broken WavPack header, say) is this file's one line."""
     try:
-        audio = load(f)
+        audio = load(f, os.fspath(path))
     except Exception as err:  # noqa: BLE001 - any failure of the tag library on one file is that file's line
         raise TagError(f"{shown(path)}: not readable as tagged audio ({_reason(err)})") from None
     if audio is None:
@@ -118,8 +118,7 @@ def _inspect(path: Path, f, check_container: bool) -> tuple[object, Genre, dict,
     audio = _open(path, f)
     kind = family(audio)
     if kind is None:
-        raise TagError(f"{shown(path)}: {type(audio).__name__} files are not written (no way to check their audio "
-                       "after a write); not changed")
+        raise TagError(f"{shown(path)}: genre-cnn tag does not write {type(audio).__name__} files; not changed")
     if check_container and (problem := container_problem(f, kind)):
         raise TagError(f"{shown(path)}: {problem}; not changed, as a tag written into it could land in its audio")
     try:
@@ -136,8 +135,10 @@ def _verify(path: Path, before: tuple, after: tuple, values: list[str]) -> None:
         problems.append(f"the genre read back as {_fmt(new.values)}")
     if new_audio != old_audio:
         problems.append("the audio data changed")
-    if new_tags.get("info") != old_tags.get("info"):
-        problems.append(f"the stream information changed ({new_tags.get('info')})")
+    if new_tags["info"] != old_tags["info"]:
+        changed = sorted(k for k in {**old_tags["info"], **new_tags["info"]}
+                         if old_tags["info"].get(k) != new_tags["info"].get(k))
+        problems.append(f"the stream information changed ({', '.join(changed)})")
     if {k: v for k, v in new_tags.items() if k != "info"} != {k: v for k, v in old_tags.items() if k != "info"}:
         problems.append("other tags changed")
     if problems:

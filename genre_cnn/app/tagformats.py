@@ -53,16 +53,17 @@ def family(audio) -> str | None:
     return next((FAMILIES[c.__name__] for c in type(audio).__mro__ if c.__name__ in FAMILIES), None)
 
 
-def load(f: BinaryIO):
-    """The mutagen object of an open file (None if mutagen does not know the format); ID3 tags are read as
+def load(f: BinaryIO, name: str):
+    """The mutagen object of an open file (None if mutagen does not know the format), its format told by its
+    content and by `name` (the original's name: a temporary copy's name says nothing); ID3 tags are read as
     stored (`translate=False`), without merging an ID3v1 tag into them. Raises what mutagen raises."""
     import mutagen
 
     f.seek(0)
-    audio = mutagen.File(f)
+    audio = mutagen.File(fileobj=f, filename=name)
     if audio is not None and family(audio) in ID3_FAMILIES:
         f.seek(0)
-        audio = type(audio)(f, translate=False, load_v1=False)
+        audio = type(audio)(fileobj=f, filename=name, translate=False, load_v1=False)
     return audio
 
 
@@ -209,12 +210,15 @@ _WIDE = re.compile(r"encoding=<Encoding\.(UTF8|UTF16BE): \d>")
 
 def others(audio) -> dict:
     """A print of everything a genre write must not change in the tags: every other frame, comment or atom,
-    and the stream information. An ID3 tag's version as it will be written (2.2 and 2.3 alike) and its frames'
+    and the stream information (`info`). An ID3 tag's version as it will be written (2.2 and 2.3 alike) and its frames'
     text encodings as that version stores them; an empty text frame (which carries nothing and is not
     written) counts as absent, and a tag with no frames as no tag."""
     from mutagen.id3 import TextFrame
 
-    out: dict = {"info": audio.info.pprint()}
+    # the stream information: its plain values but positions in the file and the bit rate, which some formats
+    # work out from the file's size
+    out: dict = {"info": {k: repr(v) for k, v in vars(audio.info).items() if isinstance(v, (int, float, str))
+                          and k != "bitrate" and "offset" not in k}}
     tags = audio.tags
     if tags is None:
         return out
@@ -227,9 +231,11 @@ def others(audio) -> dict:
         if frames or unknown:
             out["id3"] = (3 if v23 else 4, frames, unknown)
     elif kind == "vorbis":
-        out["vorbis"] = (tags.vendor, [(k.lower(), v) for k, v in tags if k.lower() != "genre"])
-    else:
-        out["tags"] = sorted((k.lower(), _sha(repr(v))) for k, v in tags.items() if k.lower() not in GENRE_KEYS)
+        pairs = [(k.lower(), v) for k, v in tags if k.lower() != "genre"]
+        if pairs:  # the vendor string of a comment block made to hold the genre alone does not count
+            out["vorbis"] = (tags.vendor, pairs)
+    elif items := sorted((k.lower(), _sha(repr(v))) for k, v in tags.items() if k.lower() not in GENRE_KEYS):
+        out["tags"] = items
     return out
 
 

@@ -14,8 +14,9 @@ A family names how a container keeps its tags apart from its audio:
     flac   what precedes the fLaC marker, every metadata block but the comments and padding, then the frames
     ogg    every packet of every stream but the comment packet (page boundaries may change), with the granule
            positions of the audio pages
-    mp4    every atom but moov/udta/meta (the tags) and free space, the chunk offset tables taken relative to
-           the first media data, so a grown tag that moves the audio counts as the same audio
+    mp4    every atom but moov/udta/meta (the tags) and free space, the chunk offset tables (and fragments'
+           base offsets) taken relative to the first media data, so a grown tag that moves the audio counts as
+           the same audio
     asf    everything after the header object (the data object and indexes)
     ape    WavPack, Monkey's Audio, Musepack, OptimFROG, TAK: everything but the APEv2 tag
 
@@ -181,7 +182,7 @@ def _mp4(f: BinaryIO, digest, start: int, end: int, path: tuple[bytes, ...], bas
     for name, pos, header, size in _atoms(f, start, end):
         if name in (b"free", b"skip") or (name == b"meta" and path == (b"moov", b"udta")):
             continue
-        if name in (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"udta", b"edts", b"dinf"):
+        if name in (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"udta", b"edts", b"dinf", b"moof", b"traf"):
             _mp4(f, digest, pos + header, pos + size, (*path, name), base)
             continue
         digest.update(b"/".join((*path, name)))  # leaves only: a udta made to hold the tags adds nothing
@@ -192,6 +193,12 @@ def _mp4(f: BinaryIO, digest, start: int, end: int, path: tuple[bytes, ...], bas
             count = struct.unpack(">I", data[4:8])[0]
             offsets = struct.unpack(f">{count}{'Q' if wide else 'I'}", data[8:8 + count * (8 if wide else 4)])
             digest.update(data[:8] + b"".join(struct.pack(">q", o - base[0]) for o in offsets))
+        elif name == b"tfhd":  # a fragment's header: its base data offset, if it has one, is absolute
+            f.seek(pos + header)
+            data = f.read(size - header)
+            if len(data) >= 16 and data[3] & 1:
+                data = data[:8] + struct.pack(">q", struct.unpack(">Q", data[8:16])[0] - base[0]) + data[16:]
+            digest.update(data)
         elif name == b"mdat":
             _hash_range(f, digest, pos + header, pos + size)
         else:
