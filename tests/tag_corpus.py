@@ -209,9 +209,9 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
     path.write_bytes(path.read_bytes() + _id3v1(17))
     add("v1-only.mp3").write_bytes(audio + _id3v1(8))
     add("no-tags.mp3").write_bytes(audio)
-    add("v22.mp3").write_bytes(_v22([(b"TT2", b"\0Two two"), (b"TP1", b"\0Old Tagger"), (b"TYE", b"\01959?"),
+    add("v22.mp3").write_bytes(_v22([(b"TT2", b"\0Two two"), (b"TP1", b"\0Old Tagger"), (b"TYE", b"\x001959?"),
                                      (b"COM", b"\0eng\0a v2.2 comment"), (b"PIC", b"\0PNG\x03\0" + PNG)]) + audio)
-    add("v22-unknown-frame.mp3").write_bytes(_v22([(b"TT2", b"\0Two two"), (b"XYZ", b"private")]) + audio)
+    add("v22-unknown-frame.mp3", "refuse").write_bytes(_v22([(b"TT2", b"\0Two two"), (b"XYZ", b"private")]) + audio)
     path = add("huge-cover.mp3")
     path.write_bytes(audio)
     from mutagen.id3 import APIC
