@@ -26,7 +26,22 @@ from pathlib import Path
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")  # enough of a PNG for a tag
 
 
-def _ffmpeg(*args: str) -> None:
+def ready_model():
+    """(spec, runner) of the ready model, through its shipped ONNX graph when onnxruntime is installed."""
+    from genre_cnn.models.checkpoint import READY_MODEL
+
+    try:
+        from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx
+    except ImportError:
+        from genre_cnn.inference.predict import TorchRunner, load_model
+
+        return ("torch", READY_MODEL), TorchRunner(load_model(READY_MODEL))
+    graph = cached_onnx(READY_MODEL)
+    return ("onnx", graph), OnnxRunner(graph)
+
+
+def sine(*args: str) -> None:
+    """ffmpeg with 1.5 s of a 440 Hz tone at 22050 Hz as its input; `args`: output options and file."""
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                     "sine=frequency=440:duration=1.5,volume=0.5", "-ar", "22050", *args], check=True)
 
@@ -180,10 +195,10 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, tuple[Path, str]] = {}
     plain = folder / "plain.mp3"
-    _ffmpeg("-write_xing", "0", "-id3v2_version", "0", str(plain))
+    sine("-write_xing", "0", "-id3v2_version", "0", str(plain))
     audio = plain.read_bytes()
     pcm = folder / "pcm.wav"
-    _ffmpeg("-c:a", "pcm_s16le", "-ac", "1", "-bitexact", "-map_metadata", "-1", str(pcm))
+    sine("-c:a", "pcm_s16le", "-ac", "1", "-bitexact", "-map_metadata", "-1", str(pcm))
     fmt, data = (c for n, c in _chunks(pcm.read_bytes(), big=False) if n in (b"fmt ", b"data"))
 
     def add(name: str, expect: str = "write") -> Path:
@@ -228,7 +243,7 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
                                          (b"LIST", _info(ICMT="kept"))])
     _wav(add("wav-info-ignr.wav"), [(b"fmt ", fmt), (b"LIST", _info(INAM="t", IGNR="Jazz")), (b"data", data)])
     _wav(add("wav-odd-data.wav"), [(b"fmt ", fmt), (b"data", data[:-1]), (b"LIST", _info(ICMT="after an odd chunk"))])
-    _ffmpeg("-c:a", "pcm_s16be", str(add("plain.aiff")))
+    sine("-c:a", "pcm_s16be", str(add("plain.aiff")))
     for name, chunks, size, pad in (
             ("broken-truncated.wav", [(b"fmt ", fmt), (b"data", data)], None, True),
             ("broken-riff-covers-header.wav", [(b"fmt ", fmt), (b"data", data)], 36, True),
@@ -243,7 +258,7 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
     aiff = add("broken-truncated.aiff", "refuse")
     aiff.write_bytes(out["plain.aiff"][0].read_bytes()[:-1000])
 
-    _ffmpeg("-metadata", "title=flac title", str(add("tags.flac")))
+    sine("-metadata", "title=flac title", str(add("tags.flac")))
     from mutagen.flac import FLAC, Picture
     flac = FLAC(out["tags.flac"][0])
     picture = Picture()
@@ -253,17 +268,17 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
         flac[f"COMMENT{i}"] = f"value {i}"
     flac["GENRE"] = "Bossa Nova"
     flac.save()
-    _ffmpeg("-c:a", "libvorbis", "-metadata", "title=ogg title", str(add("multipage-comment.ogg")))
+    sine("-c:a", "libvorbis", "-metadata", "title=ogg title", str(add("multipage-comment.ogg")))
     from mutagen.oggvorbis import OggVorbis
     ogg = OggVorbis(out["multipage-comment.ogg"][0])
     ogg["DESCRIPTION"] = "x" * 200_000  # the comment header spans several pages
     ogg.save()
-    _ffmpeg("-c:a", "libopus", "-ar", "48000", "-metadata", "artist=opus artist", str(add("tags.opus")))
-    _ffmpeg("-c:a", "aac", "-metadata", "title=m4a title", "-movflags", "+faststart", str(add("moov-first.m4a")))
-    _ffmpeg("-c:a", "aac", "-metadata", "title=m4a title", str(add("moov-last.m4a")))
-    _ffmpeg("-c:a", "wmav2", "-metadata", "title=wma title", str(add("tags.wma")))
-    _ffmpeg("-c:a", "wavpack", str(add("ape-v1.wv")))
+    sine("-c:a", "libopus", "-ar", "48000", "-metadata", "artist=opus artist", str(add("tags.opus")))
+    sine("-c:a", "aac", "-metadata", "title=m4a title", "-movflags", "+faststart", str(add("moov-first.m4a")))
+    sine("-c:a", "aac", "-metadata", "title=m4a title", str(add("moov-last.m4a")))
+    sine("-c:a", "wmav2", "-metadata", "title=wma title", str(add("tags.wma")))
+    sine("-c:a", "wavpack", str(add("ape-v1.wv")))
     _ape(out["ape-v1.wv"][0], genre=None)
     out["ape-v1.wv"][0].write_bytes(out["ape-v1.wv"][0].read_bytes() + _id3v1(255))
-    _ffmpeg("-c:a", "tta", str(add("plain.tta")))
+    sine("-c:a", "tta", str(add("plain.tta")))
     return out

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 from audio_formats import needs_ffmpeg
-from tag_corpus import fingerprint, id3_frames, make_corpus
+from tag_corpus import fingerprint, id3_frames, make_corpus, ready_model
 
 from genre_cnn.app.tag import tag_files
 from genre_cnn.app.tagfile import read_genre, read_genres
 from genre_cnn.app.tagundo import undo
 from genre_cnn.genres import SPELLINGS
-from genre_cnn.models.checkpoint import READY_MODEL
 
 pytestmark = needs_ffmpeg
 MODEL = "genre_cnn/ready/musicnn_gtzan_mini"
@@ -29,16 +28,7 @@ def corpus(tmp_path_factory) -> dict[str, tuple[Path, str]]:
 
 @pytest.fixture(scope="module")
 def model():
-    """(spec, runner) of the ready model, through its shipped ONNX graph when onnxruntime is there."""
-    try:
-        from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx
-
-        graph = cached_onnx(READY_MODEL)
-        return ("onnx", graph), OnnxRunner(graph)
-    except ImportError:
-        from genre_cnn.inference.predict import TorchRunner, load_model
-
-        return ("torch", READY_MODEL), TorchRunner(load_model(READY_MODEL))
+    return ready_model()
 
 
 @pytest.fixture
