@@ -372,7 +372,8 @@ def tones(folder: Path, names: list[str]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     t = np.arange(22050) / 22050
     for i, name in enumerate(names):
-        sf.write(folder / name, 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t), 22050)
+        sf.write(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t), 22050)
+        os.replace(folder / "tone.wav", folder / name)  # libsndfile takes only names that are UTF-8
     return [folder / n for n in names]
 
 
