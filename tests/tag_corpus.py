@@ -2,7 +2,7 @@
 hand), and readers that look at them without genre_cnn's own tag code (helpers for tests/test_tag_corpus.py).
 
     from tag_corpus import make_corpus, fingerprint
-    files = make_corpus(tmp_path)        # {name: (path, "write" | "refuse")}
+    files = make_corpus(tmp_path)        # {name: (path, "write" | "refuse" | "unreadable")}
     fingerprint(path)                    # every tag but the genre, the bytes around the tags, the decoded audio
 
 What it holds: ID3v2.2 (written by hand: mutagen writes no v2.2), v2.3 (with TYER "1959?", TDAT, TIME,
@@ -10,9 +10,10 @@ TORY, IPLS, RVAD, TSIZ, TRDA, years that are not four digits, a genre as an ID3v
 (chapters, RVA2), each with ID3v1 and APEv2 tags beside them; an ID3v1-only MP3; a 3 MB cover and 1000
 TXXX frames; WAV and AIFF with ID3 chunks in odd places, RIFF INFO lists (a genre in IGNR), odd-sized chunks;
 FLAC with cover, seek table and 1000 comments; Ogg Vorbis with a comment spanning several pages; Opus; M4A with
-the movie header before and after the audio; WMA, WavPack, TrueAudio; and damaged WAV/AIFF files whose sizes
-do not add up (a copy cut short, a RIFF size covering only the header, a 0x7FFFFFFF placeholder, a data size
-past the end, audio past the declared end, an odd last chunk without its pad byte), which must be refused.
+the movie header before and after the audio; WMA, WavPack, TrueAudio; damaged WAV/AIFF files whose sizes do
+not add up (a copy cut short, a RIFF size covering only the header, a 0x7FFFFFFF placeholder, a data size past
+the end, audio past the declared end, an odd last chunk without its pad byte), which must be refused; and a
+WavPack file with a damaged header, on which mutagen raises IndexError.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def _id3_chunk(version: int, tcon: str | None = None) -> bytes:
 
 
 def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
-    """{name: (file, "write" or "refuse")}: every file of the corpus, made in `folder`."""
+    """{name: (file, expected)}: every file of the corpus, made in `folder`; expected is "write", "refuse" (its
+    write must be refused) or "unreadable" (its tags cannot even be read)."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, tuple[Path, str]] = {}
     plain = folder / "plain.mp3"
@@ -281,4 +283,8 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
     _ape(out["ape-v1.wv"][0], genre=None)
     out["ape-v1.wv"][0].write_bytes(out["ape-v1.wv"][0].read_bytes() + _id3v1(255))
     sine("-c:a", "tta", str(add("plain.tta")))
+    damaged = bytearray(out["ape-v1.wv"][0].read_bytes())
+    flags = int.from_bytes(damaged[24:28], "little") | (0xF << 23)  # a sample-rate index past the table
+    damaged[24:28] = flags.to_bytes(4, "little")
+    add("damaged-header.wv", "unreadable").write_bytes(bytes(damaged))  # mutagen raises IndexError on it
     return out
