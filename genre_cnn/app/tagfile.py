@@ -134,7 +134,7 @@ def _verify(path: Path, before: tuple, after: tuple, values: list[str]) -> None:
     if new.values != values:
         problems.append(f"the genre read back as {_fmt(new.values)}")
     if new_audio != old_audio:
-        problems.append("the audio data changed")
+        problems.append("the audio, or the data around its tags, changed")
     if new_tags["info"] != old_tags["info"]:
         changed = sorted(k for k in {**old_tags["info"], **new_tags["info"]}
                          if old_tags["info"].get(k) != new_tags["info"].get(k))
