@@ -18,8 +18,10 @@ never taken as new tracks, whether DEST lies inside SRC or SRC inside DEST. Each
 journal first, so a track placed but not yet in DEST/manifest.csv (killed run, full disk) is recognised by
 the next run and recorded, never placed twice; unfinished copies of a killed run are removed by the next.
 DEST/manifest.csv gets one row per sorted track (file, genre, probability, model, folder, dest), fsynced
-row by row; a rerun skips every track already in it. A track that cannot be placed is one line on stderr
-and makes the exit code 1; a full disk stops the run. A summary line ends the run.
+row by row; a rerun skips every track already in it, also once a spreadsheet has re-saved it (see
+genre_cnn.app.placing), and a manifest whose header cannot be read stops the run (SortError). A track that
+cannot be placed is one line on stderr and makes the exit code 1; a full disk stops the run. A summary line
+ends the run.
 """
 
 from __future__ import annotations

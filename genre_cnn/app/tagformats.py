@@ -186,7 +186,7 @@ def set_genre(audio, values: list[str], encoding: int | None = None) -> None:
         tags.clear()
         tags.extend(kept[:at] + [(key, v) for v in values] + kept[at:])
     else:
-        key = {"mp4": "\xa9gen", "asf": "WM/Genre", "ape": _ape_key(tags) if kind == "ape" else ""}[kind]
+        key = _ape_key(tags) if kind == "ape" else "\xa9gen" if kind == "mp4" else "WM/Genre"
         if values:
             tags[key] = list(values)
         elif key in tags:
