@@ -7,13 +7,15 @@ hand), and readers that look at them without genre_cnn's own tag code (helpers f
 
 What it holds: ID3v2.2 (written by hand: mutagen writes no v2.2), v2.3 (with TYER "1959?", TDAT, TIME,
 TORY, IPLS, RVAD, TSIZ, TRDA, years that are not four digits, a genre as an ID3v1 reference) and v2.4 tags
-(chapters, RVA2), each with ID3v1 and APEv2 tags beside them; an ID3v1-only MP3; a 3 MB cover and 1000
-TXXX frames; WAV and AIFF with ID3 chunks in odd places, RIFF INFO lists (a genre in IGNR), odd-sized chunks;
-FLAC with cover, seek table and 1000 comments; Ogg Vorbis with a comment spanning several pages; Opus; M4A with
-the movie header before and after the audio; WMA, WavPack, TrueAudio; damaged WAV/AIFF files whose sizes do
-not add up (a copy cut short, a RIFF size covering only the header, a 0x7FFFFFFF placeholder, a data size past
-the end, audio past the declared end, an odd last chunk without its pad byte), which must be refused; and a
-WavPack file with a damaged header, on which mutagen raises IndexError.
+(chapters, RVA2), each with ID3v1 and APEv2 tags beside them; v2.3 tags with a damaged frame and with two
+frames of one kind, and a v2.2 tag with a frame unknown to mutagen (to be refused); an ID3v1-only MP3; a
+3 MB cover and 1000 TXXX frames; WAV and AIFF with ID3 chunks in odd places, RIFF INFO lists (a genre in
+IGNR), odd-sized chunks; FLAC with cover, seek table and 1000 comments; Ogg Vorbis with a comment spanning
+several pages; Opus; M4A with the movie header before and after the audio; WMA, WavPack, TrueAudio; damaged
+WAV/AIFF files whose sizes do not add up (a copy cut short, a RIFF size covering only the header, a
+0x7FFFFFFF placeholder, a data size past the end, audio past the declared end, an odd last chunk without its
+pad byte), which must be refused; and a WavPack file with a damaged header, on which mutagen raises
+IndexError.
 """
 
 from __future__ import annotations
@@ -127,9 +129,14 @@ def _id3v1(genre: int) -> bytes:
             + b"1959" + b"v1 comment".ljust(28, b"\0") + b"\0\x05" + bytes([genre]))
 
 
-def _v22(frames: list[tuple[bytes, bytes]]) -> bytes:
-    body = b"".join(fid + len(d).to_bytes(3, "big") + d for fid, d in frames) + b"\0" * 64
-    return b"ID3\x02\x00\x00" + _syncsafe(len(body)) + body
+def _raw_tag(version: int, frames: list[tuple[bytes, bytes]]) -> bytes:
+    """An ID3v2.2 or v2.3 tag written byte by byte (mutagen writes neither v2.2 nor a damaged frame)."""
+    if version == 2:
+        body = b"".join(fid + len(d).to_bytes(3, "big") + d for fid, d in frames)
+    else:
+        body = b"".join(fid + len(d).to_bytes(4, "big") + b"\0\0" + d for fid, d in frames)
+    body += b"\0" * 64
+    return b"ID3" + bytes([version]) + b"\0\0" + _syncsafe(len(body)) + body
 
 
 def _v23_frames(odd_year: str = "1959?") -> list:
@@ -226,9 +233,14 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
     path.write_bytes(path.read_bytes() + _id3v1(17))
     add("v1-only.mp3").write_bytes(audio + _id3v1(8))
     add("no-tags.mp3").write_bytes(audio)
-    add("v22.mp3").write_bytes(_v22([(b"TT2", b"\0Two two"), (b"TP1", b"\0Old Tagger"), (b"TYE", b"\x001959?"),
+    add("v22.mp3").write_bytes(_raw_tag(2, [(b"TT2", b"\0Two two"), (b"TP1", b"\0Old Tagger"), (b"TYE", b"\x001959?"),
                                      (b"COM", b"\0eng\0a v2.2 comment"), (b"PIC", b"\0PNG\x03\0" + PNG)]) + audio)
-    add("v22-unknown-frame.mp3", "refuse").write_bytes(_v22([(b"TT2", b"\0Two two"), (b"XYZ", b"private")]) + audio)
+    add("v22-unknown-frame.mp3", "refuse").write_bytes(_raw_tag(2, [(b"TT2", b"\0Two two"), (b"XYZ", b"private")])
+                                                       + audio)
+    add("v23-damaged-frame.mp3", "refuse").write_bytes(_raw_tag(3, [(b"TIT2", b"\0title"), (b"WXXX", b"\x07\0http")])
+                                                       + audio)  # an encoding that does not exist: mutagen drops it
+    add("v23-two-artists.mp3", "refuse").write_bytes(_raw_tag(3, [(b"TPE1", b"\0one"), (b"TPE1", b"\0two")])
+                                                     + audio)  # two frames of one kind, which mutagen would merge
     path = add("huge-cover.mp3")
     path.write_bytes(audio)
     from mutagen.id3 import APIC

@@ -32,6 +32,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from genre_cnn.app.placing import short_name
@@ -122,7 +123,7 @@ def _inspect(path: Path, f, check_container: bool) -> tuple[object, Genre, dict,
     if check_container and (problem := container_problem(f, kind)):
         raise TagError(f"{shown(path)}: {problem}; not changed, as a tag written into it could land in its audio")
     try:
-        return audio, genre_field(audio, f), others(audio), audio_digest(f, kind)
+        return audio, genre_field(audio, f), others(audio, f), audio_digest(f, kind)
     except Exception as err:  # noqa: BLE001 - a layout the checks cannot follow: refuse, never guess
         raise TagError(f"{shown(path)}: its layout cannot be checked ({_reason(err)}); not changed") from None
 
@@ -139,7 +140,10 @@ def _verify(path: Path, before: tuple, after: tuple, values: list[str]) -> None:
         changed = sorted(k for k in {**old_tags["info"], **new_tags["info"]}
                          if old_tags["info"].get(k) != new_tags["info"].get(k))
         problems.append(f"the stream information changed ({', '.join(changed)})")
-    if {k: v for k, v in new_tags.items() if k != "info"} != {k: v for k, v in old_tags.items() if k != "info"}:
+    lost = old_tags.get("stored", Counter()) - new_tags.get("stored", Counter())
+    if lost:
+        problems.append(f"ID3 frames would be lost or merged ({', '.join(sorted(lost))}: damaged or repeated)")
+    elif {k: v for k, v in new_tags.items() if k != "info"} != {k: v for k, v in old_tags.items() if k != "info"}:
         problems.append("other tags changed")
     if problems:
         raise TagError(f"{shown(path)}: not changed: in the written copy {'; '.join(problems)}")

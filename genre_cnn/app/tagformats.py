@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -208,11 +209,43 @@ def _sha(text: str | bytes) -> str:
 _WIDE = re.compile(r"encoding=<Encoding\.(UTF8|UTF16BE): \d>")
 
 
-def others(audio) -> dict:
+class _Census(dict):
+    """known_frames for an ID3 load that parses no frame: every frame is kept as stored (mutagen's "unknown
+    frames"), none merged or dropped, while the frame boundaries are found as in a normal load."""
+
+    def __contains__(self, name) -> bool:
+        from mutagen.id3 import Frames
+
+        return name in Frames
+
+    def __getitem__(self, name):
+        raise KeyError(name)
+
+
+def stored_frames(audio, f: BinaryIO) -> Counter:
+    """How many frames of each kind the file's ID3 tag stores (v2.2 names as v2.3/2.4 ones), the genre frame
+    and empty text frames left out: what a write must give back, whatever mutagen makes of each frame."""
+    from mutagen.id3 import Frames_2_2
+
+    f.seek(0)
+    tags = type(audio.tags)(fileobj=f, known_frames=_Census(), translate=False, load_v1=False)
+    width = 3 if tags.version < (2, 3, 0) else 4
+    count: Counter = Counter()
+    for raw in tags.unknown_frames:
+        name = raw[:width].decode("ascii")
+        name = Frames_2_2[name].__base__.__name__ if width == 3 and name in Frames_2_2 else name
+        data = raw[width + (3 if width == 3 else 6):]
+        if name != "TCON" and not (name[0] == "T" and name != "TXXX" and not data[1:].strip(b"\0")):
+            count[name] += 1
+    return count
+
+
+def others(audio, f: BinaryIO) -> dict:
     """A print of everything a genre write must not change in the tags: every other frame, comment or atom,
-    and the stream information (`info`). An ID3 tag's version as it will be written (2.2 and 2.3 alike) and its frames'
-    text encodings as that version stores them; an empty text frame (which carries nothing and is not
-    written) counts as absent, and a tag with no frames as no tag."""
+    and the stream information (`info`). An ID3 tag's version as it will be written (2.2 and 2.3 alike), its
+    frames' text encodings as that version stores them, and how many frames of each kind it stores (so that a
+    frame mutagen cannot read, or two it would merge, is noticed); an empty text frame (which carries nothing
+    and is not written) counts as absent, and a tag with no frames as no tag."""
     from mutagen.id3 import TextFrame
 
     # the stream information: its plain values but positions in the file and the bit rate, which some formats
@@ -230,6 +263,7 @@ def others(audio) -> dict:
         unknown = [_sha(d) for d in tags.unknown_frames if len(d) > 10]
         if frames or unknown:
             out["id3"] = (3 if v23 else 4, frames, unknown)
+            out["stored"] = stored_frames(audio, f)
     elif kind == "vorbis":
         pairs = [(k.lower(), v) for k, v in tags if k.lower() != "genre"]
         if pairs:  # the vendor string of a comment block made to hold the genre alone does not count
