@@ -10,7 +10,8 @@ TORY, IPLS, RVAD, TSIZ, TRDA, years that are not four digits, a genre as an ID3v
 (chapters, RVA2), each with ID3v1 and APEv2 tags beside them; v2.3 tags with a damaged frame and with two
 frames of one kind, and a v2.2 tag with a frame unknown to mutagen (to be refused); an ID3v1-only MP3; a
 3 MB cover and 1000 TXXX frames; WAV and AIFF with ID3 chunks in odd places, RIFF INFO lists (a genre in
-IGNR), odd-sized chunks; FLAC with cover, seek table and 1000 comments; Ogg Vorbis with a comment spanning
+IGNR), odd-sized chunks; FLAC with cover, seek table and 1000 comments, and with a comment that is not
+UTF-8 (which mutagen would rewrite as U+FFFD, so it must be refused); Ogg Vorbis with a comment spanning
 several pages; Opus; M4A with the movie header before and after the audio; WMA, WavPack, TrueAudio; damaged
 WAV/AIFF files whose sizes do not add up (a copy cut short, a RIFF size covering only the header, a
 0x7FFFFFFF placeholder, a data size past the end, audio past the declared end, an odd last chunk without its
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -282,6 +284,12 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
         flac[f"COMMENT{i}"] = f"value {i}"
     flac["GENRE"] = "Bossa Nova"
     flac.save()
+    latin = add("latin1-comment.flac", "refuse")
+    shutil.copy(out["tags.flac"][0], latin)
+    flac = FLAC(latin)
+    flac["TITLE"] = "café"
+    flac.save()
+    latin.write_bytes(latin.read_bytes().replace(b"TITLE=caf\xc3\xa9", b"TITLE=caf\xe9 "))  # as old taggers wrote
     sine("-c:a", "libvorbis", "-metadata", "title=ogg title", str(add("multipage-comment.ogg")))
     from mutagen.oggvorbis import OggVorbis
     ogg = OggVorbis(out["multipage-comment.ogg"][0])

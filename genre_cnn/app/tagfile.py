@@ -114,8 +114,8 @@ def read_genres(path: Path) -> list[str]:
     return read_genre(path).shown
 
 
-def _inspect(path: Path, f, check_container: bool) -> tuple[object, Genre, dict, str]:
-    """(mutagen object, genre, every other tag, audio digest) of the open copy."""
+def _inspect(path: Path, f, check_container: bool) -> tuple[object, Genre, dict, tuple[str, str]]:
+    """(mutagen object, genre, every other tag, audio digests) of the open copy."""
     audio = _open(path, f)
     kind = family(audio)
     if kind is None:
@@ -134,8 +134,10 @@ def _verify(path: Path, before: tuple, after: tuple, values: list[str]) -> None:
     problems = []
     if new.values != values:
         problems.append(f"the genre read back as {_fmt(new.values)}")
-    if new_audio != old_audio:
+    if new_audio[0] != old_audio[0]:
         problems.append("the audio, or the data around its tags, changed")
+    if new_audio[1] != old_audio[1]:
+        problems.append("a Vorbis comment would not be kept as stored (one that is not UTF-8, or damaged)")
     if new_tags["info"] != old_tags["info"]:
         changed = sorted(k for k in {**old_tags["info"], **new_tags["info"]}
                          if old_tags["info"].get(k) != new_tags["info"].get(k))

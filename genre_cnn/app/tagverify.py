@@ -3,7 +3,7 @@ library, and the container checks made before anything is written. Used by `genr
 
     from genre_cnn.app.tagverify import audio_digest, container_problem
     container_problem(f, "riff")     # "its header says 44 bytes, the file has 88244" (or None: safe to write)
-    audio_digest(f, "mp3")           # a hash of everything but the tag blocks: equal before and after a write
+    audio_digest(f, "id3")           # hashes of everything but the tag blocks: equal before and after a write
 
 A family names how a container keeps its tags apart from its audio:
 
@@ -11,9 +11,10 @@ A family names how a container keeps its tags apart from its audio:
            end included: they are kept byte for byte)
     riff, aiff, dsdiff   chunks: every chunk but the ID3 one, in order (a chunk moved by a write is the same chunk)
     dsf    the DSD header's pointer to its ID3 tag at the end; the hash covers the fmt and data chunks
-    flac   what precedes the fLaC marker, every metadata block but the comments and padding, then the frames
-    ogg    every packet of every stream but the comment packet (page boundaries may change), with the granule
-           positions of the audio pages
+    flac   what precedes the fLaC marker, every metadata block but the padding, then the frames
+    ogg    every packet of every stream (page boundaries may change), with the granule positions of the audio pages
+In FLAC and Ogg, the Vorbis comments other than the genre are compared as stored, byte for byte, so that one
+that is not UTF-8 (which mutagen would rewrite as U+FFFD) is never changed.
     mp4    every atom but moov/udta/meta (the tags) and free space, the chunk offset tables (and fragments'
            base offsets) taken relative to the first media data, so a grown tag that moves the audio counts as
            the same audio
@@ -137,28 +138,63 @@ def id3v1_start(f: BinaryIO) -> int | None:
     return total - 128 if f.read(3) == b"TAG" else None
 
 
-def _ogg(f: BinaryIO, digest) -> None:
+def comment_entries(data: bytes) -> list[bytes]:
+    """The entries of a Vorbis comment block as stored, byte for byte (the vendor string first), its genre
+    entries left out; [] when it holds nothing else (a block made to hold the genre alone). `data` may start
+    with an Ogg codec's comment-packet header. Raises ValueError for a block cut short."""
+    for prefix in (b"\x03vorbis", b"OpusTags", b"\x81theora"):
+        data = data[len(prefix):] if data.startswith(prefix) else data
+
+    def field(pos: int) -> bytes:  # a length-prefixed field at pos
+        size = int.from_bytes(data[pos:pos + 4], "little")
+        if pos + 4 + size > len(data):
+            raise ValueError("a Vorbis comment block cut short")
+        return data[pos + 4:pos + 4 + size]
+
+    vendor = field(0)
+    pos = 4 + len(vendor)
+    if pos + 4 > len(data):
+        raise ValueError("a Vorbis comment block cut short")
+    count, pos, entries = int.from_bytes(data[pos:pos + 4], "little"), pos + 4, []
+    for _ in range(count):
+        entries.append(field(pos))
+        pos += 4 + len(entries[-1])
+    kept = [e for e in entries if e.split(b"=", 1)[0].lower() != b"genre"]
+    return [vendor, *kept] if kept else []
+
+
+def _entries(digest, data: bytes) -> None:
+    for entry in comment_entries(data):
+        digest.update(struct.pack("<I", len(entry)) + entry)
+
+
+def _ogg(f: BinaryIO, digest, stored) -> None:
     from mutagen.ogg import OggPage
 
     f.seek(0)
     packets: dict[int, int] = {}  # serial -> index of the packet being read
-    first = None
+    first, codec, comment = None, b"", []
     while True:
         try:
             page = OggPage(f)
         except EOFError:
-            return
+            break
         first = page.serial if first is None else first
         index = packets.get(page.serial, -1)
         for i, piece in enumerate(page.packets):
             if i or not page.continued:
                 index += 1
                 digest.update(struct.pack("<Iq", page.serial, index))
-            if not (page.serial == first and index == 1):  # the comment packet of the tagged stream
+            if not (page.serial == first and index == 1):
                 digest.update(piece)
+                codec = codec or piece[:5]
+            else:  # the comment packet of the tagged stream: compared entry by entry, the genre aside
+                comment.append(piece)
         packets[page.serial] = index
         if page.position not in (0, -1):
             digest.update(struct.pack("<Iq", page.serial, page.position))
+    data = b"".join(comment)
+    _entries(stored, data[4:] if codec == b"\x7fFLAC" else data)  # Ogg FLAC: a metadata block header first
 
 
 def _atoms(f: BinaryIO, start: int, end: int):
@@ -205,10 +241,11 @@ def _mp4(f: BinaryIO, digest, start: int, end: int, path: tuple[bytes, ...], bas
             _hash_range(f, digest, pos, pos + size)
 
 
-def audio_digest(f: BinaryIO, family: str) -> str:
-    """A hash of what a tag write must not change in a file of `family` (see the module docstring).
-    Raises ValueError for a layout it cannot follow."""
-    digest = hashlib.sha256(family.encode())
+def audio_digest(f: BinaryIO, family: str) -> tuple[str, str]:
+    """Hashes of what a tag write must not change in a file of `family` (see the module docstring): (the audio
+    and the data around the tags, the Vorbis comments as stored). Raises ValueError for a layout it cannot
+    follow."""
+    digest, stored = hashlib.sha256(family.encode()), hashlib.sha256()
     total = _size(f)
     if family == "id3":
         _hash_range(f, digest, id3v2_end(f))
@@ -237,11 +274,13 @@ def audio_digest(f: BinaryIO, family: str) -> str:
                 raise ValueError("metadata blocks cut off")
             last, kind, size = bool(head[0] & 0x80), head[0] & 0x7F, int.from_bytes(head[1:], "big")
             block = f.read(size)
-            if kind not in (1, 4):  # padding, Vorbis comments
+            if kind == 4:  # Vorbis comments: entry by entry, the genre aside
+                _entries(stored, block)
+            elif kind != 1:  # padding may change
                 digest.update(head[:1] + block)
         _hash_range(f, digest, f.tell())
     elif family == "ogg":
-        _ogg(f, digest)
+        _ogg(f, digest, stored)
     elif family == "mp4":
         mdat = [pos + header for name, pos, header, _ in _atoms(f, 0, total) if name == b"mdat"]
         _mp4(f, digest, 0, total, (), [mdat[0] if mdat else 0])
@@ -254,4 +293,4 @@ def audio_digest(f: BinaryIO, family: str) -> str:
         _hash_range(f, digest, span[1])
     else:
         raise ValueError(f"no audio check for {family}")
-    return digest.hexdigest()
+    return digest.hexdigest(), stored.hexdigest()
