@@ -128,13 +128,14 @@ def _beside(audio, f: BinaryIO) -> list[str]:
         return _riff_info_genre(f)
     if kind != "id3":
         return []
-    span = ape_span(f)
-    if span is not None:
-        from mutagen.apev2 import APEv2
+    if ape_span(f) is not None:
+        from mutagen.apev2 import APEv2, error
 
         f.seek(0)
-        ape = APEv2(f)
-        values = _values(ape)[1]
+        try:
+            values = _values(APEv2(f))[1]
+        except error:  # a damaged APE tag names no genre; it is kept byte for byte all the same
+            values = []
         if any(v.strip() for v in values):
             return values
     start = id3v1_start(f)
