@@ -21,6 +21,7 @@ in any case or punctuation, in the way beets' lastgenre plugin canonicalises gen
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from pathlib import Path
 
@@ -49,7 +50,12 @@ def display(name: str, mapping: dict[str, str] | None = None) -> str:
     key = normalise(name)
     if mapping and key in mapping:
         return mapping[key]
-    return _USUAL.get(key, name)
+    return _usual().get(key, name)
+
+
+@functools.cache
+def _usual() -> dict[str, str]:
+    return {normalise(s): s for s in SPELLINGS}
 
 
 def same(a: list[str], b: list[str]) -> bool:
@@ -75,5 +81,3 @@ def load_mapping(path: Path) -> dict[str, str]:
         mapping[normalise(name)] = spelling.strip()
     return mapping
 
-
-_USUAL = {normalise(s): s for s in SPELLINGS}
