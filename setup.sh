@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv beside this file and installs genre_cnn into it (editable), with the dev (tests, export), app (web page), beets (the genrecnn plugin) and stream (LitData shards) extras, LitData and the musicnn weights; fetches mutagen's own test files for the tag tests.
+# Creates .venv beside this file and installs genre_cnn into it (editable), with the dev (tests, export), app (web page), beets (the genrecnn plugin) and stream (LitData shards) extras, LitData and the musicnn weights.
 #   bash setup.sh            # idempotent: a second run only checks
 # torch is pinned to 2.13.0 first, so that pip never swaps it for a newer (multi-GB CUDA) build.
 set -euo pipefail
