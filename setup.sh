@@ -14,3 +14,15 @@ PYTHON=${PYTHON:-python3}
 # the pretrained musicnn weights (a TensorFlow checkpoint, ISC licence): --no-deps, since the wheel pins numpy<1.17
 # and TensorFlow, neither of which genre_cnn uses (genre_cnn/models/tfbundle.py reads the checkpoint)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "musicnn==0.1.0"
+# mutagen's own test files (about 100 real files with broken and unusual tags and streams) for tests/test_tag_mutagen.py,
+# into data/mutagen-tests/ (git-ignored; tests never use the network and skip, saying so, without them)
+if [ ! -d data/mutagen-tests ]; then
+    tmp=$(mktemp -d)
+    if .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: "mutagen==1.48.1" -d "$tmp" &&
+        tar -xzf "$tmp"/mutagen-1.48.1.tar.gz -C "$tmp" mutagen-1.48.1/tests/data; then
+        mv "$tmp"/mutagen-1.48.1/tests/data data/mutagen-tests
+    else
+        echo "warning: mutagen's test files could not be fetched: tests/test_tag_mutagen.py will be skipped" >&2
+    fi
+    rm -rf "$tmp"
+fi

@@ -5,12 +5,16 @@
     beet genrecnn -f -p artist:Nina      # -f: replace genres items already have; -p: show, change nothing
     beet import ~/new-music              # with `auto: yes` (default), each imported track gets a genre
 
-Options (config key `genrecnn`), as beets' own lastgenre: `auto`, `force`, `count` (up to this many genres...),
-`min_confidence` (...each of at least this probability; an item whose top genre is below it is left alone),
-`separator` (between several genres in the single `genre` field of beets before 2.14, whose `genres` field is
-a list), `ckpt` (a checkpoint; default: the model `genre-cnn predict` uses), `engine` (auto, onnx or torch),
-`max_windows` (at most this many windows per track). Each predicted item also gets the flexible attributes
-`genre_cnn_probability` (of its top genre) and `genre_cnn_model`.
+Options (config key `genrecnn`), as beets' own lastgenre: `auto`, `force`, `count` (up to this many genres,
+at least 1...), `min_confidence` (...each of at least this probability, 0 to 1; an item whose top genre is
+below it is left alone), `separator` (between several genres in the single `genre` field of beets before
+2.14, whose `genres` field is a list), `ckpt` (a checkpoint; default: the model `genre-cnn predict` uses),
+`engine` (auto, onnx or torch), `max_windows` (at most this many windows per track, at least 1), `genre_map`
+(a file of your own genre spellings, as `genre-cnn tag --genre-map`). They are checked as genre-cnn's command
+line checks its own, and a bad one is one line through beets' own error. Genres are written in the usual
+spellings (Hip-Hop, Jazz...; see genre_cnn.genres), and a genre that differs from the prediction only in
+spelling counts as the same. Each predicted item also gets the flexible attributes `genre_cnn_probability`
+(of its top genre) and `genre_cnn_model`. `beet genrecnn` ends with `N set, M kept, K below the threshold`.
 
 Files are written as beets decides: `beet genrecnn` writes tags when `import.write` is on (`-w` / `-W` override
 it); on import, the plugin sets the fields and, once the importer has copied or moved the files, writes the
@@ -20,6 +24,7 @@ tags of the items it changed when `import.write` is on.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 from beets import config, plugins, ui
@@ -35,23 +40,67 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
     def __init__(self) -> None:
         super().__init__()
         self.config.add({"auto": True, "force": False, "count": 1, "min_confidence": MIN_CONFIDENCE, "separator": ", ",
-                         "ckpt": None, "engine": "auto", "max_windows": None})
+                         "ckpt": None, "engine": "auto", "max_windows": None, "genre_map": None})
         self._engine = None  # (spec, runner, model name), built on first use
+        self._settings = None  # the checked options, read on first use
         self._changed: set[int] = set()  # ids of items changed by the import stage, written after the files move
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
             self.register_listener("import_task_files", self.write_imported)
 
+    def _option(self, key: str, kind: type, low: float, high: float | None = None, optional: bool = False):
+        """One option of the right type within [low, high] (None only if `optional`), else ui.UserError."""
+        import confuse
+
+        if optional and self.config[key].get() is None:
+            return None
+        try:
+            value = self.config[key].get(kind)
+        except confuse.ConfigError as err:
+            raise ui.UserError(f"genrecnn: {err}") from None
+        if isinstance(value, bool) or value < low or (high is not None and value > high):
+            span = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+            raise ui.UserError(f"genrecnn: {key}: {value} is not allowed: give a number {span}")
+        return value
+
+    def settings(self) -> dict:
+        """The options, checked once as genre-cnn's command line checks its own (ui.UserError otherwise)."""
+        if self._settings is None:
+            from genre_cnn.errors import GenreCnnError
+            from genre_cnn.genres import load_mapping
+            from genre_cnn.models.checkpoint import check_file, resolve_checkpoint
+
+            engine = self.config["engine"].as_str()
+            if engine not in ("auto", "onnx", "torch"):
+                raise ui.UserError(f"genrecnn: engine: {engine!r} is not one of auto, onnx, torch")
+            ckpt = Path(self.config["ckpt"].as_filename()) if self.config["ckpt"].get() else None
+            mapping = self.config["genre_map"].as_filename() if self.config["genre_map"].get() else None
+            try:
+                if ckpt is not None:  # checked before anything reads it, as genre-cnn's --ckpt
+                    check_file(resolve_checkpoint(ckpt))
+                mapping = load_mapping(Path(mapping)) if mapping else None
+            except GenreCnnError as err:
+                raise ui.UserError(f"genrecnn: {err}") from None
+            self._settings = {"count": self._option("count", int, 1),
+                              "max_windows": self._option("max_windows", int, 1, optional=True),
+                              "min_confidence": float(self._option("min_confidence", float, 0.0, 1.0)),
+                              "separator": self.config["separator"].as_str(), "engine": engine,
+                              "ckpt": ckpt, "mapping": mapping}
+        return self._settings
+
     def engine(self):
-        """The model, chosen and loaded once, as `genre-cnn predict` does."""
+        """The model, chosen, checked and loaded once, as `genre-cnn predict` does; ui.UserError if it cannot be."""
         if self._engine is None:
             from genre_cnn.app.cli import _choose, _engine
             from genre_cnn.app.tag import model_label
+            from genre_cnn.errors import GenreCnnError
 
-            ckpt = self.config["ckpt"].as_filename() if self.config["ckpt"].get() else None
-            ckpt = Path(ckpt) if ckpt else None
-            spec, runner = _engine(ckpt, self.config["engine"].as_choice(["auto", "onnx", "torch"]))
-            self._engine = spec, runner, model_label(_choose(ckpt)[0])
+            ckpt = self.settings()["ckpt"]
+            try:
+                spec, runner = _engine(ckpt, self.settings()["engine"])
+                self._engine = spec, runner, model_label(_choose(ckpt)[0])
+            except GenreCnnError as err:
+                raise ui.UserError(f"genrecnn: {err}") from None
         return self._engine
 
     @staticmethod
@@ -64,39 +113,56 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
         if "genres" in Item._fields:  # beets 2.14 and later: a list, written as separate values
             item.genres = genres
         else:
-            item.genre = self.config["separator"].as_str().join(genres)
+            item.genre = self.settings()["separator"].join(genres)
 
-    def predict(self, items: list[Item], workers: int | None = None) -> list[Item]:
-        """Predicts and sets the genre of `items` (those that have one only with `force`); returns the changed."""
+    def predict(self, items: list[Item], workers: int | None = None) -> tuple[list[Item], Counter]:
+        """Predicts and sets the genre of `items` (those that have one only with `force`); returns the changed
+        items and the counts {"set", "kept", "below", "failed"}."""
         from genre_cnn.app.library import predict_many
+        from genre_cnn.genres import display, same
 
-        force = self.config["force"].get(bool)
-        items = [item for item in items if force or not self.existing(item)]
-        if not items:
-            return []
-        count, floor = self.config["count"].get(int), self.config["min_confidence"].as_number()
+        settings, force = self.settings(), self.config["force"].get(bool)
+        counts = Counter(set=0, kept=0, below=0, failed=0)
+        todo = [item for item in items if force or not self.existing(item)]
+        counts["kept"] = len(items) - len(todo)
+        if not todo:
+            return [], counts
+        count, floor = settings["count"], settings["min_confidence"]
         spec, runner, model = self.engine()
-        paths = [Path(os.fsdecode(item.path)) for item in items]
+        paths = [Path(os.fsdecode(item.path)) for item in todo]
         changed = []
-        for item, (_, res, error) in zip(items, predict_many(spec, paths, count, self.config["max_windows"].get(),
-                                                            workers or 1, False, runner, desc="genrecnn")):
+        for item, (_, res, error) in zip(todo, predict_many(spec, paths, count, settings["max_windows"],
+                                                           workers or 1, False, runner, desc="genrecnn")):
             if error:
                 self._log.warning("{}", error)
+                counts["failed"] += 1
                 continue
             chosen = [t for t in res["top"][:count] if t["probability"] >= floor]
             if not chosen:
                 top = res["top"][0]
                 self._log.info("{}: top genre {} ({:.2f}) is below min_confidence {}; left alone", item,
-                               top["genre"], top["probability"], floor)
+                               display(top["genre"], settings["mapping"]), top["probability"], floor)
+                counts["below"] += 1
                 continue
-            self.set_genres(item, [t["genre"] for t in chosen])
+            genres = [display(t["genre"], settings["mapping"]) for t in chosen]
+            if same(self.existing(item), genres):
+                counts["kept"] += 1
+                continue
+            self.set_genres(item, genres)
             item["genre_cnn_probability"] = round(chosen[0]["probability"], 6)
             item["genre_cnn_model"] = model
             changed.append(item)
-        return changed
+            counts["set"] += 1
+        return changed, counts
+
+    @staticmethod
+    def summary(counts: Counter) -> str:
+        return (f"genrecnn: {counts['set']} set, {counts['kept']} kept, {counts['below']} below the threshold"
+                + (f", {counts['failed']} could not be read" if counts["failed"] else ""))
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("genrecnn", help="predict genres from the audio with genre_cnn's model")
+        cmd.parser.usage = "%prog [options] [QUERY]"
         cmd.parser.add_option("-f", "--force", dest="force", action="store_true", default=None,
                               help="replace genres items already have")
         cmd.parser.add_option("-p", "--pretend", action="store_true", help="show the genres, change nothing")
@@ -111,18 +177,25 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
     def command(self, lib, opts, args) -> None:
         if opts.force is not None:
             self.config["force"] = opts.force
+        if opts.workers is not None and opts.workers < 1:
+            raise ui.UserError(f"genrecnn: --workers {opts.workers} is not allowed: give a number at least 1")
+        self.settings()
         write = ui.should_write(opts.write)
         items = list(lib.items(args))
-        for item in self.predict(items, workers=opts.workers or os.cpu_count()):
+        changed, counts = self.predict(items, workers=opts.workers or os.cpu_count())
+        for item in changed:
             ui.show_model_changes(item, fields=["genres", "genre", "genre_cnn_probability", "genre_cnn_model"])
             if not opts.pretend:
                 item.try_sync(write=write, move=False)
+        ui.print_(self.summary(counts) + (" (pretend: nothing changed)" if opts.pretend else ""))
 
     def imported(self, session, task) -> None:
         """Import stage: sets the fields and stores them; the files are written after they moved (below)."""
-        for item in self.predict(list(task.imported_items())):
+        changed, counts = self.predict(list(task.imported_items()))
+        for item in changed:
             item.store()
             self._changed.add(item.id)
+        self._log.info("{}", self.summary(counts))
 
     def write_imported(self, session, task) -> None:
         if not config["import"]["write"].get(bool):

@@ -9,7 +9,8 @@ over the same files (prediction, reading each file's genre, the undo log, the sa
 with the model that `genre-cnn tag` uses (ONNX Runtime when it exports) and the same workers. Prints the
 median seconds of each and the extra cost of tagging per file; the target is at most 20 ms a file. On a busy
 machine that difference drowns in the noise of prediction, so the tagging work alone (reading the file's
-genre, the fsynced undo entry, the copy + save + fsync + rename) is also timed file by file, in this process.
+genre, the fsynced undo entry, the copy + save + read-back check (tags, stream information, audio bytes) + fsync
++ rename) is also timed file by file, in this process.
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def main() -> None:
 
     from genre_cnn.app.cli import _choose, _engine
     from genre_cnn.app.library import predict_many
-    from genre_cnn.app.tag import append_entry, model_label, tag_files
-    from genre_cnn.app.tagfile import read_genres, write_genres
+    from genre_cnn.app.tag import model_label, tag_files
+    from genre_cnn.app.tagfile import read_genre, write_genres
+    from genre_cnn.app.tagundo import append_entry
 
     spec, runner = _engine(args.ckpt, "auto")
-    model = model_label(_choose(args.ckpt))
+    model = model_label(_choose(args.ckpt)[0])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "made").mkdir()
@@ -91,9 +93,9 @@ def main() -> None:
         alone = []
         for path in fresh(files, tmp / "work"):
             start = time.perf_counter()
-            previous = read_genres(path)
-            append_entry(tmp / "alone.undo.jsonl", {"file": str(path), "previous": previous, "written": ["jazz"]})
-            write_genres(path, ["jazz"])
+            current = read_genre(path)
+            append_entry(tmp / "alone.undo.jsonl", {"file": str(path), "previous": current.values, "written": ["Jazz"]})
+            write_genres(path, ["Jazz"], expect=current)
             alone.append(time.perf_counter() - start)
     predict, tag = statistics.median(times["predict"]), statistics.median(times["tag"])
     print(f"model: {runner.description}")

@@ -1,6 +1,6 @@
 """`genre-cnn sort SRC DEST`: every readable track appears once under DEST/<genre>/ (or _unsure/), the
 manifest lists it, a rerun adds nothing, odd names survive, bad files are one line each, and no original is
-ever changed."""
+ever changed (tests/test_sort_manifest.py: manifests a spreadsheet re-saved, names not UTF-8 or near 255 bytes)."""
 
 from __future__ import annotations
 
@@ -358,3 +358,4 @@ def test_a_sort_killed_with_sigkill_is_finished_by_the_rerun(demo_run, two_album
         assert "recorded 1 track(s) placed by an interrupted sort" in err and "sorted 1 track(s)" in err
     assert not list(dest.rglob("*.partial")) and len(list(dest.rglob("*.wav"))) == 2  # none twice
     assert sorted(Path(r["dest"]).name for r in manifest_rows(dest)) == ["01 Is This Love.wav"] * 2
+

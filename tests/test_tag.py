@@ -17,8 +17,9 @@ from audio_formats import FORMATS, decoded_md5, make_formats, needs_clip, needs_
 
 from genre_cnn.app import tag as tag_module
 from genre_cnn.app.cli import main
-from genre_cnn.app.tag import read_log, tag_files, undo
+from genre_cnn.app.tag import tag_files
 from genre_cnn.app.tagfile import TMP_SUFFIX, read_genres, write_genres
+from genre_cnn.app.tagundo import read_log, undo
 from genre_cnn.models.checkpoint import READY_MODEL
 
 try:
@@ -63,7 +64,7 @@ def test_every_format_gets_separate_genre_values_and_nothing_else_changes(model,
     for fmt, path in library.items():
         genres = read_genres(path)
         assert genres == report[fmt]["genres"] and len(genres) == 2, fmt  # two values, not "jazz; blues"
-        assert genres[0] == "jazz", fmt
+        assert genres[0] == "Jazz", fmt  # the usual spelling, not the class id
         if MediaFile is not None:  # what beets reads
             assert MediaFile(str(path)).genres == genres, fmt
         assert (other_tags(path), decoded_md5(path)) == before[fmt], fmt
@@ -79,8 +80,9 @@ def test_existing_genre_kept_unless_overwrite_and_undo_restores_it_exactly(model
     summary = _tag(model, [mp3, flac], tmp_path)
     assert summary["skipped"] == 2 and read_genres(mp3) == ["Bossa Nova", "Samba"]
     summary = _tag(model, [mp3, flac], tmp_path, overwrite=True)
-    assert summary["tagged"] == 2 and read_genres(mp3) == ["jazz"] and read_genres(flac) == ["jazz"]
-    assert main(["tag", "--undo", str(tmp_path / "run.undo.jsonl")]) == 0
+    assert summary["tagged"] == 1 and read_genres(mp3) == ["Jazz"]
+    assert summary["skipped"] == 1 and read_genres(flac) == ["Jazz"]  # already Jazz: nothing to write
+    assert main(["tag", "--undo", str(tmp_path / "run")]) == 0  # the --log STEM names the undo log
     assert read_genres(mp3) == ["Bossa Nova", "Samba"] and read_genres(flac) == ["Jazz"]
 
 
@@ -91,8 +93,8 @@ def test_an_id3v23_tag_stays_v23_with_separate_values(originals, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(originals["mp3"]), "-c", "copy", "-id3v2_version", "3",
                     "-metadata", "genre=Jazz", str(path)], check=True)
     assert ID3(path).version == (2, 3, 0) and read_genres(path) == ["Jazz"]
-    write_genres(path, ["jazz", "blues"])
-    assert ID3(path).version == (2, 3, 0) and read_genres(path) == ["jazz", "blues"]
+    write_genres(path, ["Jazz", "Blues"])
+    assert ID3(path).version == (2, 3, 0) and read_genres(path) == ["Jazz", "Blues"]
     assert ID3(path).getall("TIT2")[0].text == ["Só Danço Samba"]
 
 
@@ -101,8 +103,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(library, capsys):
     write_genres(library["ogg"], ["Cool Jazz"])
     assert main(["tag", str(library["mp3"]), str(library["ogg"]), "--overwrite", "--dry-run", *CLI]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"{library['mp3']}: (none) -> jazz (") and out[0].endswith(f", {MODEL})")
-    assert out[1].startswith(f"{library['ogg']}: Cool Jazz -> jazz (")
+    assert out[0].startswith(f"{library['mp3']}: (none) -> Jazz (") and out[0].endswith(f", {MODEL})")
+    assert out[1].startswith(f"{library['ogg']}: Cool Jazz -> Jazz (")
     assert library["mp3"].read_bytes() == bytes_before[library["mp3"]]
     assert read_genres(library["ogg"]) == ["Cool Jazz"]
 
@@ -116,16 +118,17 @@ def test_hard_link_is_not_written_through_without_force(library, tmp_path, capsy
     other = tmp_path / "linked.mp3"
     os.link(library["mp3"], other)
     assert main(["tag", str(library["mp3"]), *CLI, "--log", str(tmp_path / "run")]) == 1
-    assert "2 hard links" in capsys.readouterr().err and read_genres(library["mp3"]) == []
+    err = capsys.readouterr().err
+    assert "1 file(s) have other hard links" in err and "--symlink" in err and read_genres(library["mp3"]) == []
     assert main(["tag", str(library["mp3"]), *CLI, "--log", str(tmp_path / "run"), "--force"]) == 0
-    assert read_genres(library["mp3"]) == ["jazz"] and read_genres(other) == []  # the other name keeps its file
+    assert read_genres(library["mp3"]) == ["Jazz"] and read_genres(other) == []  # the other name keeps its file
 
 
 def test_a_symbolic_link_stays_a_link_and_its_target_is_tagged(library, tmp_path):
     link = tmp_path / "link.ogg"
     link.symlink_to(library["ogg"])
     assert main(["tag", str(link), *CLI, "--log", str(tmp_path / "run")]) == 0
-    assert link.is_symlink() and read_genres(library["ogg"]) == ["jazz"]
+    assert link.is_symlink() and read_genres(library["ogg"]) == ["Jazz"]
 
 
 def test_bad_files_are_one_line_each_never_a_traceback(library, tmp_path, capsys, monkeypatch):
@@ -153,7 +156,7 @@ def test_bad_files_are_one_line_each_never_a_traceback(library, tmp_path, capsys
     assert f"{vanishing}: no such file" in err and f"{tmp_path / 'gone.mp3'}: no such file" in err
     assert f"{fake}: not readable as tagged audio" in err
     assert f"{tmp_path / 'lib' / 'notes.txt'}: format not supported" in err
-    assert read_genres(library["mp3"]) == ["jazz"]  # the others were tagged
+    assert read_genres(library["mp3"]) == ["Jazz"]  # the others were tagged
     report = json.loads((tmp_path / "run.report.json").read_text())["files"]
     assert {r["status"] for r in report} == {"tagged", "failed"} and len(report) == len(FORMATS) + 3
 
@@ -164,7 +167,7 @@ def test_full_disk_leaves_the_file_as_it_was(library, tmp_path, capsys, monkeypa
     def full(*args, **kw):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(shutil, "copyfile", full)
+    monkeypatch.setattr(shutil, "copyfileobj", full)
     assert main(["tag", str(library["m4a"]), *CLI, "--log", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "no room left on the disk" in err and "Traceback" not in err
@@ -222,14 +225,14 @@ def test_kill_9_mid_write_leaves_no_half_written_file_and_undo_restores_all(orig
     cmd = [sys.executable, "-c", KILL_ON_THIRD_WRITE, "tag", str(lib), *CLI]
     first = subprocess.run([*cmd, "--log", str(tmp_path / "first")], capture_output=True, text=True)
     assert first.returncode == -signal.SIGKILL
-    assert [read_genres(f) for f in files] == [["jazz"], ["jazz"], [], [], []]  # the third: untouched, whole
+    assert [read_genres(f) for f in files] == [["Jazz"], ["Jazz"], [], [], []]  # the third: untouched, whole
     assert decoded_md5(files[2]) == audio
     assert list(lib.glob(f"*{TMP_SUFFIX}"))  # the killed write's temporary copy, removed by the rerun
-    named = [e["file"] for e in read_log(tmp_path / "first.undo.jsonl")]
+    named = [e["file"] for e in read_log(tmp_path / "first.undo.jsonl")[1]]
     assert named == [str(f) for f in files[:3]]  # written before each change
     rerun = subprocess.run([sys.executable, "-m", "genre_cnn.app.cli", "tag", str(lib), *CLI,
                             "--log", str(tmp_path / "second")], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert all(read_genres(f) == ["jazz"] for f in files) and not list(lib.glob(f"*{TMP_SUFFIX}"))
+    assert all(read_genres(f) == ["Jazz"] for f in files) and not list(lib.glob(f"*{TMP_SUFFIX}"))
     assert main(["tag", "--undo", str(tmp_path / "first.undo.jsonl"), str(tmp_path / "second.undo.jsonl")]) == 0
     assert all(read_genres(f) == [] and decoded_md5(f) == audio for f in files)

@@ -39,14 +39,18 @@ from genre_cnn.app.cli_parser import build_parser
 
 
 def _choose(ckpt: Path | None, exportable: bool = False) -> tuple[Path, str]:
-    """The checkpoint to use and why (a few words for the `model:` line)."""
+    """The checkpoint to use and why (a few words for the `model:` line), checked as a file (a regular file
+    of sane size, a zip) before anything hashes or reads it: a FIFO or a link to /dev/zero is refused at once."""
     from genre_cnn.inference.predict import resolve_checkpoint
-    from genre_cnn.models.checkpoint import choose_default
+    from genre_cnn.models.checkpoint import check_file, choose_default
 
     if ckpt:
-        return resolve_checkpoint(ckpt), "--ckpt"
-    path, why = choose_default(exportable=exportable)
-    return path, f"{why}; --ckpt to choose"
+        path, why = resolve_checkpoint(ckpt), "--ckpt"
+    else:
+        path, why = choose_default(exportable=exportable)
+        why = f"{why}; --ckpt to choose"
+    check_file(path)
+    return path, why
 
 
 def _load(ckpt: Path | None):
@@ -169,8 +173,10 @@ def sort(args: argparse.Namespace) -> int:
 
 
 def tag(args: argparse.Namespace) -> int:
-    from genre_cnn.app.tag import model_label, tag_files, undo
+    from genre_cnn.app.tag import model_label, tag_files
+    from genre_cnn.app.tagundo import undo
     from genre_cnn.errors import GenreCnnError
+    from genre_cnn.genres import load_mapping
     from genre_cnn.inference.predict import CheckpointError
 
     if bool(args.undo) == bool(args.paths):
@@ -180,17 +186,19 @@ def tag(args: argparse.Namespace) -> int:
         if args.undo:
             summary = undo(args.undo, force=args.force)
             return 1 if summary["failed"] and not summary["restored"] else 0
+        mapping = load_mapping(args.genre_map) if args.genre_map else None
         spec, runner = _engine(args.ckpt, args.engine)
         summary = tag_files(spec, runner, args.paths, model_label(_choose(args.ckpt)[0]), count=args.count,
                             min_confidence=args.min_confidence, overwrite=args.overwrite, dry_run=args.dry_run,
                             force=args.force, log_stem=args.log, max_windows=args.max_windows,
-                            workers=args.workers, progress=not args.no_progress)
+                            workers=args.workers, progress=not args.no_progress, mapping=mapping)
     except CheckpointError:
         raise
     except GenreCnnError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    return 1 if summary["failed"] and not (summary["tagged"] or summary["skipped"]) else 0
+    trouble = summary["failed"] or summary["linked"]
+    return 1 if trouble and not (summary["tagged"] or summary["skipped"]) else 0
 
 
 def plot(args: argparse.Namespace) -> int:

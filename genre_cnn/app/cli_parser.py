@@ -126,10 +126,13 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
                    "model)`, change nothing")
     p.add_argument("--force", action="store_true", help="also tag files with several hard links (this name gets "
                    "a new file; the other names keep the old one); with --undo, restore files changed since")
+    p.add_argument("--genre-map", type=Path, metavar="FILE", help="your spellings of the genres, one `name: "
+                   "spelling` per line (default: the usual ones, Blues, Classical, Country, Disco, Hip-Hop, Jazz, "
+                   "Metal, Pop, Reggae, Rock)")
     p.add_argument("--log", type=Path, metavar="STEM", help="write STEM.undo.jsonl and STEM.report.json "
                    "(default: data/tag-logs/<time>-<pid> in the project folder)")
     p.add_argument("--undo", type=Path, nargs="+", metavar="LOG", help="restore the genres that the runs which "
-                   "wrote these undo logs replaced")
+                   "wrote these undo logs (or --log STEMs) replaced, newest run first")
     _library_options(p)
 
     p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities",

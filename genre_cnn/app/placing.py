@@ -1,8 +1,14 @@
 """Putting files into a sorted library safely: rows that are never torn, copies that are all or nothing,
 names that never replace anything. Used by `genre_cnn.app.sort` (`genre-cnn sort`).
 
-    from genre_cnn.app.placing import place
+    from genre_cnn.app.placing import place, read_rows
     place(Path("song.mp3"), Path("by-genre/jazz"), how="copy")    # by-genre/jazz/song.mp3, or "song (2).mp3"
+    read_rows(Path("by-genre/manifest.csv"), ["file", "genre"])   # the rows, whatever a spreadsheet made of it
+
+Tables (the manifest, the journal) are CSV files read as a spreadsheet may have re-saved them: with a UTF-8
+byte-order mark, `;` or tab separators, CRLF line ends; new rows are appended in the file's own separator.
+File names are kept byte for byte, UTF-8 or not (`surrogateescape`), so a Latin-1 name from an old archive
+finds its row again. A table whose header cannot be read is refused (TableError), never taken as empty.
 """
 
 from __future__ import annotations
@@ -17,13 +23,61 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from genre_cnn.errors import GenreCnnError
 
-def read_rows(path: Path) -> list[dict]:
-    """The rows of a CSV file with a header (a torn last line, from a killed run, is ignored)."""
-    if not path.is_file():
+DELIMITERS = ",;\t|"
+
+
+class TableError(GenreCnnError):
+    """A manifest or journal whose header cannot be read: refused rather than taken as empty."""
+
+
+def short_name(name: str, limit: int) -> str:
+    """`name` cut to at most `limit` bytes as the file system stores it, never inside a UTF-8 character (file
+    names are limited to 255 bytes, not characters)."""
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    cut = limit
+    while cut > 0 and 0x80 <= raw[cut] < 0xC0:  # a continuation byte: back to the character's start
+        cut -= 1
+    return os.fsdecode(raw[:cut])
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8-sig", errors="surrogateescape")
+
+
+def _delimiter(header: str, columns: list[str]) -> str | None:
+    """The separator under which `header` names the first of `columns`, or None."""
+    for sep in DELIMITERS:
+        names = [c.strip().lower() for c in next(csv.reader([header], delimiter=sep), [])]
+        if columns[0] in names:
+            return sep
+    return None
+
+
+def read_rows(path: Path, columns: list[str]) -> list[dict]:
+    """The rows of a CSV table whose header holds `columns[0]` (a torn last line, from a killed run, is
+    ignored); [] for a missing or empty file. Raises TableError for a header it cannot read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return list(csv.DictReader(io.StringIO(text if text.endswith("\n") else text[: text.rfind("\n") + 1])))
+    except OSError as err:
+        raise TableError(f"{path}: cannot be read ({err.strerror or err})") from None
+    text = _decode(data)
+    if not text.strip():
+        return []
+    text = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    header = text.splitlines()[0] if text else _decode(data).splitlines()[0]
+    sep = _delimiter(header, columns)
+    if sep is None:
+        raise TableError(f"{path}: its header does not name the columns {', '.join(columns)} (first line: "
+                         f"{header[:80]!r}); move it away or fix it, it is not read as empty")
+    reader = csv.DictReader(io.StringIO(text), delimiter=sep)
+    reader.fieldnames = [c.strip().lower() for c in reader.fieldnames or []]
+    return list(reader)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -33,20 +87,23 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def append_row(path: Path, row: list, columns: list[str]) -> None:
-    """Appends one CSV row (and the header to a new file) under an exclusive lock, then fsyncs; if that fails
-    (a full disk) the file is cut back to what it was, so no torn row is left."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
+    """Appends one CSV row (and the header to a new file) under an exclusive lock, in the file's own separator,
+    then fsyncs; if that fails (a full disk) the file is cut back to what it was, so no torn row is left."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         end = os.lseek(fd, 0, os.SEEK_END)
+        header = _decode(os.pread(fd, 4096, 0)).splitlines()[0] if end else ""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n", delimiter=_delimiter(header, columns) or ",")
         if end == 0:
-            head = (",".join(columns) + "\n").encode()
+            writer.writerow(columns)
+            head = b""
         else:
             head = b"" if os.pread(fd, 1, end - 1) == b"\n" else b"\n"  # close a row torn by a killed run
+        writer.writerow(row)
         try:
-            _write_all(fd, head + buffer.getvalue().encode("utf-8"))
+            _write_all(fd, head + buffer.getvalue().encode("utf-8", "surrogateescape"))
             os.fsync(fd)
         except BaseException:
             os.ftruncate(fd, end)
@@ -94,7 +151,7 @@ def place(src: Path, folder: Path, how: str = "link") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     staged = None
     if how == "copy":  # a finished copy under a temporary name, then linked to its final name exclusively
-        staged = folder / f".{src.name[:200]}.{os.getpid()}.partial"
+        staged = folder / f".{short_name(src.name, 200)}.{os.getpid()}.partial"
         staged.unlink(missing_ok=True)  # ours: DEST is locked
         copy_file(src, staged)
     try:

@@ -18,8 +18,10 @@ never taken as new tracks, whether DEST lies inside SRC or SRC inside DEST. Each
 journal first, so a track placed but not yet in DEST/manifest.csv (killed run, full disk) is recognised by
 the next run and recorded, never placed twice; unfinished copies of a killed run are removed by the next.
 DEST/manifest.csv gets one row per sorted track (file, genre, probability, model, folder, dest), fsynced
-row by row; a rerun skips every track already in it. A track that cannot be placed is one line on stderr
-and makes the exit code 1; a full disk stops the run. A summary line ends the run.
+row by row; a rerun skips every track already in it, also once a spreadsheet has re-saved it (see
+genre_cnn.app.placing), and a manifest whose header cannot be read stops the run (SortError). A track that
+cannot be placed is one line on stderr and makes the exit code 1; a full disk stops the run. A summary line
+ends the run.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from functools import partial
 from pathlib import Path
 
 from genre_cnn.app.library import predict_many
-from genre_cnn.app.placing import append_row, candidate_names, place, read_rows, same_track
+from genre_cnn.app.placing import TableError, append_row, candidate_names, place, read_rows, same_track
 from genre_cnn.audio.decode import DECODE_EXTENSIONS
+from genre_cnn.audio.sniff import shown
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.inference.predict import expand_paths
 
@@ -57,8 +60,12 @@ class SortError(GenreCnnError):
 
 
 def read_manifest(path: Path) -> set[str]:
-    """The source files a manifest lists."""
-    return {row["file"] for row in read_rows(path) if row.get("file")}
+    """The source files a manifest lists (a spreadsheet's re-save of it included). Raises SortError for a
+    manifest whose header cannot be read, rather than placing the whole library again."""
+    try:
+        return {row["file"] for row in read_rows(path, COLUMNS) if row.get("file")}
+    except TableError as err:
+        raise SortError(str(err)) from None
 
 
 def folder_name(genre: str) -> str:
@@ -160,7 +167,11 @@ def recover(dest: Path) -> int:
     the manifest could not be written), then empties the journal; returns how many were added."""
     manifest, journal = dest / MANIFEST, dest / JOURNAL
     done, added = read_manifest(manifest), 0
-    for row in read_rows(journal):
+    try:
+        rows = read_rows(journal, JOURNAL_COLUMNS)
+    except TableError:
+        rows = []  # not ours to read: the manifest says what was placed
+    for row in rows:
         if row.get("file") in done or not row.get("name"):
             continue
         for name in candidate_names(row["name"]):
@@ -218,13 +229,14 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
             where = dest / folder / (mirror.parent if keep_path else "")
             row = [key, genre, f"{probability:.6f}", runner.description, folder]
             if dry_run:
-                tqdm.write(f"would {how} {path} -> {where}/ ({genre} {probability:.0%})")
+                tqdm.write(f"would {how} {shown(path)} -> {shown(where)}/ ({genre} {probability:.0%})")
             else:
                 try:
                     append_row(journal, [*row, os.path.abspath(where), path.name], JOURNAL_COLUMNS)
                     target = place(path, where, how)
                 except OSError as err:
-                    tqdm.write(f"{path}: could not be placed in {where} ({err.strerror or err})", file=sys.stderr)
+                    tqdm.write(f"{shown(path)}: could not be placed in {shown(where)} ({err.strerror or err})",
+                               file=sys.stderr)
                     summary["unplaced"] += 1
                     if err.errno in STOP:
                         summary["stopped"] = f"{dest}: {err.strerror}; stopped, {len(todo) - n - 1} track(s) " \
