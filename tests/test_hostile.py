@@ -259,12 +259,12 @@ def test_a_one_hour_file_predicts_in_memory_that_does_not_grow_with_its_length(d
 
 
 def test_the_dense_model_reads_only_the_centred_clip_of_a_long_file(demo_run, hour_flac, monkeypatch, capsys):
-    import genre_cnn.inference.predict as predict
+    from genre_cnn.audio.reader import AudioReader
 
     calls = []
-    real = predict.read_span
-    monkeypatch.setattr(predict, "read_span", lambda *a: calls.append(a[2:]) or real(*a))
-    monkeypatch.setattr(predict, "load_audio", lambda *a, **k: pytest.fail("the whole file was decoded"))
+    real = AudioReader.span
+    monkeypatch.setattr(AudioReader, "span", lambda self, *a: calls.append(a) or real(self, *a))
+    monkeypatch.setattr(AudioReader, "stream", lambda *a, **k: pytest.fail("the whole file was decoded"))
     code, results, _ = predict_json(demo_run, capsys, hour_flac["hour"], "--ckpt", ckpt(demo_run, "dense"))
     assert code == 0 and len(results) == 1
     clip = 8 * SR  # the demo's clip_seconds

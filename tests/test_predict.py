@@ -320,9 +320,11 @@ def test_max_windows_reads_only_that_many_evenly_spaced_windows(demo_run, demo_d
     y = np.concatenate([sf.read(f)[0] for f in demo_files(demo_dir, 1)])  # 4 clips of 8 s: 32 s
     long = tmp_path / "long.flac"
     sf.write(long, y, 22050)
+    from genre_cnn.audio.reader import AudioReader
+
     spans = []
-    real = predict.read_span
-    monkeypatch.setattr(predict, "read_span", lambda *a: spans.append(a[2:]) or real(*a))
+    real = AudioReader.span
+    monkeypatch.setattr(AudioReader, "span", lambda self, *a: spans.append(a) or real(self, *a))
     model = load_model(checkpoint(demo_run))
     results, errors = predict_files(model, [long], max_windows=4, progress=False)
     assert not errors and len(results) == 1

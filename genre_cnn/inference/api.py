@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio.decode import AudioError, _clean, resample
+from genre_cnn.audio.decode import AudioError, resample
+from genre_cnn.audio.reader import clean
 from genre_cnn.inference.predict import TorchRunner, default_checkpoint, predict_one, result
 from genre_cnn.inference.predict import load_model as _load
 
@@ -46,6 +47,6 @@ def predict_waveform(model, samples: np.ndarray, sample_rate: int, top_k: int = 
     y = np.asarray(samples, dtype=np.float32)
     y = y.mean(axis=1) if y.ndim == 2 else y  # (samples,)
     runner = TorchRunner(model)
-    y = resample(_clean(y), int(sample_rate), runner.sample_rate)
+    y = resample(clean(y), int(sample_rate), runner.sample_rate)
     probs = runner.window_probs(y).mean(axis=0)  # (K, n) -> (n,)
     return result("<waveform>", runner.genres, probs, top_k)

@@ -32,15 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genre_cnn.audio.decode import (
-    DECODE_EXTENSIONS,
-    PREDICT_MIN_SECONDS,
-    SignalCheck,
-    audio_info,
-    load_audio,
-    read_span,
-    shown,
-)
+from genre_cnn.audio.decode import DECODE_EXTENSIONS, PREDICT_MIN_SECONDS, AudioError, SignalCheck, shown
+from genre_cnn.audio.reader import AudioReader
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.models import families
 from genre_cnn.models.checkpoint import (
@@ -206,11 +199,11 @@ class TorchRunner:
         return self.model.window_probs(torch.from_numpy(np.ascontiguousarray(y))).float().cpu().numpy()
 
 
-def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> list[tuple[int, int]] | None:
-    """(start, length) spans at the model's rate to read, or None for the whole file."""
-    if info is None:
+def _spans(runner, total: int | None, max_windows: int | None) -> list[tuple[int, int]] | None:
+    """(start, length) spans at the model's rate to read, or None for the whole file (streamed). `total`: the
+    file's length at the model's rate if its header can be trusted (bounded by its size), else None."""
+    if total is None:
         return None
-    total = int(np.ceil(info[1] * runner.sample_rate / info[0]))  # samples at the model's rate
     clip, seg = runner.clip_samples, runner.segment_samples
     if clip and total > clip:
         return [((total - clip) // 2, clip)]
@@ -223,23 +216,64 @@ def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> lis
     return None
 
 
+def _streamed(runner, reader: AudioReader, check: SignalCheck) -> tuple[list[np.ndarray], int]:
+    """Window probabilities of the whole file, read from its start in blocks: ([(K_i, n)], samples). A file up
+    to LONG_SECONDS is shown to the model whole; a longer one in SEGMENT_SECONDS pieces (the last one ending
+    with the file), or for a model of the centred clip, that clip, read in a second pass. Memory: at most
+    LONG_SECONDS of samples and one block, whatever the file's length."""
+    limit, piece = int(LONG_SECONDS * runner.sample_rate), int(SEGMENT_SECONDS * runner.sample_rate)
+    buffer, held, total, parts, last = [], 0, 0, [], None
+    for block in reader.stream():  # (samples,)
+        check.add(block)
+        buffer.append(block)
+        held, total = held + block.size, total + block.size
+        if held > limit and runner.clip_samples is None:
+            y = np.concatenate(buffer)
+            cut = y.size // piece * piece
+            parts.extend(runner.window_probs(y[s:s + piece]) for s in range(0, cut, piece))  # (K_i, n)
+            last, buffer, held = y[cut - piece:cut], [y[cut:]], y.size - cut
+    if not parts:
+        y = np.concatenate(buffer) if buffer else np.zeros(0, np.float32)
+        if runner.clip_samples and total > limit:  # only the centred clip is needed: read it again, alone
+            y = _centred(reader, total, runner.clip_samples)
+        return ([runner.window_probs(y)] if y.size else []), total
+    rest = np.concatenate(buffer)
+    if rest.size:
+        parts.append(runner.window_probs(np.concatenate([last, rest])[-piece:]))
+    return parts, total
+
+
+def _centred(reader: AudioReader, total: int, clip: int) -> np.ndarray:
+    """Samples [(total - clip) // 2, + clip) of a streamed file, read in a second pass: (clip,)."""
+    start, kept, seen = (total - clip) // 2, [], 0
+    for block in reader.stream():
+        lo, hi = max(start - seen, 0), min(start + clip - seen, block.size)
+        kept.extend([block[lo:hi]] if lo < hi else [])
+        seen += block.size
+    return np.concatenate(kept)
+
+
 def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
     """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError for a file that is not
     usable audio, PredictionError for non-finite model output."""
-    info = audio_info(path)
-    spans = _spans(runner, info, max_windows)
-    if spans is None:
-        y = load_audio(path, runner.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
-        seconds, window_probs = y.size / runner.sample_rate, runner.window_probs(y)  # (K, n)
-    else:
-        check, parts = SignalCheck(), []
-        for start, length in spans:
-            y = read_span(path, runner.sample_rate, start, length)  # (length,)
-            check.add(y)
-            parts.append(runner.window_probs(y))  # (K_i, n)
-        check.verdict(path, runner.sample_rate)
-        seconds, window_probs = info[1] / info[0], np.concatenate(parts)  # (K, n)
-    probs = window_probs.mean(axis=0)  # (n,)
+    check, sr = SignalCheck(), runner.sample_rate
+    with AudioReader(path, sr) as reader:
+        spans = _spans(runner, reader.samples, max_windows)
+        if spans is None:
+            parts, samples = _streamed(runner, reader, check)
+        else:
+            parts, samples = [], reader.samples
+            for start, length in spans:
+                y = reader.span(start, length)  # (<= length,)
+                check.add(y)
+                parts.append(runner.window_probs(np.pad(y, (0, length - y.size))))  # (K_i, n)
+    if not samples:
+        raise AudioError(f"{shown(path)}: no audio samples (empty or truncated file)")
+    seconds = samples / sr
+    if seconds < PREDICT_MIN_SECONDS:
+        raise AudioError(f"{shown(path)}: too short ({seconds:.2f} s < {PREDICT_MIN_SECONDS:g} s)")
+    check.verdict(path, sr)
+    probs = np.concatenate(parts).mean(axis=0)  # (K, n) -> (n,)
     if not np.isfinite(probs).all():
         raise PredictionError(f"{shown(path)}: the model gave non-finite probabilities (damaged weights?); no answer")
     warning = None
@@ -260,12 +294,14 @@ def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning
 def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None,
                                                                                            Skipped | None]:
     """(result, None) for a file that could be predicted, else (None, one line saying why): a file that is not
-    usable audio (whatever its decoder threw) or gets no usable answer never costs the others. Anything else is a
-    bug and keeps its traceback."""
+    usable audio (whatever its decoder threw), gets no usable answer or exhausts memory never costs the others.
+    Anything else is a bug and keeps its traceback."""
     try:
         probs, warning = predict_track(runner, path, max_windows)
     except GenreCnnError as err:
         return None, Skipped(path, str(err).removeprefix(f"{shown(path)}: "))
+    except MemoryError:
+        return None, Skipped(path, "ran out of memory while reading it; skipped")
     return result(path, runner.genres, probs, top_k, warning), None
 
 
