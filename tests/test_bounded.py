@@ -125,3 +125,4 @@ def test_a_worker_that_dies_costs_only_its_file_and_the_run_goes_on(tmp_path):
     assert out[2][1] is None and out[2][2] == f"{victim}: {DIED}"
     for path, result, error in out[:2] + out[3:]:
         assert error is None and result["file"] == str(path), (path, error)
+

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio.reader import MIN_RATE, AudioReader
+from genre_cnn.audio.reader import MIN_RATE, SOUNDFILE_EXTENSIONS, AudioReader, resample
 from genre_cnn.audio.sniff import AudioError, shown
-from genre_cnn.data.layout import AUDIO_EXTENSIONS, DataError, dataset_clips
+from genre_cnn.data.layout import DataError, dataset_clips
 
 log = logging.getLogger(__name__)
 
-SOUNDFILE_EXTENSIONS = (*AUDIO_EXTENSIONS, ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64", ".oga", ".snd")
+__all__ = ["DECODE_EXTENSIONS", "PREDICT_MIN_SECONDS", "SOUNDFILE_EXTENSIONS", "AudioError", "SignalCheck",
+           "audio_info", "fix_length", "load_audio", "load_capped", "resample", "shown"]
 # What prediction searches folders for: soundfile's formats, and what ffmpeg decodes through audioread.
 DECODE_EXTENSIONS = (*SOUNDFILE_EXTENSIONS, ".m4a", ".m4b", ".mp4", ".aac", ".opus", ".wma", ".mka", ".webm",
                      ".wv", ".ape", ".ac3", ".mp2", ".amr")
@@ -94,18 +95,6 @@ def load_capped(path: Path, sample_rate: int, max_seconds: float, min_seconds: f
         signal.add(y[start:start + BLOCK])
     signal.verdict(path, sample_rate)
     return y
-
-
-def resample(y: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
-    """(samples,) at `sr` -> float32 at `sample_rate` (soxr HQ, length ceil(samples * ratio), as librosa's
-    `resample(res_type="soxr_hq")` that training used)."""
-    if sr == sample_rate:
-        return y
-    import soxr
-
-    out = soxr.resample(y, sr, sample_rate, quality="HQ").astype(np.float32)
-    n = int(np.ceil(y.size * sample_rate / sr))
-    return out[:n] if out.size >= n else np.pad(out, (0, n - out.size))
 
 
 class SignalCheck:

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio.sniff import AudioError, quiet_stderr, shown, sniff
+from genre_cnn.audio.sniff import AudioError, quiet_stderr, shown, sniff, truncation
+from genre_cnn.data.layout import AUDIO_EXTENSIONS
 
+SOUNDFILE_EXTENSIONS = (*AUDIO_EXTENSIONS, ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64", ".oga", ".snd")
 MIN_RATE, MAX_RATE = 4000, 384000  # Hz: a header outside this range is damage, not audio
 BLOCK = 1 << 20  # source frames per block when a file is streamed
 # No codec packs more frames into a byte (FLAC's constant blocks of silence come closest, about 4000 a byte);
@@ -52,6 +54,18 @@ def mono(block: np.ndarray) -> np.ndarray:
     for c in range(1, block.shape[1]):
         out += block[:, c]
     return out / np.float32(block.shape[1]) if block.shape[1] > 1 else out
+
+
+def resample(y: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
+    """(samples,) at `sr` -> float32 at `sample_rate` (soxr HQ, length ceil(samples * ratio), as librosa's
+    `resample(res_type="soxr_hq")` that training used)."""
+    if sr == sample_rate:
+        return y
+    import soxr
+
+    out = soxr.resample(y, sr, sample_rate, quality="HQ").astype(np.float32)
+    n = int(np.ceil(y.size * sample_rate / sr))
+    return out[:n] if out.size >= n else np.pad(out, (0, n - out.size))
 
 
 def reason(err: BaseException) -> str:
@@ -84,6 +98,11 @@ class AudioReader:
             return
         check_rate(self.path, self.file.samplerate)
         self.rate = self.file.samplerate
+        held = truncation(self.path) if self.kind == "audio" else None
+        if held is not None:
+            self.close()
+            raise AudioError(f"{shown(self.path)}: truncated: the file holds {100 * held:.0f}% of the audio its "
+                             "header declares (a download or copy cut short)")
         size = os.stat(self.path).st_size
         if not self.file.seekable():  # e.g. an MP3 whose header misstates its length: libsndfile reads nothing
             self.file.close()
@@ -117,8 +136,6 @@ class AudioReader:
     def span(self, start: int, length: int) -> np.ndarray:
         """Samples [start, start + length) at `sample_rate`, (<= length,) float32: shorter where the file ends
         first. Only that span (and a resampler margin of 0.1 s) is decoded, through the one open handle."""
-        from genre_cnn.audio.decode import resample
-
         if self.frames is None:
             raise ValueError("span() needs a file of known length (see `samples`)")
         sr, f = self.rate, self.file
@@ -206,8 +223,6 @@ class AudioReader:
 
     def _fallback_error(self, err: BaseException) -> AudioError:
         import audioread
-
-        from genre_cnn.audio.decode import SOUNDFILE_EXTENSIONS
 
         path = self.path
         if self.kind == "unknown":

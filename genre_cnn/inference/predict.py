@@ -13,13 +13,8 @@ refuses any pickled callable, and its model class is looked up by name among the
 (genre_cnn.models.families) only, so loading never runs code from the file. The model is a plain `nn.Module`
 (no Lightning).
 
-Which parts of a file a model hears (`predict_track`): the whole file, whose windows' probabilities are
-averaged; for the dense baseline only the centred `clip_seconds`, as in training (read alone by seeking);
-with `max_windows` N, N evenly spaced windows (read alone); a file over LONG_SECONDS is read in
-SEGMENT_SECONDS pieces, so memory does not grow with its length (windows then start afresh in each piece).
-Reading parts alone needs a seekable format (soundfile's: wav, flac, ogg, mp3, aiff, ...); a format only
-ffmpeg decodes (m4a, opus, wma, ...) is decoded whole.
-This module imports no torch until a torch model is loaded or run.
+Which parts of a file a model hears and how their answers are pooled (`predict_track`): see
+genre_cnn.inference.track. This module imports no torch until a torch model is loaded or run.
 """
 
 from __future__ import annotations
@@ -32,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genre_cnn.audio.decode import DECODE_EXTENSIONS, PREDICT_MIN_SECONDS, AudioError, SignalCheck, shown
-from genre_cnn.audio.reader import AudioReader
+from genre_cnn.audio.decode import DECODE_EXTENSIONS, shown
 from genre_cnn.errors import GenreCnnError
+from genre_cnn.inference.track import PredictionError, predict_track
 from genre_cnn.models import families
 from genre_cnn.models.checkpoint import (
     READY_MODEL,
@@ -50,15 +45,17 @@ from genre_cnn.models.checkpoint import (
 if TYPE_CHECKING:
     from genre_cnn.models.families.base import GenreClassifier
 
-__all__ = ["READY_MODEL", "CheckpointError", "Skipped", "default_checkpoint", "expand_paths", "latest_checkpoint",
-           "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
-
-TRAINED_SECONDS = 3.0  # training refuses shorter clips; shorter files are predicted with a warning
-LONG_SECONDS, SEGMENT_SECONDS = 600.0, 60.0
+__all__ = ["READY_MODEL", "CheckpointError", "PredictionError", "Skipped", "default_checkpoint", "expand_paths",
+           "latest_checkpoint", "load_model", "predict_files", "predict_one", "predict_track", "resolve_checkpoint"]
 
 
-class PredictionError(GenreCnnError):
-    """A file the model read but gave no usable answer for (non-finite probabilities)."""
+def __getattr__(name: str):
+    """TorchRunner and model_spans live in genre_cnn.inference.torch_runner, which imports torch: on first use."""
+    if name in ("TorchRunner", "model_spans"):
+        from genre_cnn.inference import torch_runner
+
+        return getattr(torch_runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Skipped(str):
@@ -173,116 +170,6 @@ def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSI
     return files, errors
 
 
-def model_spans(model) -> tuple[int | None, int | None]:
-    """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
-    the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
-    segment = getattr(model, "segment_samples", None)
-    frames = getattr(model, "window", None)  # frames of one CNN window or musicnn patch
-    if segment is None and frames and hasattr(model, "frontend"):
-        segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
-    return segment, getattr(model, "clip_samples", None)
-
-
-class TorchRunner:
-    """A torch classifier behind the interface that `predict_track` uses (numpy in, numpy out)."""
-
-    def __init__(self, model: GenreClassifier):
-        self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate
-        self.segment_samples, self.clip_samples = model_spans(model)
-        self.description = f"{getattr(model, 'checkpoint', '?')} ({type(model).__name__}, " \
-                           f"{getattr(model, 'trained_on', '')})"
-
-    def window_probs(self, y: np.ndarray) -> np.ndarray:
-        """Mono waveform (samples,) -> window probabilities (K, n)."""
-        import torch
-
-        return self.model.window_probs(torch.from_numpy(np.ascontiguousarray(y))).float().cpu().numpy()
-
-
-def _spans(runner, total: int | None, max_windows: int | None) -> list[tuple[int, int]] | None:
-    """(start, length) spans at the model's rate to read, or None for the whole file (streamed). `total`: the
-    file's length at the model's rate if its header can be trusted (bounded by its size), else None."""
-    if total is None:
-        return None
-    clip, seg = runner.clip_samples, runner.segment_samples
-    if clip and total > clip:
-        return [((total - clip) // 2, clip)]
-    if max_windows and seg and total > max_windows * seg:
-        return [(int(s), seg) for s in np.linspace(0, total - seg, max_windows).round()]
-    piece = int(SEGMENT_SECONDS * runner.sample_rate)
-    if clip is None and total > LONG_SECONDS * runner.sample_rate:
-        return [(s, piece) for s in range(0, total - piece + 1, piece)] + \
-               ([(total - piece, piece)] if total % piece else [])
-    return None
-
-
-def _streamed(runner, reader: AudioReader, check: SignalCheck) -> tuple[list[np.ndarray], int]:
-    """Window probabilities of the whole file, read from its start in blocks: ([(K_i, n)], samples). A file up
-    to LONG_SECONDS is shown to the model whole; a longer one in SEGMENT_SECONDS pieces (the last one ending
-    with the file), or for a model of the centred clip, that clip, read in a second pass. Memory: at most
-    LONG_SECONDS of samples and one block, whatever the file's length."""
-    limit, piece = int(LONG_SECONDS * runner.sample_rate), int(SEGMENT_SECONDS * runner.sample_rate)
-    buffer, held, total, parts, last = [], 0, 0, [], None
-    for block in reader.stream():  # (samples,)
-        check.add(block)
-        buffer.append(block)
-        held, total = held + block.size, total + block.size
-        if held > limit and runner.clip_samples is None:
-            y = np.concatenate(buffer)
-            cut = y.size // piece * piece
-            parts.extend(runner.window_probs(y[s:s + piece]) for s in range(0, cut, piece))  # (K_i, n)
-            last, buffer, held = y[cut - piece:cut], [y[cut:]], y.size - cut
-    if not parts:
-        y = np.concatenate(buffer) if buffer else np.zeros(0, np.float32)
-        if runner.clip_samples and total > limit:  # only the centred clip is needed: read it again, alone
-            y = _centred(reader, total, runner.clip_samples)
-        return ([runner.window_probs(y)] if y.size else []), total
-    rest = np.concatenate(buffer)
-    if rest.size:
-        parts.append(runner.window_probs(np.concatenate([last, rest])[-piece:]))
-    return parts, total
-
-
-def _centred(reader: AudioReader, total: int, clip: int) -> np.ndarray:
-    """Samples [(total - clip) // 2, + clip) of a streamed file, read in a second pass: (clip,)."""
-    start, kept, seen = (total - clip) // 2, [], 0
-    for block in reader.stream():
-        lo, hi = max(start - seen, 0), min(start + clip - seen, block.size)
-        kept.extend([block[lo:hi]] if lo < hi else [])
-        seen += block.size
-    return np.concatenate(kept)
-
-
-def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
-    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError for a file that is not
-    usable audio, PredictionError for non-finite model output."""
-    check, sr = SignalCheck(), runner.sample_rate
-    with AudioReader(path, sr) as reader:
-        spans = _spans(runner, reader.samples, max_windows)
-        if spans is None:
-            parts, samples = _streamed(runner, reader, check)
-        else:
-            parts, samples = [], reader.samples
-            for start, length in spans:
-                y = reader.span(start, length)  # (<= length,)
-                check.add(y)
-                parts.append(runner.window_probs(np.pad(y, (0, length - y.size))))  # (K_i, n)
-    if not samples:
-        raise AudioError(f"{shown(path)}: no audio samples (empty or truncated file)")
-    seconds = samples / sr
-    if seconds < PREDICT_MIN_SECONDS:
-        raise AudioError(f"{shown(path)}: too short ({seconds:.2f} s < {PREDICT_MIN_SECONDS:g} s)")
-    check.verdict(path, sr)
-    probs = np.concatenate(parts).mean(axis=0)  # (K, n) -> (n,)
-    if not np.isfinite(probs).all():
-        raise PredictionError(f"{shown(path)}: the model gave non-finite probabilities (damaged weights?); no answer")
-    warning = None
-    if seconds < TRAINED_SECONDS:
-        warning = (f"{shown(path)}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
-                   "more (this one is looped), so treat the answer with care")
-    return probs, warning
-
-
 def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning: str | None = None) -> dict:
     """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning")."""
     order = np.argsort(-probs, kind="stable")[: min(top_k, len(genres))]
@@ -314,6 +201,8 @@ def predict_files(model, paths: list[Path], top_k: int = 3, progress: bool = Tru
     Returns ([result(...) per readable file, in order], one error line per path that could not be used).
     """
     from tqdm import tqdm
+
+    from genre_cnn.inference.torch_runner import TorchRunner
 
     runner = model if hasattr(model, "description") else TorchRunner(model)
     files, errors = expand_paths(paths)
