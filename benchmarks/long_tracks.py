@@ -133,7 +133,8 @@ def agreement(spec, sets: dict[str, list[Path]]) -> None:
         every = [r["all"]["windows"] for r in rows]
         print(f"  {name}: {same}/{len(rows)} tracks ({100 * same / max(1, len(rows)):.1f}%) get the top genre of "
               f"every window; the default heard {np.mean(heard):.1f} windows a track (median {np.median(heard):.0f},"
-              f" max {max(heard)}) of {np.mean(every):.1f} (max {max(every)})")
+              f" max {max(heard)}); the every-window pass computed {np.mean(every):.1f} (max {max(every)}; its "
+              "30-s pieces add a window of context on either side)")
         for r in rows:
             if r["default"]["top"] != r["all"]["top"]:
                 print(f"    differs: {Path(r['file']).name}: default {r['default']['top']} "

@@ -63,7 +63,7 @@ def _engine(ckpt: Path | None, engine: str):
     the model exports and onnxruntime is installed, else the PyTorch model."""
     import importlib.util
 
-    from genre_cnn.inference.predict import TorchRunner, load_model
+    from genre_cnn.inference.predict import load_model
 
     path, why = _choose(ckpt)
     model = None
@@ -80,6 +80,8 @@ def _engine(ckpt: Path | None, engine: str):
             return ("onnx", graph), runner
     if engine == "onnx":
         print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
+    from genre_cnn.inference.torch_runner import TorchRunner  # imports torch: only on this path
+
     runner = TorchRunner(model or load_model(path))
     runner.description += f" -- {why}"
     return ("torch", path), runner
