@@ -64,8 +64,12 @@ class TorchRunner:
     """A torch classifier behind the interface of `genre_cnn.inference.predict.predict_track`.
 
     Runs in inference mode. Built in a process that has not yet chosen its torch thread count, it keeps torch's
-    default (one thread per core); worker processes set one thread each (genre_cnn.app.library).
+    default (one thread per core); worker processes set one thread each (genre_cnn.app.library). Windows read
+    alone are shown to it one at a time (`joins_windows`): PyTorch's convolutions take more time per window on
+    several musicnn patches at once than on one (benchmarks/long_tracks.py, `model`), ONNX Runtime's less.
     """
+
+    joins_windows = False
 
     def __init__(self, model: GenreClassifier):
         self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate
