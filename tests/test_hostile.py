@@ -96,7 +96,7 @@ def test_a_bug_in_the_model_keeps_its_traceback(demo_run, demo_dir, monkeypatch)
     from genre_cnn.inference.predict import TorchRunner, predict_one
 
     runner = TorchRunner(load_model(ckpt(demo_run)))
-    monkeypatch.setattr(runner, "window_probs", lambda y: y.no_such_attribute)  # a programming error
+    monkeypatch.setattr(runner, "window_values", lambda y: y.no_such_attribute)  # a programming error
     with pytest.raises(AttributeError):
         predict_one(runner, demo_dir / "ambient" / "ambient.00000.wav")
 
