@@ -3,7 +3,8 @@
     genre-cnn predict song.mp3 album/                  # top-3 genres of each file (folders: every audio file)
     genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
     genre-cnn predict song.mp3 --ckpt checkpoints/RUN/dense/best.ckpt --top-k 5
-    genre-cnn predict ~/Music --max-windows 8 --csv     # a library: worker processes, 8 windows a track
+    genre-cnn predict ~/Music --csv                     # a library: worker processes, long tracks sampled
+    genre-cnn predict song.flac --max-windows all       # every 3-s window of the track
     genre-cnn predict s3://bucket/music --ray --out s3://bucket/genres.parquet   # an archive, on Ray (cluster.py)
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
     genre-cnn tag ~/Music --dry-run                     # the genre each file would get in its own tags (tag.py)
@@ -23,8 +24,8 @@ beside it) and run with onnxruntime, without importing torch. `--engine torch` f
 `python -m genre_cnn.app.cli ...` works without installing the console script.
 Exit codes: 0 when at least one file was predicted, sorted or plotted, 1 when none could be read, 2 for a
 missing or bad checkpoint or bad usage, 130 on Ctrl-C (one line on stderr, no traceback); a closed output
-pipe (`| head -1`) ends quietly. Unreadable files are one line each on stderr; `--json` also lists each as
-{"file", "error"}, and `--csv` gives it a row whose `error` column says why.
+pipe (`| head -1`) ends quietly. Unreadable files are one line each on stderr, then a count of them; `--json`
+also lists each as {"file", "error"}, and `--csv` gives it a row whose `error` column says why.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _engine(ckpt: Path | None, engine: str):
     the model exports and onnxruntime is installed, else the PyTorch model."""
     import importlib.util
 
-    from genre_cnn.inference.predict import TorchRunner, load_model
+    from genre_cnn.inference.predict import load_model
 
     path, why = _choose(ckpt)
     model = None
@@ -84,6 +85,8 @@ def _engine(ckpt: Path | None, engine: str):
             return ("onnx", graph), runner
     if engine == "onnx":
         print(f"note: {path} does not export to ONNX (or onnxruntime is missing); using PyTorch", file=sys.stderr)
+    from genre_cnn.inference.torch_runner import TorchRunner  # imports torch: only on this path
+
     runner = TorchRunner(model or load_model(path))
     runner.description += f" -- {why}"
     return ("torch", path), runner
@@ -136,6 +139,8 @@ def predict(args: argparse.Namespace) -> int:
     results = [r for r in rows if "error" not in r]
     for line in [*errors, *warnings]:
         print(line, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} of {len(rows)} file(s) skipped; {len(results)} predicted", file=sys.stderr)
     if args.json:  # file names that are not UTF-8 keep their bytes as \udcXX escapes (os.fsencode undoes them)
         json.dump(rows, sys.stdout, indent=2)
         print()

@@ -13,6 +13,8 @@ import argparse
 import re
 from pathlib import Path
 
+from genre_cnn.inference.windows import DEFAULT_MAX_WINDOWS
+
 
 def _positive(text: str) -> int:
     """argparse type: a whole number >= 1."""
@@ -22,6 +24,19 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not allowed: give a whole number of at least 1")
+    return value
+
+
+def _windows(text: str) -> int:
+    """argparse type of --max-windows: a whole number >= 0, or "all" (0: every window)."""
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'all'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give a number of windows, or 'all'")
     return value
 
 
@@ -50,9 +65,10 @@ def _ray_address(text: str) -> str:
 
 def _library_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", type=Path, help=CKPT_HELP)
-    p.add_argument("--max-windows", type=_positive, metavar="N",
-                   help="at most N evenly spaced windows per track, read alone (faster on long tracks; "
-                        "default: every window)")
+    p.add_argument("--max-windows", type=_windows, metavar="N|all",
+                   help=f"a track of more than N 3-s windows is heard at N windows at most, spread over it and "
+                        f"read alone, fewer once more cannot change its top genre (default: {DEFAULT_MAX_WINDOWS}, "
+                        "about 1.5 min); 'all' or 0: every window of every track")
     p.add_argument("--workers", type=_positive, metavar="N",
                    help="worker processes (default: one per core for 4 files or more, else 1)")
     p.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",

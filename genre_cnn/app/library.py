@@ -7,21 +7,27 @@
 A model is named by a picklable spec, ("onnx", graph) or ("torch", checkpoint), that each worker builds
 once (one thread each: the workers use the cores). Every file goes through `genre_cnn.inference.predict.predict_one`,
 the same function as the one-process path, so the answers do not depend on the number of workers. Workers
-end by themselves soon after the process that started them dies (even by kill -9).
+end by themselves soon after the process that started them dies (even by kill -9). A worker that dies (killed
+by the kernel for memory, a crash in a decoder) costs only its own file: the files it may have been working
+on are tried again one at a time in a fresh worker, the one that kills that worker too is skipped with one
+line, and the run goes on with new workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from genre_cnn.inference.predict import predict_one
+from genre_cnn.inference.predict import Skipped, predict_one
 from genre_cnn.paths import die_with_parent
 
 _RUNNER = None  # this worker's model
+DIED = "the process reading it died (killed for lack of memory, or a crash in a decoder); skipped"
 
 
 def build_runner(spec: tuple[str, Path], threads: int = 0):
@@ -86,12 +92,44 @@ def predict_many(spec: tuple[str, Path], files: list[Path], top_k: int = 3, max_
                 yield path, *predict_one(runner, path, top_k, max_windows)
                 bar.update()
             return
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(spec, os.getpid())) as pool:
-            jobs = [(path, top_k, max_windows) for path in files]
-            for path, out in zip(files, pool.map(_work, jobs, chunksize=1)):
-                yield path, *out
-                bar.update()
+        jobs = [(path, top_k, max_windows) for path in files]
+        for path, out in zip(files, _pooled(spec, jobs, workers)):
+            yield path, *out
+            bar.update()
     finally:
         bar.close()
+
+
+def _pooled(spec: tuple[str, Path], jobs: list[tuple], workers: int) -> Iterator[tuple[dict | None, str | None]]:
+    """`_work` of each job in worker processes, in order. When a worker dies, the first job not yet answered is
+    run alone in a fresh worker (skipped if that one dies too) and a new pool takes the rest."""
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    start = 0
+    while start < len(jobs):
+        start = yield from _until_broken(spec, jobs, start, workers, ctx)
+        if start < len(jobs):
+            lost = yield from _until_broken(spec, jobs[start:start + 1], 0, 1, ctx)
+            if lost == 0:
+                yield None, Skipped(jobs[start][0], DIED)
+            start += 1
+
+
+def _until_broken(spec: tuple[str, Path], jobs: list[tuple], start: int, workers: int,
+                  ctx) -> Iterator[tuple[dict | None, str | None]]:
+    """Yields the answers of jobs[start:] in order from one pool, keeping 2 jobs per worker in flight; returns
+    the index of the first job lost to a dead worker, or len(jobs)."""
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, os.getpid()))
+    try:
+        futures, queued = deque(), start
+        for i in range(start, len(jobs)):
+            while queued < len(jobs) and len(futures) < 2 * workers:
+                futures.append(pool.submit(_work, jobs[queued]))
+                queued += 1
+            try:
+                out = futures.popleft().result()
+            except BrokenProcessPool:
+                return i
+            yield out
+        return len(jobs)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -6,7 +6,8 @@
 
 The page (genre_cnn/app/static/serve.html) takes a dropped or picked audio file, or a microphone recording
 (encoded to WAV in the browser), and shows the top genres as a bar chart with the model that answered, the
-genre probabilities of every window along the track, and the log-mel spectrogram and chroma the network saw.
+genre probabilities of every window along the track, the log-mel spectrogram the network saw and the chroma
+(the CNN's input; drawn for reference for musicnn).
 
 Why Starlette + uvicorn and not Gradio: Gradio is the usual ML demo, but it pulls in dozens of packages
 (FastAPI, pydantic, pandas, huggingface-hub, ...), is slow to import, changes its API between majors and its
@@ -77,10 +78,9 @@ class Abandoned(Exception):
 def _answer(model, path: Path, checkpoint: str, check: Callable[[], None] | None = None) -> dict:
     """analyse + PNGs: the JSON the page gets."""
     result = analyse(model, path, check=check)
-    for kind in ("logmel", "chroma"):
-        data = result.pop(kind)
-        result[f"{kind}_png"] = None if data is None else feature_png(data, result["hop_seconds"], kind,
-                                                                      result["logmel_unit"])
+    titles = {"logmel": None, "chroma": result.pop("chroma_title")}
+    for kind, title in titles.items():
+        result[f"{kind}_png"] = feature_png(result.pop(kind), result["hop_seconds"], kind, result["logmel_unit"], title)
     return {**result, "checkpoint": checkpoint}
 
 

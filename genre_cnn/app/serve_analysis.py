@@ -1,5 +1,5 @@
-"""What the web page shows of one audio file: the model's answer over the whole track and along it, and
-the log-mel spectrogram and chroma the network saw, as images.
+"""What the web page shows of one audio file: the model's answer over the whole track and along it, the
+log-mel spectrogram the network saw and the chroma (the CNN's input; for musicnn, for reference), as images.
 
     from genre_cnn.app.serve_analysis import analyse, feature_png
     r = analyse(model, Path("song.mp3"))      # model: genre_cnn.inference.predict.load_model(...)
@@ -12,6 +12,7 @@ genre_cnn.app.serve serves these to the page (`genre-cnn serve`); nothing here n
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -22,35 +23,41 @@ MAX_SECONDS = 15 * 60  # longer audio is refused (from its header, or while deco
 def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable[[], None] | None = None) -> dict:
     """The model adapter: one audio file -> what the page shows. Raises AudioError (one line) for bad audio.
 
-    Returns {"model": class name, "genres": [n], "probabilities": [n] (whole file, as `predict`),
+    Returns {"model": class name, "genres": [n], "probabilities": [n] (whole file, as `predict` with every window),
     "window_times": [K] (s, window centres, spread evenly), "window_probabilities": [K][n] (one point for a model
     that sees the clip whole), "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) numpy array (what the
-    model's front end makes of the file), "chroma": (12, T) array, or None for a front end without chroma}.
+    model's front end makes of the file), "chroma": (12, T) array (the CNN's own input; for a front end without
+    chroma, musicnn's, the same chroma computed from its spectrogram, for reference), "chroma_title": what it is}.
     The file is decoded in pieces and the network runs in batches (genre_cnn.audio.decode.load_capped,
     `track_probs`); `check()` runs between pieces and may raise to stop.
     """
     import torch
 
     from genre_cnn.audio.decode import load_capped
+    from genre_cnn.audio.frontend import FrontEnd
 
     config = model.frontend.config
     sr = config.sample_rate
     y = load_capped(path, sr, max_seconds, check=check)  # (samples,)
     duration = y.size / sr
     wave = torch.from_numpy(y)
-    with torch.no_grad():
-        feats = model.frontend(wave[None].to(model.frontend.hann.device))[0].cpu()  # (channels, T)
+    front = model.frontend if config.chroma else FrontEnd(dataclasses.replace(config, chroma=True)).to(
+        model.frontend.hann.device)  # the same log-mel, and a chroma beside it
+    with torch.inference_mode():
+        feats = front(wave[None].to(model.frontend.hann.device))[0].cpu()  # (n_mels + 12, T)
     probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
     centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
     return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
             "window_times": centres.tolist(), "window_probabilities": window_probs.tolist(),
             "duration": duration, "hop_seconds": config.hop_length / sr,
             "logmel_unit": "dB" if config.compression == "db" else "log10(1 + 10^4 power)",
-            "logmel": feats[:config.n_mels].numpy(), "chroma": feats[config.n_mels:].numpy() if config.chroma else None}
+            "logmel": feats[:config.n_mels].numpy(), "chroma": feats[config.n_mels:].numpy(),
+            "chroma_title": "chroma (model input)" if config.chroma else "chroma (for reference: not a model input)"}
 
 
-def feature_png(data, hop_seconds: float, kind: str, unit: str = "dB") -> str:
-    """A (bins, T) log-mel (kind "logmel", in `unit`) or chroma ("chroma") array as a labelled PNG data URL."""
+def feature_png(data, hop_seconds: float, kind: str, unit: str = "dB", title: str | None = None) -> str:
+    """A (bins, T) log-mel (kind "logmel", in `unit`) or chroma ("chroma") array as a labelled PNG data URL, with
+    `title` (default: that it is the model's input)."""
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: its global state is not thread-safe
 
@@ -66,7 +73,7 @@ def feature_png(data, hop_seconds: float, kind: str, unit: str = "dB") -> str:
                     vmin=max(float(data.min()), float(data.max()) - span) if logmel else 0,
                     vmax=None if logmel else 1)
     ax.set(xlabel="time (s)", ylabel="mel bin" if logmel else "pitch class",
-           title="log-mel spectrogram (model input)" if logmel else "chroma (model input)")
+           title=title or ("log-mel spectrogram (model input)" if logmel else "chroma (model input)"))
     if not logmel:
         ax.set_yticks(np.arange(12) + 0.5, ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"],
                       fontsize=7)

@@ -1,7 +1,8 @@
 """Before a decoder sees a file: what its first bytes say it is, and C decoders kept quiet on stderr.
 
-    from genre_cnn.audio.sniff import sniff
+    from genre_cnn.audio.sniff import sniff, truncation
     sniff(Path("song.mp3"))     # "audio", "mpeg" or "unknown"; AudioError for text, empty or non-regular files
+    truncation(Path("a.wav"))   # the share of its declared audio a WAV or AIFF file holds, if under 1, else None
 
 AudioError (one line, fit for a log) and `shown` (a file name fit for a console) are the ones every reader of
 audio uses; genre_cnn.audio.decode, which reads the audio itself, is where the rest of the package imports them from.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +63,41 @@ def sniff(path: Path) -> str:
     if _is_text(head):
         raise AudioError(f"{shown(path)}: not an audio file (it holds text)")
     return "unknown"
+
+
+PLACEHOLDER_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)  # sizes written by streaming encoders that did not know the length
+
+
+def truncation(path: Path) -> float | None:
+    """For a WAV (RIFF, RIFX) or AIFF file whose audio chunk declares more bytes than the file holds after its
+    start (a download or copy cut short), the share it holds, in [0, 1); else None (also for other formats, and
+    for the placeholder sizes that streaming encoders write)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = os.fstat(f.fileno()).st_size
+            if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+                order, wanted, extra = "<" if head[:4] == b"RIFF" else ">", b"data", 0
+            elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                order, wanted, extra = ">", b"SSND", 8  # SSND starts with an offset and a block size
+            else:
+                return None
+            at = 12
+            for _ in range(64):  # chunks before the audio: fmt, fact, LIST, ...
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                declared = struct.unpack(order + "I", chunk[4:])[0]
+                if chunk[:4] == wanted:
+                    held = size - at - 8 - extra
+                    if declared in PLACEHOLDER_SIZES or declared - extra <= max(held, 0):
+                        return None
+                    return max(held, 0) / (declared - extra)
+                at += 8 + declared + (declared & 1)  # chunks are padded to an even size
+                f.seek(at)
+    except OSError:
+        return None
+    return None
 
 
 def _is_text(head: bytes) -> bool:

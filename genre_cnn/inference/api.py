@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio.decode import AudioError, _clean, resample
-from genre_cnn.inference.predict import TorchRunner, default_checkpoint, predict_one, result
+from genre_cnn.audio.decode import AudioError, resample
+from genre_cnn.audio.reader import clean
+from genre_cnn.inference.predict import default_checkpoint, predict_one, result
 from genre_cnn.inference.predict import load_model as _load
 
 
@@ -33,7 +34,11 @@ def load_model(path: str | Path | None = None):
 
 def predict_file(model, path: str | Path, top_k: int = 3, max_windows: int | None = None) -> dict:
     """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning" for a
-    file under 3 s) of one audio file. Raises AudioError (one line) for a file that cannot be used."""
+    file under 3 s) of one audio file, its windows chosen as `genre-cnn predict` chooses them (`max_windows`:
+    None for the default, 0 for every window, N for at most N; genre_cnn.inference.track). Raises AudioError
+    (one line) for a file that cannot be used."""
+    from genre_cnn.inference.torch_runner import TorchRunner
+
     res, error = predict_one(TorchRunner(model), Path(path), top_k, max_windows)
     if error:
         raise AudioError(error)
@@ -45,7 +50,9 @@ def predict_waveform(model, samples: np.ndarray, sample_rate: int, top_k: int = 
     [-1, 1]; channels are averaged and the rate converted to the model's."""
     y = np.asarray(samples, dtype=np.float32)
     y = y.mean(axis=1) if y.ndim == 2 else y  # (samples,)
+    from genre_cnn.inference.torch_runner import TorchRunner
+
     runner = TorchRunner(model)
-    y = resample(_clean(y), int(sample_rate), runner.sample_rate)
+    y = resample(clean(y), int(sample_rate), runner.sample_rate)
     probs = runner.window_probs(y).mean(axis=0)  # (K, n) -> (n,)
     return result("<waveform>", runner.genres, probs, top_k)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.inference.predict import model_spans
+from genre_cnn.inference.torch_runner import answer, model_spans, pools_embeddings, window_step, window_values
 from genre_cnn.models import families
 from genre_cnn.models.families.base import GenreClassifier
 from genre_cnn.paths import atomic_write
@@ -68,17 +68,30 @@ def input_contract(model: GenreClassifier) -> str:
 
 
 class WaveformToProbs(nn.Module):
-    """Export-only wrapper: waveform (1, samples) -> probabilities (1, n) and window probabilities (K, n),
-    exactly the classifier's own `predict_waveform` / `window_probs` computation (front end, windows, network,
-    mean of the windows' softmax)."""
+    """Export-only wrapper: waveform (1, samples) -> probabilities (1, n), window probabilities (K, n) and window
+    values (K', D): the classifier's own `predict_waveform` / `window_probs` (front end, windows, network, the
+    mean of the windows' softmax, or musicnn's head on the mean patch embedding, which is then its one
+    "window"), computed once from `torch_runner.window_values`."""
 
     def __init__(self, model: GenreClassifier):
         super().__init__()
         self.model = model
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs, window_probs = self.model.clip_probs(self.model.track_inputs(waveform[0])[None])  # (1, n), (1, K, n)
-        return probs, window_probs[0]
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        values = window_values(self.model, waveform[0])  # (K', D)
+        probs = answer(self.model, values.mean(dim=0, keepdim=True))  # (1, n)
+        return probs, (probs if pools_embeddings(self.model) else values), values
+
+
+class MeansToProbs(nn.Module):
+    """Export-only wrapper: means of window values (B, D) -> genre probabilities (B, n) (`torch_runner.answer`)."""
+
+    def __init__(self, model: GenreClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, means: torch.Tensor) -> torch.Tensor:
+        return answer(self.model, means)
 
 
 def exportable(model: GenreClassifier) -> bool:
@@ -116,23 +129,46 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
             warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation notices while tracing
             program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False,
                                         input_names=["waveform"],
-                                        output_names=["probabilities", "window_probabilities"],
+                                        output_names=["probabilities", "window_probabilities", "window_values"],
                                         dynamic_shapes={"waveform": {1: samples}})
     finally:
         quiet.setLevel(level)
     segment, clip = model_spans(model)
+    step = window_step(model)
     program.model.metadata_props.update({
         "genres": json.dumps(model.genres),
         "sample_rate": str(sample_rate),
         "segment_samples": str(segment or ""),
         "clip_samples": str(clip or ""),
+        "window_step": str(step or ""),
         "input": input_contract(model),
         "model_class": type(model).__name__,
         "checkpoint": str(getattr(model, "checkpoint", "")),
         "trained_on": str(getattr(model, "trained_on", "")),
         "producer_note": f"genre_cnn: {input_contract(model)} -> probabilities (1, len(genres)), "
-                         "window_probabilities (K, len(genres))",
+                         "window_probabilities (K, len(genres)), window_values (K', D)",
     })
     proto = program.model_proto
     return atomic_write(out, lambda f: f.write(proto.SerializeToString()))
 
+
+
+def export_answer(model: GenreClassifier, out: Path) -> Path:
+    """Writes the graph from means of window values (input `means`, float32 (B, D)) to genre probabilities
+    (output `probabilities` (B, n)) to `out`, atomically: what prediction runs on the mean of the windows it read
+    (genre_cnn.inference.onnx_predict). For musicnn the head on the mean embedding, for the CNN the identity."""
+    import warnings
+
+    from torch.export import Dim
+
+    with torch.no_grad():
+        dim = window_values(model.cpu().eval(), torch.zeros(max(MIN_SAMPLES, model_spans(model)[0] or 0))).shape[1]
+    example = torch.rand(3, dim)  # (B, D)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(MeansToProbs(model).eval(), (example,), dynamo=True, verbose=False,
+                                    input_names=["means"], output_names=["probabilities"],
+                                    dynamic_shapes={"means": {0: Dim("batch", min=1, max=65536)}})
+    program.model.metadata_props.update({"genres": json.dumps(model.genres), "model_class": type(model).__name__})
+    proto = program.model_proto
+    return atomic_write(Path(out), lambda f: f.write(proto.SerializeToString()))

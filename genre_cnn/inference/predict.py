@@ -13,13 +13,8 @@ refuses any pickled callable, and its model class is looked up by name among the
 (genre_cnn.models.families) only, so loading never runs code from the file. The model is a plain `nn.Module`
 (no Lightning).
 
-Which parts of a file a model hears (`predict_track`): the whole file, whose windows' probabilities are
-averaged; for the dense baseline only the centred `clip_seconds`, as in training (read alone by seeking);
-with `max_windows` N, N evenly spaced windows (read alone); a file over LONG_SECONDS is read in
-SEGMENT_SECONDS pieces, so memory does not grow with its length (windows then start afresh in each piece).
-Reading parts alone needs a seekable format (soundfile's: wav, flac, ogg, mp3, aiff, ...); a format only
-ffmpeg decodes (m4a, opus, wma, ...) is decoded whole.
-This module imports no torch until a torch model is loaded or run.
+Which parts of a file a model hears and how their answers are pooled (`predict_track`): see
+genre_cnn.inference.track. This module imports no torch until a torch model is loaded or run.
 """
 
 from __future__ import annotations
@@ -32,16 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genre_cnn.audio.decode import (
-    DECODE_EXTENSIONS,
-    PREDICT_MIN_SECONDS,
-    SignalCheck,
-    audio_info,
-    load_audio,
-    read_span,
-    shown,
-)
+from genre_cnn.audio.decode import DECODE_EXTENSIONS, shown
 from genre_cnn.errors import GenreCnnError
+from genre_cnn.inference.track import PredictionError, predict_track
 from genre_cnn.models import families
 from genre_cnn.models.checkpoint import (
     READY_MODEL,
@@ -57,15 +45,17 @@ from genre_cnn.models.checkpoint import (
 if TYPE_CHECKING:
     from genre_cnn.models.families.base import GenreClassifier
 
-__all__ = ["READY_MODEL", "CheckpointError", "Skipped", "default_checkpoint", "expand_paths", "latest_checkpoint",
-           "load_model", "predict_files", "predict_track", "resolve_checkpoint"]
-
-TRAINED_SECONDS = 3.0  # training refuses shorter clips; shorter files are predicted with a warning
-LONG_SECONDS, SEGMENT_SECONDS = 600.0, 60.0
+__all__ = ["READY_MODEL", "CheckpointError", "PredictionError", "Skipped", "default_checkpoint", "expand_paths",
+           "latest_checkpoint", "load_model", "predict_files", "predict_one", "predict_track", "resolve_checkpoint"]
 
 
-class PredictionError(GenreCnnError):
-    """A file the model read but gave no usable answer for (non-finite probabilities)."""
+def __getattr__(name: str):
+    """TorchRunner and model_spans live in genre_cnn.inference.torch_runner, which imports torch: on first use."""
+    if name in ("TorchRunner", "model_spans"):
+        from genre_cnn.inference import torch_runner
+
+        return getattr(torch_runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Skipped(str):
@@ -180,75 +170,6 @@ def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSI
     return files, errors
 
 
-def model_spans(model) -> tuple[int | None, int | None]:
-    """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
-    the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
-    segment = getattr(model, "segment_samples", None)
-    frames = getattr(model, "window", None)  # frames of one CNN window or musicnn patch
-    if segment is None and frames and hasattr(model, "frontend"):
-        segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
-    return segment, getattr(model, "clip_samples", None)
-
-
-class TorchRunner:
-    """A torch classifier behind the interface that `predict_track` uses (numpy in, numpy out)."""
-
-    def __init__(self, model: GenreClassifier):
-        self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate
-        self.segment_samples, self.clip_samples = model_spans(model)
-        self.description = f"{getattr(model, 'checkpoint', '?')} ({type(model).__name__}, " \
-                           f"{getattr(model, 'trained_on', '')})"
-
-    def window_probs(self, y: np.ndarray) -> np.ndarray:
-        """Mono waveform (samples,) -> window probabilities (K, n)."""
-        import torch
-
-        return self.model.window_probs(torch.from_numpy(np.ascontiguousarray(y))).float().cpu().numpy()
-
-
-def _spans(runner, info: tuple[int, int] | None, max_windows: int | None) -> list[tuple[int, int]] | None:
-    """(start, length) spans at the model's rate to read, or None for the whole file."""
-    if info is None:
-        return None
-    total = int(np.ceil(info[1] * runner.sample_rate / info[0]))  # samples at the model's rate
-    clip, seg = runner.clip_samples, runner.segment_samples
-    if clip and total > clip:
-        return [((total - clip) // 2, clip)]
-    if max_windows and seg and total > max_windows * seg:
-        return [(int(s), seg) for s in np.linspace(0, total - seg, max_windows).round()]
-    piece = int(SEGMENT_SECONDS * runner.sample_rate)
-    if clip is None and total > LONG_SECONDS * runner.sample_rate:
-        return [(s, piece) for s in range(0, total - piece + 1, piece)] + \
-               ([(total - piece, piece)] if total % piece else [])
-    return None
-
-
-def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
-    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError for a file that is not
-    usable audio, PredictionError for non-finite model output."""
-    info = audio_info(path)
-    spans = _spans(runner, info, max_windows)
-    if spans is None:
-        y = load_audio(path, runner.sample_rate, min_seconds=PREDICT_MIN_SECONDS)  # (samples,)
-        seconds, window_probs = y.size / runner.sample_rate, runner.window_probs(y)  # (K, n)
-    else:
-        check, parts = SignalCheck(), []
-        for start, length in spans:
-            y = read_span(path, runner.sample_rate, start, length)  # (length,)
-            check.add(y)
-            parts.append(runner.window_probs(y))  # (K_i, n)
-        check.verdict(path, runner.sample_rate)
-        seconds, window_probs = info[1] / info[0], np.concatenate(parts)  # (K, n)
-    probs = window_probs.mean(axis=0)  # (n,)
-    if not np.isfinite(probs).all():
-        raise PredictionError(f"{shown(path)}: the model gave non-finite probabilities (damaged weights?); no answer")
-    warning = None
-    if seconds < TRAINED_SECONDS:
-        warning = (f"{shown(path)}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
-                   "more (this one is looped), so treat the answer with care")
-    return probs, warning
-
-
 def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning: str | None = None) -> dict:
     """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning")."""
     order = np.argsort(-probs, kind="stable")[: min(top_k, len(genres))]
@@ -260,12 +181,14 @@ def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning
 def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None,
                                                                                            Skipped | None]:
     """(result, None) for a file that could be predicted, else (None, one line saying why): a file that is not
-    usable audio (whatever its decoder threw) or gets no usable answer never costs the others. Anything else is a
-    bug and keeps its traceback."""
+    usable audio (whatever its decoder threw), gets no usable answer or exhausts memory never costs the others.
+    Anything else is a bug and keeps its traceback."""
     try:
         probs, warning = predict_track(runner, path, max_windows)
     except GenreCnnError as err:
         return None, Skipped(path, str(err).removeprefix(f"{shown(path)}: "))
+    except MemoryError:
+        return None, Skipped(path, "ran out of memory while reading it; skipped")
     return result(path, runner.genres, probs, top_k, warning), None
 
 
@@ -278,6 +201,8 @@ def predict_files(model, paths: list[Path], top_k: int = 3, progress: bool = Tru
     Returns ([result(...) per readable file, in order], one error line per path that could not be used).
     """
     from tqdm import tqdm
+
+    from genre_cnn.inference.torch_runner import TorchRunner
 
     runner = model if hasattr(model, "description") else TorchRunner(model)
     files, errors = expand_paths(paths)

@@ -181,16 +181,16 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def ship_onnx() -> Path:
-    """Exports the ready model's graph beside it (`shipped_onnx_path`), removing the graphs of earlier builds."""
-    from genre_cnn.inference.export import export_onnx
-    from genre_cnn.inference.onnx_predict import shipped_onnx_path
+    """Exports the ready model's graphs beside it (`shipped_onnx_path` and its answer graph), removing the graphs
+    of earlier builds."""
+    from genre_cnn.inference.onnx_predict import answer_path, export_graphs, shipped_onnx_path
     from genre_cnn.inference.predict import load_model
 
     graph = shipped_onnx_path(READY_MODEL)
     for old in READY_MODEL.parent.glob(f"{READY_MODEL.stem}.*.onnx"):
-        if old != graph:
+        if old not in (graph, answer_path(graph)):
             old.unlink()
-    export_onnx(load_model(READY_MODEL), graph)
+    export_graphs(load_model(READY_MODEL), graph)
     print(f"{graph}: {graph.stat().st_size / 1e6:.1f} MB, its ONNX graph (the first predict exports nothing)")
     return graph
 
