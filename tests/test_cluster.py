@@ -74,7 +74,7 @@ def bad_files(folder: Path) -> dict[str, str]:
     (folder / "cut.wav").write_bytes(wav[:3000])
     with open(os.fsencode(folder) + b"/caf\xe9.wav", "wb") as f:
         f.write(wav[:44] + b"\x00" * 64000)
-    return {"corrupt.wav": "", "notes.mp3": "not an audio file", "empty.flac": "empty", "cut.wav": "too short",
+    return {"corrupt.wav": "", "notes.mp3": "not an audio file", "empty.flac": "empty", "cut.wav": "truncated",
             os.fsdecode(b"caf\xe9.wav"): ""}
 
 
