@@ -24,12 +24,13 @@ from typing import NoReturn
 
 from jsonargparse import ArgumentParser, Namespace
 
-from genre_cnn.bounds import out_of, problem
+from genre_cnn.bounds import out_of
 from genre_cnn.errors import GenreCnnError, SettingsError
 
-# run options -> (low, high), inclusive; a model's own options are held to genre_cnn.bounds. 10000 epochs at most:
-# the learning rate warms up over a tenth of all steps, so a huge max_epochs would never leave the warm-up.
-RUN_RANGES = {"seed": (0, 2**32 - 1), "data.seed": (0, 2**32 - 1), "patience": (0, 10000),
+# run options -> (low, high), inclusive; a model's own options are held to its family's bounds, the data's by the
+# data classes themselves. 10000 epochs at most: the learning rate warms up over a tenth of all steps, so a huge
+# max_epochs would never leave the warm-up.
+RUN_RANGES = {"seed": (0, 2**32 - 1), "patience": (0, 10000),
               "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7),
               "trainer.accumulate_grad_batches": (1, 10000), "trainer.check_val_every_n_epoch": (1, 10000),
               "trainer.log_every_n_steps": (1, 10**6)}
@@ -69,17 +70,46 @@ class OptionParser(ArgumentParser):
 
 
 def check_run_options(cfg: Namespace) -> None:
-    """Raises SettingsError, naming the option, for a run option of RUN_RANGES or a data length out of its range
-    (the data lengths are held to genre_cnn.bounds, as the models that take them are)."""
+    """Raises SettingsError, naming the option, for a run option of RUN_RANGES out of its range (-1 is
+    max_epochs' "no limit" when max_steps sets the budget)."""
     for option, (low, high) in RUN_RANGES.items():
         value = cfg[option]
+        if option == "trainer.max_epochs" and value == -1 and cfg.trainer.max_steps not in (None, -1):
+            continue
         why = out_of(value, low, high) if value is not None else None
         if why or (option == "trainer.max_steps" and value == 0):
             raise SettingsError(f"--{option} {why or 'must be -1 (no limit) or at least 1, got 0'}")
-    for option in ("clip_seconds", "window_seconds"):
-        why = problem(option, cfg.data[option])
-        if why:
-            raise SettingsError(f"--data.{option} {why}")
+
+
+# the data options of runs saved before dataset kinds, the features and the split had options of their own
+SOURCES = {"gtzan": "genre_cnn.data.sources.gtzan.Gtzan", "folder": "genre_cnn.data.sources.folder.Folder",
+           "demo": "genre_cnn.data.sources.demo.Demo", "fma": "genre_cnn.data.sources.fma.Fma"}
+MOVED = {"split": ("split", "kind"), "split_lists_dir": ("split", "lists_dir"), "test_fraction": ("split",),
+         "val_fraction": ("split",), "num_folds": ("split",), "fold": ("split",), "seed": ("split",),
+         "clip_seconds": ("features",), "min_seconds": ("features",), "cache_workers": ("features", "workers"),
+         "features_in_memory": ("features", "in_memory")}
+SOURCE_OPTIONS = {"data_dir": "data_dir", "download": "download", "demo_clips_per_genre": "clips_per_genre",
+                  "fma_subset": "subset"}
+
+
+def upgrade_config(conf: dict) -> dict:
+    """A run's saved config in today's options: the flat data options of earlier versions (`dataset`, `data_dir`,
+    `split`, `clip_seconds`, ...) become `data.source`, `data.split.*` and `data.features.*`; the rest is kept."""
+    data = dict(conf.get("data") or {})
+    if "source" in data or not ({"dataset"} | set(MOVED) | set(SOURCE_OPTIONS)) & set(data):
+        return conf
+    kind = data.pop("dataset", "gtzan")
+    init = {new: data.pop(old) for old, new in SOURCE_OPTIONS.items() if old in data}
+    if kind not in ("gtzan", "fma"):
+        init.pop("download", None)
+    if kind == "demo":
+        init["seconds"] = data.get("clip_seconds", 30.0)  # the demo's clips were made as long as the clips
+        init["sample_rate"] = (conf.get("frontend") or {}).get("sample_rate", 22050)
+    upgraded = {"source": {"class_path": SOURCES[kind], "init_args": init}}
+    for old, (group, *new) in MOVED.items():
+        if old in data:
+            upgraded.setdefault(group, {})[new[0] if new else old] = data.pop(old)
+    return {**conf, "data": {**data, **upgraded}}
 
 
 def new_run(runs: Path, name: str | None) -> str:
