@@ -33,13 +33,18 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
 
     from genre_cnn.audio.decode import load_capped
 
-    config = model.frontend.config
-    sr = config.sample_rate
+    sr = model.sample_rate
     y = load_capped(path, sr, max_seconds, check=check)  # (samples,)
     duration = y.size / sr
     wave = torch.from_numpy(y)
-    with torch.no_grad():
-        feats = model.frontend(wave[None].to(model.frontend.hann.device))[0].cpu()  # (channels, T)
+    view = model.feature_view(wave)  # (channels, T) and its settings; None for a model that hears no spectrogram
+    if view is None:
+        from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig
+
+        config = FrontEndConfig(sample_rate=sr)
+        with torch.no_grad():
+            view = FrontEnd(config)(wave[None])[0], config
+    feats, config = view
     probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
     centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
     return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),

@@ -58,10 +58,14 @@ def cached_onnx(ckpt: Path) -> Path | None:
 
 def make_onnx(ckpt: Path, model) -> Path | None:
     """Exports `model` (loaded from `ckpt`) into the cache and returns the path; None if its family does not
-    export (the dense baseline), onnxruntime is missing, or the export fails (prediction then uses torch)."""
+    export (the dense baseline), onnxruntime is missing, or the exporter cannot trace it (logged; prediction then
+    uses torch). A failure to write the cache (a full disk) is raised, as any other bug is."""
     import contextlib
     import importlib.util
     import io
+    import logging
+
+    import torch
 
     from genre_cnn.inference.export import export_onnx, exportable
 
@@ -71,7 +75,9 @@ def make_onnx(ckpt: Path, model) -> Path | None:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines must not reach stdout
             return export_onnx(model, out)
-    except Exception:  # noqa: BLE001 - no fast path, but the torch path still answers
+    except (torch.onnx.errors.OnnxExporterError, torch.onnx.errors.UnsupportedOperatorError) as err:
+        logging.getLogger(__name__).warning("%s: no ONNX graph (%s); answering with PyTorch", ckpt,
+                                            (str(err).strip().splitlines() or [type(err).__name__])[0][:160])
         return None
 
 

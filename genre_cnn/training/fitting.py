@@ -212,8 +212,7 @@ def cross_fit(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
     model.model.temperature.fill_(t)
     path = run.checkpoint(name, "refit")
     trainer.save_checkpoint(path, weights_only=True)
-    result.update(checkpoint=str(path), epochs=trainer.current_epoch, train_seconds=time.time() - start,
-                  max_epochs=cfg.trainer.max_epochs, steps=trainer.global_step)
+    result.update(checkpoint=str(path), steps=trainer.global_step, train_seconds=time.time() - start)
     say(f"cross-fit {name}: done in {time.time() - start:.0f} s -> {path}")
     return result
 

@@ -138,6 +138,8 @@ def side_by_side(results: dict[str, dict]) -> str:
             ("validated fit: best val accuracy", "val_acc", "{:.1%}".format),
             ("validated fit: best epoch", "best_epoch", "{:d}".format),
             ("refit: epochs on train+val", "refit_epochs", "{:d}".format),
+            ("cross-fit: groups held out in turn", "cross_fit", ", ".join),
+            ("cross-fit: steps of the model kept", "steps", "{:d}".format),
             ("train time (s)", "train_seconds", "{:.0f}".format)]
     head = "| metric | " + " | ".join(escape(n) for n in names) + " |"
     lines = [head, "|---" * (len(names) + 1) + "|"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import io
 import json
 import logging
 import os
@@ -264,8 +265,8 @@ def train_all(cfg: Namespace, run: Run, data: GenreDataModule) -> dict[str, dict
             results[name] = r = json.loads(done.read_text())
             other = (f"; --trainer.max_epochs {cfg.trainer.max_epochs} does not retrain a finished model (start a "
                      "new run for that)" if r.get("max_epochs") not in (None, cfg.trainer.max_epochs) else "")
-            say(f"{name}: already trained ({r['epochs']} epochs) and tested in run {cfg.run_name}: reusing its "
-                f"result{other}")
+            trained = f"{r['epochs']} epochs" if "epochs" in r else f"{r.get('steps')} steps"
+            say(f"{name}: already trained ({trained}) and tested in run {cfg.run_name}: reusing its result{other}")
             continue
         results[name] = train_one(name, cfg, run, data)
         if rank_zero_only.rank == 0:
@@ -294,7 +295,8 @@ def ship(checkpoint: Path, dest: Path) -> Path:
         if old != graph:
             old.unlink()
     if exportable(model):
-        export_onnx(model, graph)
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+            export_onnx(model, graph)
         say(f"ship: {graph} ({graph.stat().st_size / 1e6:.1f} MB), its ONNX graph")
     return dest
 

@@ -61,6 +61,11 @@ def register(family: Family) -> Family:
     return family
 
 
+def unregister(name: str) -> None:
+    """Forgets the family called `name` (a plugin's, a test's)."""
+    _REGISTRY.pop(name, None)
+
+
 for _family in (  # the write-up's CNN, its dense baseline, transfer from musicnn
     Family("cnn", "genre_cnn.models.families.cnn:WindowClassifier", preference=1),
     Family("dense", "genre_cnn.models.families.dense:HandcraftedClassifier", exportable=False,
