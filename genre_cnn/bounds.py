@@ -23,7 +23,7 @@ Bound = tuple[float, float] | Callable[[object], str | None]  # (low, high) incl
 
 # the lengths the data is cut to, which the models that take them are built for (seconds)
 SECONDS: dict[str, tuple[float, float]] = {"window_seconds": (0.1, 60.0), "clip_seconds": (0.5, 600.0)}
-# optimiser, loss and augmentation settings, shared by every family (genre_cnn.training.module, .augment)
+# optimiser, loss and augmentation settings, shared by every family (genre_cnn.training.lit, .augment)
 TRAINING: dict[str, tuple[float, float]] = {
     "lr": (1e-8, 1.0), "weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 1.0), "mixup_alpha": (0.0, 100.0),
     "pitch_shift": (0.0, 12.0), "gain_db": (0.0, 60.0), "freq_mask": (0, 512), "time_mask": (0, 10000),

@@ -75,7 +75,7 @@ def test_the_balanced_loss_recalls_a_rare_genre():
     x_test[:, 0] += 1.5 * y_test
     recall = {}
     for balanced in (False, True):
-        module = fitted(x, y, ["common", "rare"], 300, widths=[], dropout=0.0, balanced=balanced)
+        module = fitted(x, y, ["common", "rare"], 300, widths=[], dropout=0.0, lr=0.01, balanced=balanced)
         with torch.no_grad():
             pred = module.model(torch.from_numpy(x_test)).argmax(-1).numpy()
         recall[balanced] = float(np.mean(pred[y_test == 1] == 1))

@@ -54,9 +54,9 @@ class Clip:
     name: str = ""
 
     def __post_init__(self) -> None:
-        parts = Path(self.name).parts
-        if Path(self.name).is_absolute() or any(p in ("..", ".") for p in parts) or "/" in self.genre:
-            raise ValueError(f"clip name {self.name!r} of genre {self.genre!r}: must be a relative path without '..'")
+        key = Path(self.key)
+        if key.is_absolute() or any(p in ("..", ".") for p in key.parts) or not self.genre:
+            raise ValueError(f"clip {self.key!r}: a genre, then a relative path without '..'")
 
     @property
     def key(self) -> str:

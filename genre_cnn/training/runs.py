@@ -45,12 +45,27 @@ class OptionParser(ArgumentParser):
     """jsonargparse's parser, but a mistyped option or a value of the wrong type is one line (exit code 2)
     naming the option, and the closest known option for a typo, instead of the whole usage."""
 
+    given: list[str] = []  # the arguments last parsed (by any such parser: jsonargparse parses a class's apart)
+
+    def parse_args(self, args=None, *rest, **kwargs):
+        OptionParser.given = list(sys.argv[1:] if args is None else args)  # to name the options of a class given
+        return super().parse_args(args, *rest, **kwargs)
+
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         print(f"error: {self.one_line(message)}", file=sys.stderr)
         raise SystemExit(2)
 
+    def _spelled(self, name: str) -> str:
+        """The option the command line spelled for `name`, an argument of a class given by class path (jsonargparse
+        names it alone): e.g. "--data.source.subset" for "subset"."""
+        return next((a.split("=")[0] for a in OptionParser.given if a.split("=")[0].endswith(f".{name}")
+                     and a.startswith("--")), name)
+
     def one_line(self, message: str) -> str:
         lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["invalid arguments"]
+        refused = re.match(r"Option '(\w+)' is not accepted", lines[0])
+        if refused:
+            return f"unknown option {self._spelled(refused.group(1))}: not an option of the class it is given to"
         unknown = re.match(r"unrecognized arguments: (\S+)", lines[0], re.IGNORECASE)
         if unknown:
             word = unknown.group(1).split("=")[0]
@@ -61,11 +76,17 @@ class OptionParser(ArgumentParser):
         key = re.match(r'Parser key "([^"]+)":?\s*(.*)', lines[0])
         if key:
             detail = key.group(2) or (lines[1] if len(lines) > 1 else "invalid value")
+            if "dot import path" in detail and key.group(1) == "data.source":
+                from genre_cnn.data.sources import kinds
+
+                return (f"--data.source: no dataset kind {lines[-1].split(':')[-1].strip()[:60]} (known: "
+                        f"{', '.join(kinds())}, or a class path)")
             if "Union subtypes" in detail:
                 detail = "expected " + " or ".join(re.findall(r"Expected a <class '(\w+)'>", message))
             detail = re.sub(r"Expected a <class '(\w+)'>", r"expected \1", detail.split(". Got value")[0])
             given = re.findall(r"(?:Given|Got) value:\s*(.+)", message)
-            return f"--{key.group(1)}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
+            name = key.group(1) if "." in key.group(1) else self._spelled(key.group(1)).removeprefix("--")
+            return f"--{name}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
         return " ".join(lines)[:300]
 
 

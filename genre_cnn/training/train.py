@@ -134,10 +134,10 @@ def check_settings(parser: ArgumentParser, cfg: Namespace) -> tuple[FrontEndConf
     each data part checks its own options when built."""
     check_run_options(cfg)
     frontend = FrontEndConfig(**vars(cfg.frontend))
+    data = GenreDataModule(**vars(parser.instantiate(Namespace(data=cfg.data.clone())).data), frontend=frontend,
+                           family=cfg.models[0])  # before the families: the lengths they are linked to are the data's
     for name, family in families.all().items():
         check_family(family, vars(cfg[name]), frontend)
-    data = GenreDataModule(**vars(parser.instantiate(Namespace(data=cfg.data.clone())).data), frontend=frontend,
-                           family=cfg.models[0])
     _check_trainer(cfg)
     return frontend, data
 

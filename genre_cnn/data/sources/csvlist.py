@@ -43,7 +43,7 @@ class CsvList(Source):
         for row in rows:
             listed, genre = Path((row["path"] or "").strip()), (row["genre"] or "").strip()
             path = (self.data_dir / listed).resolve()
-            if not genre or "/" in genre or not listed.name or not path.is_file():
+            if not genre or genre.startswith("/") or ".." in genre.split("/") or not path.is_file():
                 bad += 1
                 continue
             try:
@@ -54,7 +54,7 @@ class CsvList(Source):
                 seen.add((genre, name))
                 found.append((path, genre, name))
         if bad:
-            warn_once(f"{self.csv}: {bad} row(s) without an existing file or a genre (one without '/'): left out")
+            warn_once(f"{self.csv}: {bad} row(s) without an existing file or a usable genre: left out")
         return found
 
     def ensure(self) -> None:

@@ -5,7 +5,7 @@
 
 The vector (spectral centroid, bandwidth, roll-off, zero-crossing rate, RMS, MFCCs, chroma, ...: see
 genre_cnn.audio.features) is computed with librosa, so this family does not export to ONNX. Training
-(genre_cnn.training.module.GenreModule) and prediction both take the track's centred `clip_seconds`.
+(genre_cnn.training.lit.GenreModule) and prediction both take the track's centred `clip_seconds`.
 """
 
 from __future__ import annotations
