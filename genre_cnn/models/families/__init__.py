@@ -6,8 +6,9 @@
     python -m genre_cnn.models.families          # each family: its classifier, inputs, features and size
 
 A family is one module of this package (`cnn.py`, `dense.py`, `musicnn.py`) holding its plain classifier (a
-`GenreClassifier`, what training hands to its one LightningModule and prediction rebuilds from a checkpoint). The classifier declares everything about the family: its settings (typed `__init__` arguments, the
-`--<family>.*` options of train.py), their ranges (`bounds`), the values that checkpoints saved before a setting
+`GenreClassifier`, what training hands to its one LightningModule and prediction rebuilds from a checkpoint). The
+classifier declares everything about the family: its settings (typed `__init__` arguments, the `--<family>.*`
+options of train.py), their ranges (`bounds`), the values that checkpoints saved before a setting
 existed were trained with (`legacy`), the features it trains on (`features`, `cached`, `pool`, `inputs`) and how
 it loads weights. Its record below names that classifier by class path, says whether it exports to ONNX and how
 it ranks among a run's models. Records import nothing: choosing a checkpoint and answering through ONNX Runtime
