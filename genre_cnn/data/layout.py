@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,22 +72,29 @@ def find_genre_root(data_dir: Path) -> Path | None:
     """
     for candidate in (data_dir / "genres", data_dir / "genres_original", data_dir / "Data" / "genres_original",
                       data_dir):
-        if candidate.is_dir() and any(_audio_files(d) for d in candidate.iterdir() if d.is_dir()):
+        if candidate.is_dir() and any(_has_audio(d) for d in candidate.iterdir() if d.is_dir()):
             return candidate
     return None
 
 
-def _files(folder: Path) -> list[Path]:
-    """Every file under `folder`, sub-folders included (hidden ones and links to folders left out), sorted."""
-    found = []
-    for sub, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(sub) / n for n in names if not n.startswith(".")]
-    return sorted(p for p in found if p.is_file())
+def _files(folder: Path) -> Iterator[tuple[str, str]]:
+    """(path below `folder`, file name) of every file under it, sub-folders included (hidden ones and links to
+    folders left out), in sorted order; one directory read per folder, no stat of a plain file."""
+    with os.scandir(folder) as found:
+        entries = sorted((e for e in found if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from ((f"{entry.name}/{rel}", name) for rel, name in _files(Path(entry.path)))
+        elif entry.is_file():
+            yield entry.name, entry.name
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    return [p for p in _files(folder) if p.suffix.lower() in AUDIO_EXTENSIONS]
+def _is_audio(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def _has_audio(folder: Path) -> bool:
+    return any(_is_audio(name) for _, name in _files(folder))
 
 
 def discover_genres(genre_root: Path) -> tuple[str, ...]:
@@ -94,9 +102,10 @@ def discover_genres(genre_root: Path) -> tuple[str, ...]:
     names = sorted(d.name for d in genre_root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if set(names) == set(GTZAN_GENRES):
         return GTZAN_GENRES
-    for empty in (n for n in names if not _audio_files(genre_root / n)):
+    usable = [n for n in names if _has_audio(genre_root / n)]
+    for empty in sorted(set(names) - set(usable)):
         warn_once(f"{genre_root / empty}: empty genre folder, no audio files: not a class")
-    return tuple(n for n in names if _audio_files(genre_root / n))
+    return tuple(usable)
 
 
 def find_clips(genre_root: Path, genres: tuple[str, ...], prefix: str = "") -> list[Clip]:
@@ -108,15 +117,15 @@ def find_clips(genre_root: Path, genres: tuple[str, ...], prefix: str = "") -> l
         if not folder.is_dir():
             warn_once(f"no folder for genre {genre!r} in {genre_root}: that class has no clips")
             continue
-        every = _files(folder)
-        files = [p for p in every if p.suffix.lower() in AUDIO_EXTENSIONS]
-        ignored = [p.name for p in every if p.suffix.lower() not in AUDIO_EXTENSIONS]
+        every = list(_files(folder))
+        files = [rel for rel, name in every if _is_audio(name)]
+        ignored = [name for _, name in every if not _is_audio(name)]
         if ignored:
             warn_once(f"{folder}: ignored {len(ignored)} file(s) with unknown extensions ("
                       + ", ".join(ignored[:3]) + (", ...)" if len(ignored) > 3 else ")"))
         if not files:
             warn_once(f"{folder}: empty genre folder, no audio files")
-        clips.extend(Clip(p, genre, prefix + p.relative_to(folder).as_posix()) for p in files)
+        clips.extend(Clip(folder / rel, genre, prefix + rel) for rel in files)
     return clips
 
 

@@ -50,15 +50,20 @@ class Folder(Source):
             self.genre_root(data_dir)
 
     def genres(self) -> list[str]:
-        found = {g for d in self.data_dirs for g in discover_genres(self.genre_root(d))}
+        return self._genres({d: self.genre_root(d) for d in self.data_dirs})
+
+    @staticmethod
+    def _genres(roots: dict[Path, Path]) -> list[str]:
+        found = {g for root in roots.values() for g in discover_genres(root)}
         return list(GTZAN_GENRES) if found == set(GTZAN_GENRES) else sorted(found)
 
     def clips(self) -> list[Clip]:
-        genres = tuple(self.genres())
-        if len(self.data_dirs) == 1:
-            return find_clips(self.genre_root(), genres)
-        clips = [clip for d in self.data_dirs for clip in find_clips(
-            self.genre_root(d), tuple(g for g in genres if (self.genre_root(d) / g).is_dir()), f"{d.name}/")]
+        roots = {d: self.genre_root(d) for d in self.data_dirs}
+        genres = tuple(self._genres(roots))
+        if len(roots) == 1:
+            return find_clips(roots[self.data_dir], genres)
+        clips = [clip for d, root in roots.items()
+                 for clip in find_clips(root, tuple(g for g in genres if (root / g).is_dir()), f"{d.name}/")]
         return sorted(clips, key=lambda clip: clip.key)
 
     def cache_source(self) -> str:
