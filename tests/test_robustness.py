@@ -149,7 +149,7 @@ def test_all_bad_folder_is_a_one_line_error_naming_it(tmp_path):
 @pytest.mark.slow
 def test_missing_dataset_offline_says_what_to_do(tmp_path):
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.download", "false"],
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.source.download", "false"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "configs/demo.yaml" in proc.stderr and "data_dir" in proc.stderr
@@ -197,7 +197,7 @@ def test_split_changes_only_with_the_data_seed(tmp_path):
     from genre_cnn.training.train import build_parser
 
     cfg = build_parser().parse_args(["--seed", "5"])
-    assert cfg.data.seed == 0  # the training seed leaves the split alone
+    assert cfg.data.split.seed == 0  # the training seed leaves the split alone
 
 
 def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch):

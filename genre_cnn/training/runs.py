@@ -46,6 +46,7 @@ class OptionParser(ArgumentParser):
     naming the option, and the closest known option for a typo, instead of the whole usage."""
 
     given: list[str] = []  # the arguments last parsed (by any such parser: jsonargparse parses a class's apart)
+    hints: list[str] = []  # options of the classes an option may name (--data.source.subset), for "did you mean"
 
     def parse_args(self, args=None, *rest, **kwargs):
         OptionParser.given = list(sys.argv[1:] if args is None else args)  # to name the options of a class given
@@ -69,7 +70,7 @@ class OptionParser(ArgumentParser):
         unknown = re.match(r"unrecognized arguments: (\S+)", lines[0], re.IGNORECASE)
         if unknown:
             word = unknown.group(1).split("=")[0]
-            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")] + self.hints
             close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
             hint = f": did you mean {close[0]}?" if close else f"; see {self.prog} --help"
             return f"unknown option {word}{hint}"

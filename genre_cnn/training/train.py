@@ -72,8 +72,9 @@ def build_parser() -> ArgumentParser:
 
     from genre_cnn.data.sources import kinds
 
-    kinds()  # every dataset kind of the package, so that --data.source NAME finds it
     parser = OptionParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
+    parser.hints = sorted({f"--data.source.{option}" for kind in kinds().values()  # kinds: --data.source NAME
+                           for option in inspect.signature(kind).parameters})
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
     names = list(families.all())
     parser.add_argument("--models", type=list[Literal[tuple(names)]], default=names,
