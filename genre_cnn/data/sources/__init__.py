@@ -60,8 +60,9 @@ class Source:
         return str(self.data_dir.resolve())
 
     def describe(self) -> str:
-        """Where the dataset is, in a few words, for reports and a checkpoint's `trained_on`."""
-        return str(self.data_dir)
+        """Where the dataset is, in a few words, for reports and a checkpoint's `trained_on`: its folder as given,
+        or the kind's name when it lies in its default place."""
+        return self.name if getattr(self, "default_place", False) else str(self.data_dir)
 
 
 def kinds() -> dict[str, type[Source]]:

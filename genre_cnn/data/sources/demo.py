@@ -28,6 +28,7 @@ class Demo(Folder):
     def __init__(self, data_dir: str | None = None, clips_per_genre: int = 12, seconds: float = 8.0,
                  sample_rate: int = 22050):
         super().__init__(data_dir or str(home() / "data" / "demo"))
+        self.default_place = data_dir is None
         for option, value, low in (("clips_per_genre", clips_per_genre, 1), ("seconds", seconds, 1.0),
                                    ("sample_rate", sample_rate, 4000)):
             if value < low:

@@ -129,7 +129,7 @@ class Fma(Source):
         super().__init__(resolve(data_dir) if data_dir else home() / "data" / "fma")
         if subset not in SUBSETS:
             raise SettingsError(f"--data.source.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
-        self.download, self.subset = download, subset
+        self.download, self.subset, self.default_place = download, subset, data_dir is None
 
     @property
     def tracks_csv(self) -> Path:

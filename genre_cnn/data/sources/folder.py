@@ -70,4 +70,4 @@ class Folder(Source):
         return " + ".join(str(d.resolve()) for d in self.data_dirs)
 
     def describe(self) -> str:
-        return str(self.data_dir) if len(self.data_dirs) == 1 else " + ".join(d.name for d in self.data_dirs)
+        return super().describe() if len(self.data_dirs) == 1 else " + ".join(d.name for d in self.data_dirs)

@@ -27,7 +27,7 @@ class Gtzan(Folder):
 
     def __init__(self, data_dir: str | None = None, download: bool = True):
         super().__init__(data_dir or str(home() / "data" / "gtzan"))
-        self.download = download
+        self.download, self.default_place = download, data_dir is None
 
     def ensure(self) -> None:
         if self.download and find_genre_root(self.data_dir) is None:
