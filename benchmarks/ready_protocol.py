@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 SHARED = REPO.parent / "shared"
 UNSEEN = ("classical", "jazz", "rock")
-BASE = {"embedding": "tags", "widths": [512, 256, 128, 64], "dropout": 0.5, "balanced": True}
+BASE = {"embedding": "tags", "widths": [512, 256, 128, 64], "dropout": 0.5, "balanced": True, "schedule": "constant"}
 STEPS, BATCH = 750, 32  # AdamW steps of 32 clips, as configs/ready.yaml
 HEADS = {  # the first five decided before the first run, the next two before the second, the last before the third
     "dense-tags (the old recipe)": {**BASE, "balanced": False},

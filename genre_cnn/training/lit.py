@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from typing import Literal
 
 import lightning as L
 import torch
@@ -42,16 +43,19 @@ class GenreModule(L.LightningModule):
         label_smoothing: of the cross-entropy loss.
         balanced: weigh each genre's loss by 1 / its share of the training clips (`set_class_counts`), so that
             every genre counts the same however many clips it has.
+        schedule: of the learning rate: "cosine" (warm-up, then a cosine to 0 over the trainer's budget) or
+            "constant" (lr throughout).
     """
 
     def __init__(self, classifier: GenreClassifier, augment: VectorAugment | None = None, lr: float = 1e-3,
-                 weight_decay: float = 1e-2, label_smoothing: float = 0.0, balanced: bool = False):
+                 weight_decay: float = 1e-2, label_smoothing: float = 0.0, balanced: bool = False,
+                 schedule: Literal["cosine", "constant"] = "cosine"):
         super().__init__()
         self.model, self.augment = classifier, augment or VectorAugment()
         # the checkpoint's hyperparameters: what rebuilds the classifier, and how it was trained
         self.save_hyperparameters({**classifier.hparams, **self.augment.hparams, "lr": lr,
                                    "weight_decay": weight_decay, "label_smoothing": label_smoothing,
-                                   "balanced": balanced})
+                                   "balanced": balanced, "schedule": schedule})
         n = len(classifier.genres)
         self.register_buffer("class_weights", torch.ones(n), persistent=False)
         for stage in ("val", "test"):
@@ -111,7 +115,8 @@ class GenreModule(L.LightningModule):
         self.test_metrics["confusion"].reset()
 
     def configure_optimizers(self):
-        """AdamW; the learning rate warms up linearly over the first 10% of steps, then follows a cosine to 0.
+        """AdamW; with the cosine schedule the learning rate warms up linearly over the first 10% of steps, then
+        follows a cosine to 0; with the constant one it stays at lr.
 
         The schedule is a function of the trainer's current step budget (max_epochs, or max_steps), so a run
         resumed with more epochs stretches it instead of stepping past its end.
@@ -120,6 +125,8 @@ class GenreModule(L.LightningModule):
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
         def factor(step: int) -> float:
+            if self.hparams.schedule == "constant":
+                return 1.0
             total = max(1, int(self.trainer.estimated_stepping_batches))
             warm = max(1, total // 10)
             if step < warm:

@@ -6,8 +6,9 @@ folder and lock, and checkpoint writes that survive a full disk or kill -9.
 `OptionParser` is jsonargparse's parser with one-line errors (a typo names the closest option); `check_run_options`
 holds the run's own options to RUN_RANGES; `new_run` creates a run folder exclusively and `lock_run` locks it
 (fcntl, released even by kill -9), so two train.py never write into one run; `atomic_checkpoint_io` writes
-checkpoints atomically and turns a failed write into one RunError line; `sweep_partial_checkpoints` removes
-what a killed write left.
+checkpoints atomically and turns a failed write into one RunError line (the one checkpoint writer);
+`sweep_partial_checkpoints` removes what a killed write left; `upgrade_config` reads a run saved by an earlier
+version in today's options; `ship` copies a model with its ONNX graph beside it (the ready model).
 """
 
 from __future__ import annotations
@@ -209,3 +210,30 @@ def sweep_partial_checkpoints(folder: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def ship(checkpoint: Path, dest: Path) -> Path:
+    """Copies `checkpoint` to `dest` (atomically) and exports its ONNX graph beside it
+    (genre_cnn.inference.onnx_predict.shipped_onnx_path), removing the graphs of earlier copies: how the ready model
+    in genre_cnn/ready/ is made, so that the first `genre-cnn predict` after set-up exports nothing."""
+    import contextlib
+    import io
+
+    from genre_cnn.inference.export import export_onnx, exportable
+    from genre_cnn.inference.onnx_predict import shipped_onnx_path
+    from genre_cnn.inference.predict import load_model
+    from genre_cnn.paths import atomic_write
+    from genre_cnn.training.report import say
+
+    atomic_write(dest, lambda f: f.write(checkpoint.read_bytes()))
+    say(f"ship: {dest} ({dest.stat().st_size / 1e6:.2f} MB)")
+    model = load_model(dest)
+    graph = shipped_onnx_path(dest)
+    for old in dest.parent.glob(f"{dest.stem}.*.onnx"):
+        if old != graph:
+            old.unlink()
+    if exportable(model):
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+            export_onnx(model, graph)
+        say(f"ship: {graph} ({graph.stat().st_size / 1e6:.1f} MB), its ONNX graph")
+    return dest

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
-import io
 import json
 import logging
 import os
@@ -53,6 +52,7 @@ from genre_cnn.training.runs import (
     check_run_options,
     lock_run,
     new_run,
+    ship,
     sweep_partial_checkpoints,
     upgrade_config,
 )
@@ -277,29 +277,6 @@ def train_all(cfg: Namespace, run: Run, data: GenreDataModule) -> dict[str, dict
         print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {run.checkpoints}\n"
               f"curves: tensorboard --logdir {run.dir.parent}")
     return results
-
-
-def ship(checkpoint: Path, dest: Path) -> Path:
-    """Copies `checkpoint` to `dest` (atomically) and exports its ONNX graph beside it
-    (genre_cnn.inference.onnx_predict.shipped_onnx_path), removing the graphs of earlier copies: how the ready model
-    in genre_cnn/ready/ is made, so that the first `genre-cnn predict` after set-up exports nothing."""
-    from genre_cnn.inference.export import export_onnx, exportable
-    from genre_cnn.inference.onnx_predict import shipped_onnx_path
-    from genre_cnn.inference.predict import load_model
-    from genre_cnn.paths import atomic_write
-
-    atomic_write(dest, lambda f: f.write(checkpoint.read_bytes()))
-    say(f"ship: {dest} ({dest.stat().st_size / 1e6:.2f} MB)")
-    model = load_model(dest)
-    graph = shipped_onnx_path(dest)
-    for old in dest.parent.glob(f"{dest.stem}.*.onnx"):
-        if old != graph:
-            old.unlink()
-    if exportable(model):
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
-            export_onnx(model, graph)
-        say(f"ship: {graph} ({graph.stat().st_size / 1e6:.1f} MB), its ONNX graph")
-    return dest
 
 
 def cli(args: list[str] | None = None) -> None:
