@@ -14,7 +14,7 @@ track can reach training. Five kinds:
 - `groups`: cross-fitting over named groups of clips (`groups`: name -> patterns of clip keys, fnmatch-style):
   group `fold` (in name order) is the test part, every other clip trains, and there is no validation part;
   train.py then holds each group out in turn, fits the temperature on their pooled out-of-fold predictions and
-  trains the model it keeps on every clip (genre_cnn.training.fitting.cross_fit: how the ready model is made).
+  trains the model it keeps on every clip (how the ready model is made).
 """
 
 from __future__ import annotations

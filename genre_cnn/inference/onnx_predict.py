@@ -43,7 +43,7 @@ def onnx_cache_path(ckpt: Path) -> Path:
 
 def shipped_onnx_path(ckpt: Path) -> Path:
     """Where an export shipped beside its checkpoint lies: `<stem>.<onnx_digest>.onnx` in the checkpoint's folder
-    (the ready model's, written by genre_cnn.training.make_ready), so a changed checkpoint never uses a stale graph."""
+    (the ready model's, written by `train.py --ship`), so a changed checkpoint never uses a stale graph."""
     return Path(ckpt).with_name(f"{Path(ckpt).stem}.{onnx_digest(ckpt)}.onnx")
 
 

@@ -63,7 +63,7 @@ class GenreClassifier(nn.Module):
     def __init__(self, genres: list[str]):
         super().__init__()
         self.genres = list(genres)
-        # divides every window's logits before the softmax (genre_cnn.training.calibration); 1 until fitted
+        # divides every window's logits before the softmax (fitted on held-out clips by training); 1 until fitted
         self.register_buffer("temperature", torch.ones(()))
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:

@@ -3,9 +3,9 @@
     python -m genre_cnn.models.families         # lists every family with its size
     python train.py --models [cnn] --cnn.widths [256,128] --cnn.stem 8    # its settings are WindowClassifier's
 
-Training (genre_cnn.training.lit.GenreModule, with the window augmentation of genre_cnn.training.augment) draws
-random `window_seconds` windows from each clip's cached spectrogram; a track is every window along it, its
-probabilities their mean (CLMR-style track-level evaluation).
+Training (with the augmentation of window inputs: pitch shifts, gain, SpecAugment masks, mixup) draws random
+`window_seconds` windows from each clip's cached spectrogram; a track is every window along it, its probabilities
+their mean (CLMR-style track-level evaluation).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
     python train.py --models [dense] --dense.widths [64]      # its settings are HandcraftedClassifier's
 
 The vector (spectral centroid, bandwidth, roll-off, zero-crossing rate, RMS, MFCCs, chroma, ...: see
-genre_cnn.audio.features) is computed with librosa, so this family does not export to ONNX. Training
-(genre_cnn.training.lit.GenreModule) and prediction both take the track's centred `clip_seconds`.
+genre_cnn.audio.features) is computed with librosa, so this family does not export to ONNX. Training and
+prediction both take the track's centred `clip_seconds`.
 """
 
 from __future__ import annotations

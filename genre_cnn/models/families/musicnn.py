@@ -5,7 +5,7 @@
 
 The frozen tagger (genre_cnn.models.musicnn, the MSD_musicnn weights of the musicnn wheel) turns each 3-s patch into
 its 50 tag logits and 200-unit penultimate layer; the head classifies the mean embedding of a clip's patches, in
-training (genre_cnn.training.lit.GenreModule, on cached embeddings) and in prediction alike. The tagger's weights
+training (on cached embeddings) and in prediction alike. The tagger's weights
 are referenced by id and digest (`backbone`), not saved with the head: a checkpoint holds the head alone, and the
 weights are loaded from the wheel once per process. Checkpoints of earlier versions, which carry the tagger's
 weights, load and answer with those.
