@@ -220,3 +220,25 @@ def test_a_fit_that_early_stopping_ended_is_not_trained_further_on_resume(projec
     again = main([*args, "--resume", "true", "--trainer.max_epochs", "20"])["dense"]
     assert last.stat().st_mtime_ns == stamp and again["epochs"] == first["epochs"]
     assert again["confusion"] == first["confusion"]
+
+
+def test_a_run_saved_by_an_earlier_version_is_read_in_todays_options(tmp_path):
+    """tests/fixtures/legacy/config.yaml is the config.yaml an earlier version saved for a demo run (flat data
+    options: dataset, demo_clips_per_genre, clip_seconds, cache_workers, seed...): --resume reads it so."""
+    import yaml
+
+    from genre_cnn.data.sources.demo import Demo
+    from genre_cnn.training.runs import upgrade_config
+    from genre_cnn.training.train import build_parser, check_settings
+
+    saved = yaml.safe_load((REPO / "tests" / "fixtures" / "legacy" / "config.yaml").read_text())
+    assert saved["data"]["dataset"] == "demo"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(upgrade_config(saved)))
+    parser = build_parser()
+    cfg = parser.parse_args(["--config", str(config)])
+    _, dm = check_settings(parser, cfg)
+    assert type(dm.source) is Demo and dm.source.clips_per_genre == 8 and dm.source.seconds == 8.0
+    assert dm.store.clip_seconds == 8.0 and dm.store.workers == 1 and dm.split_policy.seed == 0
+    assert dm.split_kind == "random" and dm.crops_per_clip == 4 and cfg.cnn.widths == (8,)
+    assert upgrade_config(upgrade_config(saved)) == upgrade_config(saved)  # today's options are left as they are

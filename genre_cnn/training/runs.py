@@ -113,6 +113,8 @@ MOVED = {"split": ("split", "kind"), "split_lists_dir": ("split", "lists_dir"), 
          "features_in_memory": ("features", "in_memory")}
 SOURCE_OPTIONS = {"data_dir": "data_dir", "download": "download", "demo_clips_per_genre": "clips_per_genre",
                   "fma_subset": "subset"}
+KIND_OPTIONS = {"gtzan": {"data_dir", "download"}, "folder": {"data_dir"}, "demo": {"data_dir", "clips_per_genre"},
+                "fma": {"data_dir", "download", "subset"}}  # what each kind took of them
 
 
 def upgrade_config(conf: dict) -> dict:
@@ -123,8 +125,7 @@ def upgrade_config(conf: dict) -> dict:
         return conf
     kind = data.pop("dataset", "gtzan")
     init = {new: data.pop(old) for old, new in SOURCE_OPTIONS.items() if old in data}
-    if kind not in ("gtzan", "fma"):
-        init.pop("download", None)
+    init = {k: v for k, v in init.items() if k in KIND_OPTIONS[kind] and v is not None}
     if kind == "demo":
         init["seconds"] = data.get("clip_seconds", 30.0)  # the demo's clips were made as long as the clips
         init["sample_rate"] = (conf.get("frontend") or {}).get("sample_rate", 22050)
