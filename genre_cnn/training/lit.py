@@ -38,7 +38,7 @@ class GenreModule(L.LightningModule):
     Args:
         classifier: the family's plain classifier, built (`GenreClassifier.from_hparams`), genres included.
         augment: training-time augmentation of its inputs (none: the batch as it is).
-        lr: peak learning rate of AdamW (warm-up over the first 10% of steps, then a cosine to 0).
+        lr: the learning rate of AdamW (its peak, with the cosine schedule).
         weight_decay: AdamW's decoupled weight decay.
         label_smoothing: of the cross-entropy loss.
         balanced: weigh each genre's loss by 1 / its share of the training clips (`set_class_counts`), so that
