@@ -93,13 +93,15 @@ def paired(scores: dict[str, list[float]], unit: str) -> list[str]:
 
 
 def train_args(data_dir: Path, out: str, run: str, split: list[str], recipe: Path, extra: list[str]) -> list[str]:
-    return ["--config", str(recipe), "--data.dataset", "folder", "--data.data_dir", str(data_dir), *split,
+    return ["--config", str(recipe), "--data.source", "Folder", "--data.source.data_dir", str(data_dir), *split,
             "--output_root", out, "--run_name", run, "--trainer.enable_progress_bar", "false", *extra]
 
 
 def unseen(args, features: dict, out: str) -> tuple[list[str], dict]:
     """Protocol (1); returns the markdown lines and each system's per-seed mean recall."""
     from genre_cnn.data.layout import dataset_clips
+    from genre_cnn.data.sources.folder import Folder
+    from genre_cnn.data.splits import Split
     from genre_cnn.training.datamodule import GenreDataModule
     from genre_cnn.training.train import main as train
 
@@ -108,12 +110,12 @@ def unseen(args, features: dict, out: str) -> tuple[list[str], dict]:
     per: dict[str, list[dict]] = {}
     seconds: dict[str, float] = {}
     for seed in args.seeds:
-        results = train(train_args(args.data_dir, out, f"unseen-seed{seed}", ["--data.split", "random"], args.recipe,
-                                   ["--seed", str(seed), *args.train_args]))
+        results = train(train_args(args.data_dir, out, f"unseen-seed{seed}", ["--data.split.kind", "random"],
+                                   args.recipe, ["--seed", str(seed), *args.train_args]))
         for name, r in results.items():
             per.setdefault(name, []).append(recalls(truth, predict_clips(r["checkpoint"], files)))
             seconds[name] = seconds.get(name, 0.0) + r["train_seconds"]
-        dm = GenreDataModule(dataset="folder", data_dir=str(args.data_dir), split="random")
+        dm = GenreDataModule(Folder(str(args.data_dir)), split=Split("random"))
         dm.setup("test")
         pred, s = svm(features, dm.split["train"] + dm.split["val"], [c.key for c in clips])
         per.setdefault("svm", []).append(recalls(truth, pred))
@@ -138,21 +140,22 @@ def crossval(args, features: dict, out: str) -> list[str]:
     """Protocol (2): the 5-fold CV on gtzan_mini; returns the markdown lines."""
     from sklearn.metrics import accuracy_score, f1_score
 
+    from genre_cnn.data.sources.folder import Folder
+    from genre_cnn.data.splits import Split
     from genre_cnn.training.datamodule import GenreDataModule
     from genre_cnn.training.train import main as train
 
     scores: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
     for fold in args.folds:
-        split = ["--data.split", "kfold", "--data.num_folds", str(NUM_FOLDS), "--data.fold", str(fold)]
+        split = ["--data.split.kind", "kfold", "--data.split.num_folds", str(NUM_FOLDS), "--data.split.fold", str(fold)]
         results = train(train_args(args.data_dir, out, f"fold{fold}", split, args.recipe, args.train_args))
         for name, r in results.items():
             scores.setdefault(name, {"acc": [], "f1": []})
             scores[name]["acc"].append(r["clip_acc"])
             scores[name]["f1"].append(r["macro_f1"])
             seconds[name] = seconds.get(name, 0.0) + r["train_seconds"]
-        dm = GenreDataModule(dataset="folder", data_dir=str(args.data_dir), split="kfold", num_folds=NUM_FOLDS,
-                             fold=fold)
+        dm = GenreDataModule(Folder(str(args.data_dir)), split=Split("kfold", num_folds=NUM_FOLDS, fold=fold))
         dm.setup("test")
         pred, s = svm(features, dm.split["train"] + dm.split["val"], dm.split["test"])
         truth = [k.split("/")[0] for k in dm.split["test"]]

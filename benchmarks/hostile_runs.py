@@ -30,7 +30,7 @@ CHECKPOINTS = {  # name: (class, hyperparameters, full weights (True) or one sma
     "dense widths [4096] x 17": ("HandcraftedClassifier", {"widths": [4096] * 17}, False),
 }
 SETTINGS = [["--dense.lr", "-1"], ["--dense.dropout", "2"], ["--dense.widths", "[]"], ["--dense.weight_decay", "-1"],
-            ["--dense.label_smoothing", "5"], ["--seed", "-1"], ["--data.clip_seconds", "100000"],
+            ["--dense.label_smoothing", "5"], ["--seed", "-1"], ["--data.features.clip_seconds", "100000"],
             ["--trainer.max_epochs", "1e21"], ["--cnn.widths", "[4096,4096]", "--cnn.kernel_size", "63"],
             ["--confg", "x"], ["--resume", "true", "--run_name", "nosuchrun"]]
 LOAD = """import resource, sys, time

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/memory_scaling.py [--clips 1000 4000 16000] [--seconds 5] [--steps 60]
 
 For each size, generated demo clips (genre_cnn.data.demo, `--seconds` long) are cached once, then each path
-trains `LitCNN` for `--steps` batches of 32 random windows in a fresh process (`--data.features_in_memory true`,
+trains the CNN for `--steps` batches of 32 random windows in a fresh process (`--data.features.in_memory true`,
 then `false`, then `--data.streaming true`: LitData shards, written beforehand), with the real DataModule and
 Trainer: set-up (loading the features) and training alike. The
 table gives each process's peak RSS (ru_maxrss), the training windows/s after the first 10 steps, and what the
@@ -32,11 +32,13 @@ PATHS = {"ram": "in RAM", "disk": "from disk", "stream": "streamed (LitData)"}
 
 
 def data_module(root: Path, clips: int, seconds: float, path: str | None):
+    from genre_cnn.data.sources.demo import Demo
+    from genre_cnn.data.store import FeatureStore
     from genre_cnn.training.datamodule import GenreDataModule
 
-    return GenreDataModule(dataset="demo", data_dir=str(root / f"demo-{clips}"), clip_seconds=seconds,
-                           demo_clips_per_genre=clips // GENRES, window_seconds=3.0, batch_size=32,
-                           features_in_memory=None if path is None else path == "ram", streaming=path == "stream")
+    return GenreDataModule(Demo(str(root / f"demo-{clips}"), clips // GENRES, seconds),
+                           FeatureStore(clip_seconds=seconds, in_memory=None if path is None else path == "ram"),
+                           window_seconds=3.0, batch_size=32, streaming=path == "stream")
 
 
 def one(root: Path, clips: int, seconds: float, path: str, steps: int) -> dict:
@@ -44,7 +46,8 @@ def one(root: Path, clips: int, seconds: float, path: str, steps: int) -> dict:
     import lightning as L
     import torch
 
-    from genre_cnn.training.lit import LitCNN
+    from genre_cnn.models import families
+    from genre_cnn.training.lit import build_module
 
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -64,7 +67,7 @@ def one(root: Path, clips: int, seconds: float, path: str, steps: int) -> dict:
         next(batches)
     loader_ms = (time.perf_counter() - start) / 50 * 1000
     timer = Timer()
-    model = LitCNN(genres=dm.genres, frontend=dm.frontend)
+    model = build_module(families.get("cnn"), dm.genres, dm.frontend, {})
     trainer = L.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, callbacks=[timer])
     trainer.fit(model, datamodule=dm)

@@ -83,9 +83,9 @@ def head_logits(x_train, y_train, genres, head, x_eval: list[np.ndarray], folds:
     """Logits of a head fitted on the training rows for each array of `x_eval`, and out-of-fold logits of the
     training rows (each fold's head fitted without it)."""
     import torch
+    from genre_cnn.training.make_ready import fit_head
 
     from genre_cnn.models.openset import fold_of
-    from genre_cnn.training.make_ready import fit_head
 
     model = fit_head(x_train, y_train, genres, head, 0)
     with torch.no_grad():
@@ -194,6 +194,7 @@ def load_sets(work: Path) -> dict:
 
 def main() -> None:
     import torch
+    from genre_cnn.training.make_ready import clip_embeddings, half_split, link_sources, load_config
     from openset_report import mixes, report_mixes, report_verdicts
 
     from genre_cnn.data.layout import dataset_clips
@@ -201,7 +202,6 @@ def main() -> None:
     from genre_cnn.models.checkpoint import READY_MODEL
     from genre_cnn.paths import home
     from genre_cnn.training.calibration import fit_temperature
-    from genre_cnn.training.make_ready import clip_embeddings, half_split, link_sources, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/openset"), help="made audio and embedding caches")

@@ -53,12 +53,12 @@ def fit_soft(x: np.ndarray, targets: np.ndarray, genres: list[str], head: dict, 
 
 
 def main() -> None:
+    from genre_cnn.training.make_ready import clip_embeddings, half_split, link_sources, load_config
     from openset_report import mixes, probs
 
     from genre_cnn.data.layout import dataset_clips
     from genre_cnn.paths import home
     from genre_cnn.training.calibration import fit_temperature
-    from genre_cnn.training.make_ready import clip_embeddings, half_split, link_sources, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/openset"))

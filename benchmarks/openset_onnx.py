@@ -43,6 +43,7 @@ class WithDetector(nn.Module):
 
 def main() -> None:
     import onnxruntime as ort
+    from genre_cnn.training.make_ready import clip_embeddings, link_sources, load_config
     from openset import load_sets
     from torch.export import Dim
 
@@ -51,7 +52,6 @@ def main() -> None:
     from genre_cnn.models.checkpoint import READY_MODEL
     from genre_cnn.models.openset import fit_detector, verdict_names
     from genre_cnn.paths import home
-    from genre_cnn.training.make_ready import clip_embeddings, link_sources, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/openset"))

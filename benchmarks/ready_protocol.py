@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/ready_protocol.py                  # everything; results cached under --work
     .venv/bin/python benchmarks/ready_protocol.py --skip cnn       # the musicnn heads, dense and the SVM only
+    .venv/bin/python benchmarks/ready_protocol.py --skip cnn svm dense --seeds 0 --heads 1   # a quick look
 
-Data: every real clip we have, linked as genre_cnn.training.make_ready links them (../shared/gtzan_mini, 100 clips
-of ten genres; ../shared/gtzan_unseen, 90 of classical, jazz and rock, numbers 00070-00099). Protocols:
-  half A  train gtzan_mini + gtzan_unseen 00070-00084, test gtzan_unseen 00085-00099 (45 clips)
-  half B  train gtzan_mini + gtzan_unseen 00085-00099, test gtzan_unseen 00070-00084 (45 clips)
+Data: every real clip we have, as configs/ready.yaml reads them (../shared/gtzan_mini, 100 clips of ten genres;
+../shared/gtzan_unseen, 90 of classical, jazz and rock, numbers 00070-00099). Protocols:
+  half A  train gtzan_mini + gtzan_unseen 00070-00084, test gtzan_unseen 00085-00099 (45 clips; ready.yaml's group B)
+  half B  train gtzan_mini + gtzan_unseen 00085-00099, test gtzan_unseen 00070-00084 (45 clips; its group A)
   old     train the 80 train + val clips of gtzan_mini's default split, test all 90 of gtzan_unseen
   cv      5-fold cross-validation on gtzan_mini alone (80 train, 20 test clips a fold, stratified, seed 0):
           artists shared between train and test, so it flatters; reported beside the others, as mean +- std
@@ -15,8 +16,9 @@ chooses among all ten genres. Reported per system: accuracy and recall per genre
 genres), A and B pooled (90 clips), and per half.
 
 Systems, fixed before running (nothing tuned on the test halves):
-- musicnn heads (genre_cnn.training.make_ready.fit_head, 750 AdamW steps, `SEEDS`), variants `HEADS`;
-- dense baseline: the write-up's dense network on the cached hand-crafted vectors, the same fixed-step loop;
+- musicnn heads, variants `HEADS`, each trained as `python train.py --config configs/ready.yaml` trains the ready
+  model (the one LightningModule, genre_cnn.training.lit.GenreModule, 750 AdamW steps of 32 clips, `SEEDS`);
+- dense baseline: the write-up's dense network on the cached hand-crafted vectors, trained the same way;
 - cnn: `train.py --config configs/mini.yaml --refit false` on the same clips (split lists; validation: the last
   two gtzan_mini clips of each genre), seed 0; costs tens of minutes per half on 2 loaded cores (`--skip cnn`);
 - the SVM peer (benchmarks/peer.py: librosa features + RBF SVM).
@@ -39,8 +41,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 SHARED = REPO.parent / "shared"
 UNSEEN = ("classical", "jazz", "rock")
-BASE = {"embedding": "tags", "widths": [512, 256, 128, 64], "dropout": 0.5, "balanced": True, "steps": 750,
-        "batch": 32, "label_smoothing": 0.0}
+BASE = {"embedding": "tags", "widths": [512, 256, 128, 64], "dropout": 0.5, "balanced": True, "schedule": "constant"}
+STEPS, BATCH = 750, 32  # AdamW steps of 32 clips, as configs/ready.yaml
 HEADS = {  # the first five decided before the first run, the next two before the second, the last before the third
     "dense-tags (the old recipe)": {**BASE, "balanced": False},
     "dense-tags, balanced": BASE,
@@ -73,15 +75,64 @@ def protocols(keys: list[str], unseen: set[str], mini_train80: set[str]) -> dict
     """{protocol: (train rows, test rows)} for every name of PROTOCOLS."""
     from sklearn.model_selection import StratifiedKFold
 
-    from genre_cnn.training.make_ready import half_split
+    from genre_cnn.data.splits import group_split
 
+    groups = ready_config()["data"]["split"]["groups"]
+    rows = {k: i for i, k in enumerate(keys)}
+    halves = {}
+    for name, fold in (("A", 1), ("B", 0)):  # half A tests gtzan_unseen 00085-00099: the config's group B
+        split = group_split(keys, groups, fold)
+        halves[name] = (np.array([rows[k] for k in split["train"]]), np.array([rows[k] for k in split["test"]]))
     old_train = np.array([i for i, k in enumerate(keys) if k in mini_train80])
     old_test = np.array([i for i, k in enumerate(keys) if k in unseen])
-    parts = {"A": half_split(keys, unseen, 1), "B": half_split(keys, unseen, 0), "old": (old_train, old_test)}
+    parts = {**halves, "old": (old_train, old_test)}
     mini = np.array([i for i, k in enumerate(keys) if k not in unseen])
     folds = StratifiedKFold(len(CV), shuffle=True, random_state=0).split(mini, keys_genres([keys[i] for i in mini]))
     parts.update({name: (mini[train], mini[test]) for name, (train, test) in zip(CV, folds)})
     return parts
+
+
+def ready_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / "ready.yaml").read_text())
+
+
+def fit(family: str, settings: dict, x: np.ndarray, y: np.ndarray, genres: list[str], seed: int):
+    """A GenreModule of `family` trained on vectors x (N, D), labels y (N,) as train.py trains the ready model:
+    STEPS AdamW steps of BATCH shuffled clips, the scaler and class counts of these rows; in eval mode."""
+    import lightning as L
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.models import families
+    from genre_cnn.training.lit import build_module
+
+    L.seed_everything(seed, verbose=False)
+    module = build_module(families.get(family), genres, FrontEndConfig(), settings)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    module.model.set_scaler(xt.double().mean(0), xt.double().std(0))
+    module.set_class_counts(torch.bincount(yt, minlength=len(genres)))
+    trainer = L.Trainer(max_steps=STEPS, max_epochs=-1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module, DataLoader(TensorDataset(xt, yt), batch_size=BATCH, shuffle=True))
+    return module.model.eval()
+
+
+def out_of_fold(keys, y, x, genres, parts, head: dict, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The half-split protocol for one head: (test rows, their labels, their logits (rows, 1, n)), both halves."""
+    import torch
+
+    rows, logits = [], []
+    for half in ("A", "B"):
+        train, test = parts[half]
+        model = fit("musicnn", head, x[train], y[train], genres, seed)
+        with torch.no_grad():
+            logits.append(model.window_logits(torch.from_numpy(x[test])).numpy())  # (rows, 1, n)
+        rows.append(test)
+    rows_all = np.concatenate(rows)
+    return rows_all, y[rows_all], np.concatenate(logits)
 
 
 def with_cv(result: dict[str, dict]) -> dict[str, dict]:
@@ -105,21 +156,19 @@ def cross_fitted(logits: np.ndarray, labels: np.ndarray, half: np.ndarray) -> di
             "ece_after": expected_calibration_error(calibrated, labels)}
 
 
-def head_results(keys, y, x, genres, parts) -> dict[str, dict]:
+def head_results(keys, y, x, genres, parts, heads: dict, seeds: tuple[int, ...]) -> dict[str, dict]:
     """{variant: {"A+B": scores and the cross-fitted ECE, "A": ..., "B": ..., "old": ...}}, each the mean over
-    SEEDS."""
+    `seeds`."""
     import torch
 
-    from genre_cnn.training.make_ready import fit_head
-
     out = {}
-    for name, head in HEADS.items():
+    for name, head in heads.items():
         per: dict[str, list[dict]] = {}
-        for seed in SEEDS:
+        for seed in seeds:
             preds, logits = {}, {}
             for p in PROTOCOLS:
                 train, test = parts[p]
-                model = fit_head(x[train], y[train], genres, head, seed)
+                model = fit("musicnn", head, x[train], y[train], genres, seed)
                 with torch.no_grad():
                     logits[p] = model.window_logits(torch.from_numpy(x[test])).numpy()  # (rows, 1, n)
                 preds[p] = logits[p][:, 0].argmax(-1)
@@ -130,21 +179,21 @@ def head_results(keys, y, x, genres, parts) -> dict[str, dict]:
                                np.repeat([0, 1], [len(parts["A"][1]), len(parts["B"][1])]))
             per.setdefault("A+B", []).append({**pooled, "ece_before": cal["ece_before"], "ece_after": cal["ece_after"]})
         out[name] = with_cv({p: {k: float(np.mean([s[k] for s in v])) for k in v[0]} for p, v in per.items()})
-        out[name]["A+B"]["acc_std"] = float(np.std([s["acc"] for s in per["A+B"]], ddof=1)) if len(SEEDS) > 1 else 0.0
+        out[name]["A+B"]["acc_std"] = float(np.std([s["acc"] for s in per["A+B"]], ddof=1)) if len(seeds) > 1 else 0.0
         ab = out[name]["A+B"]
         print(f"{name}: " + ", ".join(f"{p} {s['acc']:.1%}" for p, s in out[name].items())
               + f"; A+B sd {ab['acc_std']:.1%}, ECE {ab['ece_before']:.3f} -> {ab['ece_after']:.3f}", flush=True)
     return out
 
 
-def svm_results(keys, y, data_dir: Path, parts, work: Path) -> dict[str, dict]:
+def svm_results(keys, y, paths: dict[str, Path], parts, work: Path) -> dict[str, dict]:
     from peer import librosa_features, load, rbf_svm
 
     cache = work / "peer_features.npy"
     if cache.is_file():
         feats = np.load(cache)
     else:
-        feats = np.stack([librosa_features(load(data_dir / k)) for k in keys])  # (N, VALUES)
+        feats = np.stack([librosa_features(load(paths[k])) for k in keys])  # (N, VALUES)
         np.save(cache, feats)
     out, preds = {}, {}
     for p in PROTOCOLS:
@@ -160,46 +209,27 @@ def keys_genres(keys: list[str]) -> list[str]:
     return [k.split("/")[0] for k in keys]
 
 
-def dense_results(keys, y, genres, data_dir: Path, parts) -> dict[str, dict]:
+def dense_results(keys, y, genres, hand: np.ndarray, parts, seeds: tuple[int, ...]) -> dict[str, dict]:
     """The dense baseline: the write-up's dense network (dropout 0.3) on the cached 91-value hand-crafted vectors
-    (the feature cache of train.py), standardised on the training rows and fitted with fit_head's fixed-step loop
-    (750 steps, unweighted as train.py trains it), seeds SEEDS."""
+    (the feature cache of train.py), standardised on the training rows, trained as the heads are (unweighted, as
+    train.py trains it by default)."""
     import torch
 
-    from genre_cnn.data.cache import FeatureSettings
-    from genre_cnn.data.clipset import ClipSet
-    from genre_cnn.data.sources import open_source
-    from genre_cnn.models.networks import DenseNet
-
-    clips = ClipSet.prepare(open_source("folder", data_dir), FeatureSettings(), "hand")
-    assert clips.keys == keys
-    hand = clips.features.astype(np.float32)  # (N, 91)
     per: dict[str, list[dict]] = {}
-    for seed in SEEDS:
+    for seed in seeds:
         preds = {}
         for p in PROTOCOLS:
             train, test = parts[p]
-            mean, std = hand[train].mean(0), hand[train].std(0) + 1e-6
-            xt, yt = torch.from_numpy((hand[train] - mean) / std), torch.from_numpy(y[train])
-            torch.manual_seed(seed)
-            net = DenseNet(hand.shape[1], len(genres), dropout=0.3)
-            opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-2)
-            gen = torch.Generator().manual_seed(seed)
-            for _ in range(750):
-                idx = torch.randint(len(yt), (32,), generator=gen)
-                loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            model = fit("dense", {}, hand[train], y[train], genres, seed)
             with torch.no_grad():
-                preds[p] = net.eval()(torch.from_numpy((hand[test] - mean) / std)).argmax(-1).numpy()
+                preds[p] = model(torch.from_numpy(hand[test])).argmax(-1).numpy()
             per.setdefault(p, []).append(scores(y[test], preds[p], genres))
         ab = np.concatenate([parts["A"][1], parts["B"][1]])
         per.setdefault("A+B", []).append(scores(y[ab], np.concatenate([preds["A"], preds["B"]]), genres))
     return with_cv({p: {k: float(np.mean([s[k] for s in v])) for k in v[0]} for p, v in per.items()})
 
 
-def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families: list[str]) -> dict[str, dict]:
+def family_results(keys, y, genres, parts, work: Path, families: list[str]) -> dict[str, dict]:
     """The CNN through train.py on split lists for halves A and B (cached per half in `work`)."""
     from genre_cnn.training.train import main as train_main
 
@@ -208,7 +238,7 @@ def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families:
         train, test = parts[p]
         lists = work / f"lists_{p}"
         lists.mkdir(parents=True, exist_ok=True)
-        mini_keys = [keys[i] for i in train if not keys[i].endswith(".flac")]
+        mini_keys = [keys[i] for i in train if "/gtzan_mini/" in keys[i]]
         val = {k for g in genres for k in sorted(k for k in mini_keys if k.startswith(g + "/"))[-2:]}
         for name, rows in (("train", [keys[i] for i in train if keys[i] not in val]), ("valid", sorted(val)),
                            ("test", [keys[i] for i in test])):
@@ -216,9 +246,10 @@ def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families:
         for fam in families:
             done = work / f"result_{p}_{fam}.json"
             if not done.is_file():
+                both = json.dumps([str(SHARED / "gtzan_mini"), str(SHARED / "gtzan_unseen")])
                 res = train_main(["--config", str(REPO / "configs" / "mini.yaml"), "--refit", "false",
-                                  "--data.data_dir", str(data_dir), "--data.split", "lists",
-                                  "--data.split_lists_dir", str(lists), "--models", f"[{fam}]",
+                                  "--data.source.data_dir", both, "--data.split.kind", "lists",
+                                  "--data.split.lists_dir", str(lists), "--models", f"[{fam}]",
                                   "--output_root", str(work / "out"), "--trainer.enable_progress_bar", "false"])
                 done.write_text(json.dumps(res[fam]))
             cm = np.array(json.loads(done.read_text())["confusion"])
@@ -233,12 +264,11 @@ def family_results(keys, y, genres, data_dir: Path, parts, work: Path, families:
     return out
 
 
-def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
+def calibration(keys, y, x, genres, parts, head: dict, out_png: Path) -> dict:
     """The ready head's temperature fitted on one half's out-of-fold logits and scored on the other's, both ways."""
     from genre_cnn.training.calibration import reliability
-    from genre_cnn.training.make_ready import out_of_fold
 
-    rows, labels, logits = out_of_fold(keys, y, x, genres, unseen, head, seed=0)
+    rows, labels, logits = out_of_fold(keys, y, x, genres, parts, head, seed=0)
     res = cross_fitted(logits, labels, np.repeat([0, 1], [len(rows) // 2, len(rows) - len(rows) // 2]))
     raw, calibrated = res["raw"], res["probs"]
     from matplotlib.figure import Figure
@@ -260,35 +290,47 @@ def calibration(keys, y, x, genres, unseen, head: dict, out_png: Path) -> dict:
 def main() -> None:
     from sklearn.model_selection import train_test_split
 
-    from genre_cnn.data.layout import dataset_clips
-    from genre_cnn.paths import home
-    from genre_cnn.training.make_ready import clip_embeddings, link_sources, load_config
+    from genre_cnn.audio.features import SpectralFeatures
+    from genre_cnn.data.sources.folder import Folder
+    from genre_cnn.data.store import FeatureStore
+    from genre_cnn.models.families.musicnn import MusicnnClassifier as M
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ready_protocol"), help="cache of slow results")
     parser.add_argument("--skip", nargs="*", default=[], choices=["heads", "cnn", "dense", "svm"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--heads", type=int, default=len(HEADS), help="the first N variants of HEADS only")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.set_num_threads(1)  # batches of 32 small vectors: a second thread only adds contention
     start = time.time()
-    cfg = load_config()
-    data_dir = link_sources(cfg["sources"], home() / "data" / "ready_clips")
-    keys, y, x, genres = clip_embeddings(data_dir)
-    unseen = {f"{c.genre}/{c.path.name}" for c in dataset_clips(SHARED / "gtzan_unseen")}
+    cfg = ready_config()
+    source = Folder(cfg["data"]["source"]["init_args"]["data_dir"])
+    store = FeatureStore()
+    store.prepare(source, M.features(None))
+    clips = store.clipset(source, M.features(None), M.cached, M.pool)
+    keys, y, x, genres = clips.keys, clips.labels, clips.features.astype(np.float32), clips.genres  # (N, 250)
+    store.prepare(source, SpectralFeatures())
+    hand = store.clipset(source, SpectralFeatures(), "hand")
+    assert hand.keys == keys
+    paths = {c.key: c.path for c in source.clips()}
+    unseen = {k for k in keys if "/gtzan_unseen/" in k}
     mini = sorted(k for k in keys if k not in unseen)
     train80, _ = train_test_split(mini, test_size=0.2, stratify=keys_genres(mini), random_state=0)
     parts = protocols(keys, unseen, set(train80))
+    seeds, heads = tuple(args.seeds), dict(list(HEADS.items())[:args.heads])
     results = {}
     if "heads" not in args.skip:
-        results.update({f"musicnn {k}": v for k, v in head_results(keys, y, x, genres, parts).items()})
+        results.update({f"musicnn {k}": v for k, v in head_results(keys, y, x, genres, parts, heads, seeds).items()})
     if "svm" not in args.skip:
-        results["peer: librosa features + RBF SVM"] = svm_results(keys, y, data_dir, parts, args.work)
+        results["peer: librosa features + RBF SVM"] = svm_results(keys, y, paths, parts, args.work)
     if "dense" not in args.skip:
-        results["dense baseline, hand-crafted features"] = dense_results(keys, y, genres, data_dir, parts)
+        results["dense baseline, hand-crafted features"] = dense_results(keys, y, genres,
+                                                                         hand.features.astype(np.float32), parts, seeds)
     if "cnn" not in args.skip:
-        results.update(family_results(keys, y, genres, data_dir, parts, args.work, ["cnn"]))
+        results.update(family_results(keys, y, genres, parts, args.work, ["cnn"]))
     print(f"\nmachine: 2 cores, no GPU; {time.time() - start:.0f} s\n")
     for p, title in (("A+B", "half-split, A and B pooled (90 test clips)"), ("A", "half A"), ("B", "half B"),
                      ("old", "old protocol: 80 gtzan_mini clips -> 90 gtzan_unseen")):
@@ -302,7 +344,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | " + (f"{r['cv']['acc']:.1%} +- {r['cv']['std']:.1%} |" if "cv" in r else "not run |"))
     print()
-    cal = calibration(keys, y, x, genres, unseen, cfg["head"], REPO / "docs" / "reliability.png")
+    cal = calibration(keys, y, x, genres, parts, cfg["musicnn"], REPO / "docs" / "reliability.png")
     print(f"ready head calibration (out-of-fold, cross-fitted): temperatures {cal['temperatures'][0]:.2f} / "
           f"{cal['temperatures'][1]:.2f}, ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f}; docs/reliability.png")
     probs, labels = cal["probs"], cal["labels"]

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py [--epochs 4] [--accelerator auto]
 
-Trains `LitCNN` with the real Trainer, DataModule and augmentation on the cached features of
+Trains the CNN (GenreModule) with the real Trainer, DataModule and augmentation on the cached features of
 ../shared/gtzan_mini (60 training clips x crops_per_clip random 3-s windows an epoch), times every epoch
 after the first, and reports windows/s. It then extrapolates a full GTZAN run: 600 training clips (8:2
 train:test, a quarter of train for validation) x 8 windows x 60 epochs, plus validation.
@@ -23,8 +23,11 @@ def main() -> None:
     import lightning as L
     import torch
 
+    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.data.sources.folder import Folder
+    from genre_cnn.models import families
     from genre_cnn.training.datamodule import GenreDataModule
-    from genre_cnn.training.lit import LitCNN
+    from genre_cnn.training.lit import build_module
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4)
@@ -43,7 +46,7 @@ def main() -> None:
         def on_train_epoch_end(self, trainer, module):
             self.times.append(time.perf_counter() - self.start)
 
-    dm = GenreDataModule(dataset="folder", data_dir=str(args.data_dir), batch_size=args.batch_size)
+    dm = GenreDataModule(Folder(str(args.data_dir)), batch_size=args.batch_size)
     dm.prepare_data()
     dm.setup("fit")
     timer = EpochTimer()
@@ -51,9 +54,9 @@ def main() -> None:
     trainer = L.Trainer(max_epochs=args.epochs, accelerator=args.accelerator, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[timer], precision="bf16-mixed" if torch.cuda.is_available() else "32-true")
-    model = LitCNN(genres=dm.genres)
+    model = build_module(families.get("cnn"), dm.genres, FrontEndConfig(), {})
     trainer.fit(model, datamodule=dm)
-    windows = len(dm.idx["train"]) * dm.hparams.crops_per_clip
+    windows = len(dm.idx["train"]) * dm.crops_per_clip
     rate = windows / (sum(timer.times[1:]) / len(timer.times[1:]))
 
     # evaluation: every window of every validation clip, forward only

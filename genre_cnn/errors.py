@@ -1,6 +1,6 @@
 """The errors genre_cnn reports to its users, and the one place a command turns them into a line and an exit code.
 
-    from genre_cnn.errors import GenreCnnError, SettingsError, check_range, run_command
+    from genre_cnn.errors import GenreCnnError, SettingsError, run_command
     sys.exit(run_command(lambda: main(argv)))      # how `genre-cnn` and `python train.py` run
 
 Each GenreCnnError carries a one-line message meant for the user (a file, an option, what to do) and the exit code
@@ -25,14 +25,6 @@ class SettingsError(GenreCnnError):
     (e.g. "--data.batch_size must be >= 1, got 0")."""
 
     exit_code = 2
-
-
-def check_range(option: str, value, low=None, high=None) -> None:
-    """Raises SettingsError unless low <= value <= high (either bound may be None)."""
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}")
-        raise SettingsError(f"{option} must be {bounds}, got {value}")
 
 
 INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C

@@ -8,7 +8,8 @@ set, else the source checkout when genre_cnn runs from one, else the user's data
 `%LOCALAPPDATA%\\genre_cnn` on Windows), so an installed package never writes beside its own code.
 `resolve()` turns a user's path into an absolute one; `atomic_write()` is the one way files that are later
 trusted (cache entries, splits, checkpoints, manifests) are written: to a temporary name in the same folder,
-then renamed.
+then renamed. `Run` is the one description of a training run's folders: `runs/<run>/` (its config, reports,
+results and TensorBoard logs) and `checkpoints/<run>/<model>/` (best, last and refit checkpoints).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -102,6 +104,46 @@ def die_with_parent(parent: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+@dataclass(frozen=True)
+class Run:
+    """The folders and files of training run `name` under `root` (genre_cnn.paths.home() by default)."""
+
+    root: Path
+    name: str
+
+    CHECKPOINTS = ("refit.ckpt", "best.ckpt")  # a model's tested checkpoint: the first of these it has
+
+    @classmethod
+    def of_model_dir(cls, model_dir: Path) -> Run:
+        """The run whose checkpoints/<run>/<model>/ folder `model_dir` is."""
+        return cls(model_dir.parent.parent.parent, model_dir.parent.name)
+
+    @property
+    def dir(self) -> Path:
+        """runs/<run>/: config.yaml, report.md, report.json, result_<model>.json, TensorBoard logs per model."""
+        return self.root / "runs" / self.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints" / self.name
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.yaml"
+
+    def result(self, model: str) -> Path:
+        """The test result of a model, written once it is tested (a resumed run reuses it)."""
+        return self.dir / f"result_{model}.json"
+
+    def checkpoint(self, model: str, which: str) -> Path:
+        """checkpoints/<run>/<model>/<which>.ckpt: "best" (validated), "last" (to resume) or "refit"."""
+        return self.checkpoints / model / f"{which}.ckpt"
+
+    def tested(self, model: str) -> Path | None:
+        """The model's checkpoint that answers for it (refit.ckpt over best.ckpt), or None."""
+        return next((p for p in (self.checkpoints / model / n for n in self.CHECKPOINTS) if p.is_file()), None)
 
 
 def atomic_write_text(dest: Path, text: str) -> Path:

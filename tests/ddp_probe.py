@@ -61,15 +61,14 @@ def retest(checkpoint: Path, args: list[str]) -> list[list[int]]:
     """Tests `checkpoint` in one process with the run's data settings, features in RAM: the confusion matrix."""
     import lightning as L
 
-    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.inference.predict import load_model
     from genre_cnn.training.fitting import TestConfusion
-    from genre_cnn.training.lit import LitCNN
-    from genre_cnn.training.train import build_parser
+    from genre_cnn.training.lit import GenreModule
+    from genre_cnn.training.train import build_parser, check_settings
 
-    cfg = build_parser().parse_args(args)
-    frontend = FrontEndConfig(**vars(cfg.frontend))
-    dm = datamodule.GenreDataModule(**{**vars(cfg.data), "features_in_memory": True}, frontend=frontend)
-    model = LitCNN.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    parser = build_parser()
+    _, dm = check_settings(parser, parser.parse_args([*args, "--data.features.in_memory", "true"]))
+    model = GenreModule(load_model(checkpoint))
     confusion = TestConfusion()
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[confusion], enable_progress_bar=False)
     trainer.test(model, datamodule=dm, verbose=False)

@@ -1,13 +1,13 @@
-"""One table of bounds for training and loading: every edge value builds and round-trips through save ->
-check_contents -> load_model, one past it is refused by both sides; tiny checkpoints whose settings imply a huge
-model are refused before anything is allocated (under an address-space cap).
+"""One rule per setting for training and loading: each family's `bounds` and the shared ones of genre_cnn.bounds;
+every edge value builds and round-trips through save -> check_contents -> load_model, one past it is refused by both
+sides; tiny checkpoints whose settings imply a huge model are refused before anything is allocated (under an
+address-space cap).
 
     .venv/bin/python -m pytest tests/test_checkpoint_bounds.py
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import subprocess
@@ -18,22 +18,32 @@ import pytest
 import torch
 
 from genre_cnn.audio.frontend import FrontEndConfig
-from genre_cnn.bounds import FRONTEND_RANGES, MAX_LAYERS, MAX_WIDTH, RANGES
+from genre_cnn.bounds import FRONTEND, MAX_LAYERS, MAX_WIDTH, TRAINING
 from genre_cnn.errors import SettingsError
 from genre_cnn.inference.predict import load_model
 from genre_cnn.models import families
 from genre_cnn.models.checkpoint import CheckpointError, check_contents
-from genre_cnn.training.lit import LitCNN, LitDense, LitGenre, LitMusicnn
+from genre_cnn.training.lit import check_settings, option_sources
 
 REPO = Path(__file__).resolve().parents[1]
 GENRES = [f"g{i}" for i in range(10)]
 SMALL = {"widths": [8]}  # every case but the widths' own is built small, so that each round trip takes milliseconds
+CNN, DENSE, MUSICNN = (families.get(name) for name in ("cnn", "dense", "musicnn"))
 
 
-def family_keys(lit: type[LitGenre]) -> list[str]:
-    """The hyperparameters of `lit` that the table bounds."""
-    names = set(inspect.signature(lit.__init__).parameters) | set(inspect.signature(LitGenre.__init__).parameters)
-    return sorted(names & set(RANGES))
+def ranges(family: families.Family) -> dict[str, tuple]:
+    """The (low, high) ranges of the family's options: its classifier's bounds and the shared training ones."""
+    bounds = {**TRAINING, **family.classifier().bounds}
+    return {k: v for k, v in bounds.items() if k in option_sources(family) and isinstance(v, tuple)}
+
+
+def test_every_numeric_option_of_every_family_has_a_range():
+    import inspect
+
+    for family in families.all().values():
+        numeric = {k for k, cls in option_sources(family).items()
+                   if inspect.signature(cls).parameters[k].annotation in ("int", "float")}
+        assert numeric and numeric <= set(ranges(family)), (family.name, numeric - set(ranges(family)))
 
 
 def past(low, high, side: str):
@@ -43,30 +53,28 @@ def past(low, high, side: str):
     return math.nextafter(low, -math.inf) if side == "low" else math.nextafter(high, math.inf)
 
 
-def save(lit: type[LitGenre], settings: dict, path: Path) -> Path:
+def save(family: families.Family, settings: dict, path: Path) -> Path:
     """A checkpoint as training writes it (class name, hyperparameters, "model."-prefixed state dict)."""
     hp = {"genres": GENRES, "frontend": FrontEndConfig().as_dict(), **settings}
-    family = families.get(lit.family)
     state = {f"model.{k}": v for k, v in family.build(hp).state_dict().items()}
     torch.save({"genre_cnn_class": family.class_name, "hyper_parameters": hp, "state_dict": state}, path)
     return path
 
 
-CASES = [(lit, key, side) for lit in (LitCNN, LitDense, LitMusicnn) for key in family_keys(lit)
-         for side in ("low", "high")]
+CASES = [(family, key, side) for family in (CNN, DENSE, MUSICNN) for key in ranges(family) for side in ("low", "high")]
 
 
-@pytest.mark.parametrize(("lit", "key", "side"), CASES, ids=[f"{lit.family}.{k}-{s}" for lit, k, s in CASES])
-def test_each_edge_round_trips_and_one_past_is_refused_by_both(lit, key, side, tmp_path):
-    low, high = RANGES[key]
+@pytest.mark.parametrize(("family", "key", "side"), CASES, ids=[f"{f.name}.{k}-{s}" for f, k, s in CASES])
+def test_each_edge_round_trips_and_one_past_is_refused_by_both(family, key, side, tmp_path):
+    low, high = ranges(family)[key]
     edge = {**SMALL, key: low if side == "low" else high}
-    lit.check_settings(edge)  # training accepts it ...
-    model = load_model(save(lit, edge, tmp_path / "edge.ckpt"))  # ... and so does loading
-    assert type(model) is families.get(lit.family).classifier()
+    check_settings(family, edge)  # training accepts it ...
+    model = load_model(save(family, edge, tmp_path / "edge.ckpt"))  # ... and so does loading
+    assert type(model) is family.classifier()
     bad = {**edge, key: past(low, high, side)}
-    with pytest.raises(SettingsError, match=f"^--{lit.family}.{key} must be"):
-        lit.check_settings(bad)
-    checkpoint = torch.load(save(lit, edge, tmp_path / "bad.ckpt"), weights_only=True)
+    with pytest.raises(SettingsError, match=f"^--{family.name}.{key} must be"):
+        check_settings(family, bad)
+    checkpoint = torch.load(save(family, edge, tmp_path / "bad.ckpt"), weights_only=True)
     checkpoint["hyper_parameters"][key] = bad[key]
     with pytest.raises(CheckpointError, match=f"hyperparameter {key} must be"):
         check_contents(tmp_path / "bad.ckpt", checkpoint)
@@ -75,14 +83,14 @@ def test_each_edge_round_trips_and_one_past_is_refused_by_both(lit, key, side, t
 @pytest.mark.parametrize("widths", [[], [1], [MAX_WIDTH], [4] * MAX_LAYERS],
                          ids=["linear", "one-unit", "widest", "deepest"])
 def test_widths_at_their_edges_round_trip_for_the_dense_network(widths, tmp_path):
-    LitDense.check_settings({"widths": widths})
-    assert len(load_model(save(LitDense, {"widths": widths}, tmp_path / "w.ckpt")).net.net) == 3 * len(widths) + 1
+    check_settings(DENSE, {"widths": widths})
+    assert len(load_model(save(DENSE, {"widths": widths}, tmp_path / "w.ckpt")).net.net) == 3 * len(widths) + 1
 
 
 def test_a_cnn_without_a_block_is_refused_by_both(tmp_path):
     with pytest.raises(SettingsError, match=r"^--cnn.widths: the CNN needs at least one convolutional block"):
-        LitCNN.check_settings({"widths": []})
-    checkpoint = torch.load(save(LitCNN, {"widths": [4]}, tmp_path / "c.ckpt"), weights_only=True)
+        check_settings(CNN, {"widths": []})
+    checkpoint = torch.load(save(CNN, {"widths": [4]}, tmp_path / "c.ckpt"), weights_only=True)
     checkpoint["hyper_parameters"]["widths"] = []
     with pytest.raises(CheckpointError, match="does not fit .*the CNN needs at least one convolutional block"):
         check_contents(tmp_path / "c.ckpt", checkpoint)
@@ -103,21 +111,21 @@ def test_an_ensemble_of_too_many_or_no_heads_is_refused_on_loading(members, tmp_
                          ids=["zero", "too-wide", "too-deep"])
 def test_widths_past_their_edges_are_refused_by_both(widths, tmp_path):
     with pytest.raises(SettingsError, match="^--dense.widths must be"):
-        LitDense.check_settings({"widths": widths})
-    checkpoint = torch.load(save(LitDense, SMALL, tmp_path / "w.ckpt"), weights_only=True)
+        check_settings(DENSE, {"widths": widths})
+    checkpoint = torch.load(save(DENSE, SMALL, tmp_path / "w.ckpt"), weights_only=True)
     checkpoint["hyper_parameters"]["widths"] = widths
     with pytest.raises(CheckpointError, match="hyperparameter widths must be"):
         check_contents(tmp_path / "w.ckpt", checkpoint)
 
 
-@pytest.mark.parametrize("key", sorted(FRONTEND_RANGES))
+@pytest.mark.parametrize("key", sorted(FRONTEND))
 def test_front_end_edges_are_accepted_by_both_and_one_past_refused_by_both(key, tmp_path):
-    low, high = FRONTEND_RANGES[key]
+    low, high = FRONTEND[key]
     edges = {"n_fft": {"low": {"hop_length": 16, "n_mels": 8}}, "hop_length": {"high": {"n_fft": 16384}}}
     for side in ("low", "high"):
         settings = {key: low if side == "low" else high, **edges.get(key, {}).get(side, {})}
         hp = {"genres": GENRES, "frontend": FrontEndConfig(**settings).as_dict(), **SMALL}
-        state = {k: v for k, v in families.get("dense").build(hp).state_dict().items()}
+        state = {k: v for k, v in DENSE.build(hp).state_dict().items()}
         check_contents(Path("edge.ckpt"), {"genre_cnn_class": "HandcraftedClassifier", "hyper_parameters": hp,
                                            "state_dict": state})
         bad = {**hp["frontend"], key: past(low, high, side)}
@@ -130,11 +138,11 @@ def test_front_end_edges_are_accepted_by_both_and_one_past_refused_by_both(key, 
 
 def test_settings_that_imply_too_many_weights_are_refused_by_training_too():
     with pytest.raises(SettingsError, match=r"^--cnn.widths .* weights, more than"):
-        LitCNN.check_settings({"widths": [MAX_WIDTH] * 2, "kernel_size": 63})
+        check_settings(CNN, {"widths": [MAX_WIDTH] * 2, "kernel_size": 63})
 
 
 def test_weights_of_another_shape_than_the_settings_build_are_refused(tmp_path):
-    checkpoint = torch.load(save(LitDense, {"widths": [8, 4]}, tmp_path / "d.ckpt"), weights_only=True)
+    checkpoint = torch.load(save(DENSE, {"widths": [8, 4]}, tmp_path / "d.ckpt"), weights_only=True)
     checkpoint["hyper_parameters"]["widths"] = [8, 5]
     with pytest.raises(CheckpointError, match=r"has shape \[4, 8\], its settings build \[5, 8\]"):
         check_contents(tmp_path / "d.ckpt", checkpoint)

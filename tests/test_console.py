@@ -74,7 +74,7 @@ def test_tensorboard_has_the_hyperparameters_with_the_test_metrics(console):
         data = plugin_data_pb2.HParamsPluginData.FromString(found["_hparams_/session_start_info"])
         hparams = dict(data.session_start_info.hparams)
         assert hparams["model"].string_value == name and hparams["data.batch_size"].number_value == 32
-        assert hparams["data.dataset"].string_value == "demo" and "frontend.n_fft" in hparams
+        assert hparams["data.source.class_path"].string_value.endswith(".Demo") and "frontend.n_fft" in hparams
         experiment = plugin_data_pb2.HParamsPluginData.FromString(found["_hparams_/experiment"]).experiment
         assert {m.name.tag for m in experiment.metric_infos} == {"hparams/clip_acc", "hparams/window_acc",
                                                                 "hparams/macro_f1"}
@@ -85,7 +85,7 @@ def test_help_keeps_the_examples_one_per_line():
 
     text = build_parser().format_help()
     assert "\n    python train.py --models [cnn]" in text
-    assert "--data.data_dir ~/music --data.dataset folder" in text
+    assert "--data.source Folder --data.source.data_dir ~/music" in text
 
 
 def test_a_pipe_in_a_genre_name_keeps_the_table(tmp_path):

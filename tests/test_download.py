@@ -166,7 +166,7 @@ def test_offline_error_says_what_to_do(tmp_path):
     with pytest.raises(DownloadError) as err:
         download_gtzan(tmp_path, f"http://127.0.0.1:{port}/genres.tar.gz", progress=False)
     message = str(err.value)
-    assert OFFLINE_HELP in message and "configs/demo.yaml" in message and "--data.data_dir" in message
+    assert OFFLINE_HELP in message and "configs/demo.yaml" in message and "--data.source.data_dir" in message
     assert "refused" in message.lower()
     assert not (tmp_path / "genres.tar.gz").exists()
 

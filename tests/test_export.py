@@ -222,3 +222,27 @@ def test_the_ready_models_graph_ships_beside_it_and_only_fits_that_checkpoint(tm
     changed.write_bytes(READY_MODEL.read_bytes() + b"\0")
     (tmp_path / shipped.name).write_bytes(b"not this one")  # the old bytes' name: never used for new bytes
     assert cached_onnx(changed) is None
+
+
+def test_a_model_the_exporter_cannot_convert_falls_back_but_a_full_disk_is_not_hidden(tmp_path, monkeypatch):
+    import errno
+
+    from genre_cnn.inference import export, onnx_predict
+    from genre_cnn.models import families
+
+    model = families.get("cnn").build({"genres": ["a", "b"], "widths": [4], "stem": 0})
+    ckpt = tmp_path / "m.ckpt"
+    ckpt.write_bytes(b"a checkpoint's bytes")
+
+    def cannot(model, out, seconds=30.0):
+        raise torch.onnx.errors.UnsupportedOperatorError("aten::nope", 20, "")
+
+    monkeypatch.setattr(export, "export_onnx", cannot)
+    assert onnx_predict.make_onnx(ckpt, model) is None  # the torch path answers instead
+
+    def full(model, out, seconds=30.0):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "export_onnx", full)
+    with pytest.raises(OSError, match="No space left"):
+        onnx_predict.make_onnx(ckpt, model)

@@ -24,7 +24,11 @@ import soundfile as sf
 
 from genre_cnn.data import layout
 from genre_cnn.data.download import DownloadError, safe_extract
-from genre_cnn.data.sources import fma, open_source
+from genre_cnn.data.sources import fma
+from genre_cnn.data.sources.fma import Fma
+from genre_cnn.data.sources.folder import Folder
+from genre_cnn.data.splits import Split
+from genre_cnn.data.store import FeatureStore
 from genre_cnn.errors import SettingsError
 from genre_cnn.training.datamodule import GenreDataModule
 from tests.local_http import serving
@@ -110,7 +114,7 @@ def fresh_warnings(monkeypatch):
 
 
 def test_clips_genres_and_labels_come_from_tracks_csv(fma_root, fresh_warnings, caplog):
-    source = open_source("fma", fma_root, download=False)
+    source = Fma(str(fma_root), download=False)
     caplog.set_level(logging.INFO)
     source.ensure()
     assert source.genres() == ["Electronic", "Folk", "Hip-Hop"]
@@ -129,14 +133,14 @@ def test_clips_genres_and_labels_come_from_tracks_csv(fma_root, fresh_warnings, 
 
 
 def test_a_subset_includes_the_smaller_ones(fma_root):
-    small = open_source("fma", fma_root, download=False)
-    medium = open_source("fma", fma_root, download=False, fma_subset="medium")
+    small = Fma(str(fma_root), download=False)
+    medium = Fma(str(fma_root), download=False, subset="medium")
     assert medium.genres() == ["Electronic", "Folk", "Hip-Hop", "Old-Time / Historic"]
     extra = sorted(set(c.key for c in medium.clips()) - set(c.key for c in small.clips()))
     assert extra == [key(r) for r in TRACKS if r["subset"] == "medium"]  # the large-only track is in neither
     assert medium.cache_source() != small.cache_source()  # a cache and a split file per subset
-    with pytest.raises(SettingsError, match="--data.fma_subset"):
-        open_source("fma", fma_root, fma_subset="full")
+    with pytest.raises(SettingsError, match="--data.source.subset"):
+        Fma(str(fma_root), subset="full")
 
 
 def test_columns_are_found_by_name_not_position(fma_root, tmp_path):
@@ -150,8 +154,8 @@ def test_columns_are_found_by_name_not_position(fma_root, tmp_path):
 
 
 def test_the_official_split_is_the_default_disjoint_and_skips_the_corrupt_clip(fma_root, fresh_warnings, caplog):
-    dm = GenreDataModule(dataset="fma", data_dir=str(fma_root), download=False, clip_seconds=SECONDS,
-                         cache_workers=1, family="dense")
+    dm = GenreDataModule(Fma(str(fma_root), download=False), FeatureStore(clip_seconds=SECONDS, workers=1),
+                         family="dense")
     assert dm.split_kind == "official"
     caplog.set_level(logging.INFO)
     dm.prepare_data()
@@ -170,18 +174,19 @@ def test_the_official_split_is_the_default_disjoint_and_skips_the_corrupt_clip(f
 
 def test_a_dataset_without_its_own_split_refuses_split_official(tmp_path):
     root = tone_folder(tmp_path / "a", per_genre=2)
-    assert GenreDataModule(dataset="folder", data_dir=str(root)).split_kind == "random"  # as before
-    with pytest.raises(SettingsError, match="--data.split official: --data.dataset folder has no split of its own"):
-        GenreDataModule(dataset="folder", data_dir=str(root), split="official")
-    assert GenreDataModule(dataset="fma", data_dir=str(root), split="random").split_kind == "random"
+    assert GenreDataModule(Folder(str(root))).split_kind == "random"  # as before
+    with pytest.raises(SettingsError, match="--data.split.kind official: the folder dataset kind has no split of"):
+        GenreDataModule(Folder(str(root)), split=Split("official"))
+    assert GenreDataModule(Fma(str(root)), split=Split("random")).split_kind == "random"
 
 
 def test_every_family_trains_tests_and_predicts_on_fma_and_the_report_says_which_split(fma_root, tmp_path):
     from genre_cnn.inference.predict import load_model, predict_files
     from genre_cnn.training.train import main
 
-    results = main(["--data.dataset", "fma", "--data.data_dir", str(fma_root), "--data.download", "false",
-                    "--data.clip_seconds", str(SECONDS), "--data.cache_workers", "1", "--data.crops_per_clip", "2",
+    results = main(["--data.source", "Fma", "--data.source.data_dir", str(fma_root), "--data.source.download",
+                    "false", "--data.features.clip_seconds", str(SECONDS), "--data.features.workers", "1",
+                    "--data.crops_per_clip", "2",
                     "--models", "[dense,cnn,musicnn]", "--trainer.max_epochs", "1",
                     "--trainer.enable_progress_bar", "false", "--output_root", str(tmp_path), "--run_name", "fma"])
     report = json.loads((tmp_path / "runs" / "fma" / "report.json").read_text())
@@ -256,7 +261,7 @@ def sha1(data: bytes) -> str:
 def test_ensure_downloads_what_is_missing_resuming_an_interrupted_zip(server, fma_root, tmp_path, monkeypatch):
     monkeypatch.setattr(fma, "FMA_URL", server.url)
     monkeypatch.setattr(fma, "FMA_SHA1", {name[1:]: sha1(body) for name, body in server.files.items()})
-    source = open_source("fma", tmp_path / "fma", download=True)
+    source = Fma(str(tmp_path / "fma"), download=True)
     server.mode = "truncate"
     with pytest.raises(DownloadError, match="run again to resume"):
         source.ensure()
@@ -269,7 +274,7 @@ def test_ensure_downloads_what_is_missing_resuming_an_interrupted_zip(server, fm
     assert ("/fma_metadata.zip", f"bytes={half}-") in server.requests
     assert sorted(p.name for p in (tmp_path / "fma").iterdir()) == [
         ".extracted-fma_metadata.zip", ".extracted-fma_small.zip", "fma_metadata", "fma_small"]  # zips deleted
-    expected = open_source("fma", fma_root, download=False)
+    expected = Fma(str(fma_root), download=False)
     assert [c.key for c in source.clips()] == [c.key for c in expected.clips()]
     assert source.official_split() == expected.official_split()
     asked = len(server.requests)
@@ -284,7 +289,7 @@ def test_a_checksum_mismatch_keeps_nothing(server, tmp_path):
         fma.download_fma(root, ["fma_small"], server.url, {"fma_small.zip": wrong}, progress=False)
     assert wrong in str(err.value) and sha1(server.files["/fma_small.zip"]) in str(err.value)
     assert list(root.iterdir()) == []  # no zip, no .part, no fma_small/
-    with pytest.raises(DownloadError, match="--data.data_dir"):  # what to do without the server
+    with pytest.raises(DownloadError, match="--data.source.data_dir"):  # what to do without the server
         fma.download_fma(root, ["fma_large"], server.url, {}, progress=False)
 
 

@@ -14,8 +14,10 @@ import torch
 
 from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig
 from genre_cnn.errors import SettingsError
+from genre_cnn.models import families
 from genre_cnn.models.networks import GenreCNN
-from genre_cnn.training.lit import LitCNN, shift_pitch
+from genre_cnn.training.augment import shift_pitch
+from genre_cnn.training.lit import check_settings
 
 N_MELS = FrontEndConfig().n_mels
 
@@ -80,4 +82,4 @@ def test_pitch_shift_moves_a_tone_where_the_front_end_puts_the_shifted_tone(base
 @pytest.mark.parametrize(("option", "value"), [("stem", -1), ("pitch_shift", 13.0)])
 def test_an_out_of_range_cnn_setting_names_its_option(option, value):
     with pytest.raises(SettingsError, match=f"--cnn.{option}"):
-        LitCNN(["a", "b"], **{option: value})
+        check_settings(families.get("cnn"), {option: value})

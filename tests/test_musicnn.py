@@ -166,8 +166,8 @@ def test_training_without_the_wheel_is_one_line_saying_what_to_run(tmp_path, com
         for i in range(2):
             sf.write(tmp_path / "audio" / genre / f"{i}.wav", 0.3 * np.sin(2 * np.pi * freq * (1 + i / 50) * t), 16000)
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path / "home"), "PYTHONPATH": str(tmp_path / "hide")}
-    proc = subprocess.run([sys.executable, *command, "--models", "[musicnn]", "--data.dataset", "folder",
-                           "--data.data_dir", str(tmp_path / "audio"), "--output_root", str(tmp_path / "out")],
+    proc = subprocess.run([sys.executable, *command, "--models", "[musicnn]", "--data.source", "Folder",
+                           "--data.source.data_dir", str(tmp_path / "audio"), "--output_root", str(tmp_path / "out")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower() or "skipped" in line]

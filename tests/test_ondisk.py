@@ -85,8 +85,7 @@ def batches(loader, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 @pytest.mark.parametrize("family", ["cnn", "dense"])
 def test_the_datamodule_serves_the_same_batches_from_disk_as_from_memory(tmp_path, family):
     root = tone_folder(tmp_path / "a")
-    ram, disk = make_dm(root, family=family, features_in_memory=True), make_dm(root, family=family,
-                                                                                features_in_memory=False)
+    ram, disk = make_dm(root, family=family, in_memory=True), make_dm(root, family=family, in_memory=False)
     assert ram.clipset.in_memory and isinstance(ram.features, np.ndarray)
     if family == "cnn":
         assert not disk.clipset.in_memory and isinstance(disk.features, OnDisk)
@@ -113,8 +112,8 @@ def test_two_processes_read_their_own_share_from_disk_and_test_as_one_process_do
     RAM finds for the same checkpoint."""
     args = [*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path), "--run_name", "ddp",
             "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-            "--trainer.strategy", "ddp", "--data.features_in_memory", "false", "--data.crops_per_clip", "2",
-            "--data.demo_clips_per_genre", "11"]  # 44 clips: 9 test clips, an odd number for two processes
+            "--trainer.strategy", "ddp", "--data.features.in_memory", "false", "--data.crops_per_clip", "2",
+            "--data.source.clips_per_genre", "11"]  # 44 clips: 9 test clips, an odd number for two processes
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}  # its own demo set
     probe = [sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(tmp_path)]
     proc = subprocess.run([*probe, *args], capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env)
@@ -130,7 +129,7 @@ def test_two_processes_read_their_own_share_from_disk_and_test_as_one_process_do
     assert len(tested) == len(set(tested)) == report["clips"] == 9
     assert all(any(line[0] == "test" for line in rank) for rank in reads)  # both processes took a share
     best = tmp_path / "checkpoints" / "ddp" / "cnn" / "best.ckpt"
-    alone = subprocess.run([*probe, "--retest", str(best), *DEMO_ARGS, "--data.demo_clips_per_genre", "11"],
+    alone = subprocess.run([*probe, "--retest", str(best), *DEMO_ARGS, "--data.source.clips_per_genre", "11"],
                            capture_output=True, text=True,
                            timeout=300, cwd=tmp_path, env=env)
     assert alone.returncode == 0, alone.stderr[-3000:]
@@ -148,7 +147,7 @@ def test_torchrun_starts_every_process_of_one_run(project_home, demo_dir, tmp_pa
                 "--master_addr", "127.0.0.1", "--master_port", str(port)]
     args = [str(REPO / "train.py"), *DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path),
             "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-            "--trainer.strategy", "ddp", "--data.features_in_memory", "false", "--data.crops_per_clip", "2"]
+            "--trainer.strategy", "ddp", "--data.features.in_memory", "false", "--data.crops_per_clip", "2"]
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
     unnamed = subprocess.run([*torchrun, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert unnamed.returncode != 0 and "give --run_name NAME" in unnamed.stderr

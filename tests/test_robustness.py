@@ -94,8 +94,8 @@ def test_training_skips_every_bad_file_with_one_line_each(project_home, demo_dir
     root = tmp_path / "messy"
     bad = hostile_folder(root, demo_dir)
     with caplog.at_level(logging.WARNING):
-        results = main([*DEMO_ARGS, "--data.dataset", "folder", "--data.data_dir", str(root),
-                        "--data.cache_workers", "1", "--output_root", str(tmp_path), "--run_name", "messy",
+        results = main([*DEMO_ARGS, "--data.source", "Folder", "--data.source.data_dir", str(root),
+                        "--data.features.workers", "1", "--output_root", str(tmp_path), "--run_name", "messy",
                         "--trainer.max_epochs", "3"])
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped ")]
     for kind, path in bad.items():
@@ -138,7 +138,7 @@ def test_all_bad_folder_is_a_one_line_error_naming_it(tmp_path):
         (tmp_path / "bad" / g).mkdir(parents=True)
         (tmp_path / "bad" / g / "x.wav").write_text("nope")
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.dataset", "folder", "--data.data_dir",
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.source", "Folder", "--data.source.data_dir",
                            str(tmp_path / "bad")], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
@@ -149,7 +149,7 @@ def test_all_bad_folder_is_a_one_line_error_naming_it(tmp_path):
 @pytest.mark.slow
 def test_missing_dataset_offline_says_what_to_do(tmp_path):
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.download", "false"],
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--data.source.download", "false"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "configs/demo.yaml" in proc.stderr and "data_dir" in proc.stderr
@@ -197,7 +197,7 @@ def test_split_changes_only_with_the_data_seed(tmp_path):
     from genre_cnn.training.train import build_parser
 
     cfg = build_parser().parse_args(["--seed", "5"])
-    assert cfg.data.seed == 0  # the training seed leaves the split alone
+    assert cfg.data.split.seed == 0  # the training seed leaves the split alone
 
 
 def test_a_failed_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch):

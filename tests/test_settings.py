@@ -31,20 +31,23 @@ def tiny_folder(root: Path, genres: dict[str, int], seconds: float = 4.0) -> Pat
 
 
 def folder_args(root: Path) -> list[str]:
-    return ["--data.dataset", "folder", "--data.data_dir", str(root), "--data.clip_seconds", "4",
-            "--data.cache_workers", "1"]
+    return ["--data.source", "Folder", "--data.source.data_dir", str(root), "--data.features.clip_seconds", "4",
+            "--data.features.workers", "1"]
 
 
 CASES = {  # option named in the message: extra arguments
     "--trainer.max_epochs": ["--trainer.max_epochs", "0"],
-    "--data.clip_seconds": ["--data.clip_seconds", "1"],
+    "--data.window_seconds": ["--data.window_seconds", "5"],  # longer than the 4-s clips it is cut from
     "--data.batch_size": ["--data.batch_size", "0"],
     "--data.crops_per_clip": ["--data.crops_per_clip", "0"],
-    "--data.val_fraction": ["--data.val_fraction", "0"],
+    "--data.split.val_fraction": ["--data.split.val_fraction", "0"],
+    "--data.split.fold": ["--data.split.kind", "kfold", "--data.split.fold", "5"],
+    "--data.source.clips_per_genre": ["--data.source", "Demo", "--data.source.clips_per_genre", "0"],
+    "--data.features.workers": ["--data.features.workers", "0"],
     "--frontend.hop_length": ["--frontend.hop_length", "0"],
     "--frontend.sample_rate": ["--frontend.sample_rate", "0"],
     "--frontend.n_fft": ["--frontend.n_fft", "1000000"],
-    "--data.clip_seconds ": ["--data.clip_seconds", "100000"],  # trailing space: a second case of the option
+    "--data.features.clip_seconds": ["--data.features.clip_seconds", "100000"],
     "--dense.lr": ["--dense.lr", "-1"],
     "--dense.dropout": ["--dense.dropout", "2"],
     "--dense.widths": ["--dense.widths", "[5000]"],
@@ -87,9 +90,9 @@ def test_out_of_range_setting_is_one_line_naming_it(option, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("genres", "extra", "option"), [
-    ({"rock": 3}, [], "--data.data_dir"),  # one genre: nothing to classify
-    ({"a": 1, "b": 1, "c": 1}, [], "--data.test_fraction"),  # one clip per genre: no stratified split
-    ({"a": 3, "b": 3}, ["--data.test_fraction", "0.99"], "--data.test_fraction"),  # nothing left to train on
+    ({"rock": 3}, [], "--data.source"),  # one genre: nothing to classify
+    ({"a": 1, "b": 1, "c": 1}, [], "--data.split.test_fraction"),  # one clip per genre: no stratified split
+    ({"a": 3, "b": 3}, ["--data.split.test_fraction", "0.99"], "--data.split.test_fraction"),  # no clip to train on
 ], ids=["one-genre", "one-clip-per-genre", "test-fraction-0.99"])
 def test_dataset_too_small_for_the_split_is_one_line(genres, extra, option, tmp_path, capsys):
     data = tiny_folder(tmp_path / "data", genres)
@@ -99,8 +102,8 @@ def test_dataset_too_small_for_the_split_is_one_line(genres, extra, option, tmp_
 
 def test_own_genres_without_dataset_folder_say_so(tmp_path, capsys):
     data = tiny_folder(tmp_path / "mine", {"chanson": 1, "fado": 1})
-    code, err = run_cli(["--data.data_dir", str(data)], tmp_path, capsys)  # --data.dataset gtzan by default
-    assert_one_line_naming("--data.dataset folder", code, err, tmp_path)
+    code, err = run_cli(["--data.source.data_dir", str(data)], tmp_path, capsys)  # GTZAN by default
+    assert_one_line_naming("--data.source Folder", code, err, tmp_path)
     assert "chanson, fado" in err
 
 

@@ -124,9 +124,9 @@ def test_two_processes_stream_their_own_share_and_test_as_one_process_does(proje
     test confusion matrix that one process with the features in RAM finds for the same checkpoint."""
     args = [*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path), "--run_name", "ddp",
             "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-            "--trainer.strategy", "ddp", "--data.streaming", "true", "--data.features_in_memory", "false",
+            "--trainer.strategy", "ddp", "--data.streaming", "true", "--data.features.in_memory", "false",
             "--data.crops_per_clip", "2", "--data.batch_size", "8",  # 4 clips a batch
-            "--data.demo_clips_per_genre", "11"]  # 44 clips: 26 training clips, not whole batches for two processes
+            "--data.source.clips_per_genre", "11"]  # 44 clips: 26 training clips, not whole batches for two processes
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
     probe = [sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(tmp_path)]
     proc = subprocess.run([*probe, *args], capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env)
@@ -141,7 +141,7 @@ def test_two_processes_stream_their_own_share_and_test_as_one_process_does(proje
     assert len(set(both)) == len(both) and set(both) <= set(train)  # none twice; fewer than 8 left out
     report = json.loads((tmp_path / "runs" / "ddp" / "report.json").read_text())["cnn"]
     best = tmp_path / "checkpoints" / "ddp" / "cnn" / "best.ckpt"
-    alone = subprocess.run([*probe, "--retest", str(best), *DEMO_ARGS, "--data.demo_clips_per_genre", "11"],
+    alone = subprocess.run([*probe, "--retest", str(best), *DEMO_ARGS, "--data.source.clips_per_genre", "11"],
                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert json.loads(alone.stdout.strip().splitlines()[-1]) == report["confusion"]

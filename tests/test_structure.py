@@ -131,19 +131,18 @@ def test_the_prediction_path_does_not_import_the_training_stack():
     assert proc.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("config", sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "ready.yaml"),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_builds_through_the_cli_parser(config):
-    from genre_cnn.audio.frontend import FrontEndConfig
-    from genre_cnn.training.datamodule import GenreDataModule
-    from genre_cnn.training.train import build_parser, models
+    from genre_cnn.models import families
+    from genre_cnn.training.lit import build_module
+    from genre_cnn.training.train import build_parser, check_settings
 
-    cfg = build_parser().parse_args(["--config", str(config)])
-    frontend = FrontEndConfig(**vars(cfg.frontend))
-    dm = GenreDataModule(**vars(cfg.data), frontend=frontend)
+    parser = build_parser()
+    cfg = parser.parse_args(["--config", str(config)])
+    frontend, dm = check_settings(parser, cfg)  # every option checked, nothing read or written
     assert dm.window == frontend.window_frames(cfg.data.window_seconds)
     for name in cfg.models:
-        model = models()[name](genres=["a", "b", "c"], frontend=frontend, **vars(cfg[name]))
+        model = build_module(families.get(name), ["a", "b", "c"], frontend, vars(cfg[name]))
         assert model.model.genres == ["a", "b", "c"]
 
 
@@ -176,14 +175,17 @@ def test_every_third_party_import_is_declared_in_pyproject():
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
 
 
-def test_the_ready_recipe_names_real_sources_and_a_complete_head():
-    """configs/ready.yaml is genre_cnn.training.make_ready's recipe, not a train.py config."""
-    from genre_cnn.training.make_ready import load_config
+def test_the_ready_recipe_is_a_train_py_config_that_ships_the_ready_model():
+    from genre_cnn.models.checkpoint import READY_MODEL
+    from genre_cnn.paths import resolve
+    from genre_cnn.training.train import build_parser, check_settings
 
-    cfg = load_config()
-    assert cfg["sources"] and all(isinstance(s, str) for s in cfg["sources"]) and isinstance(cfg["seed"], int)
-    assert set(cfg["head"]) == {"embedding", "widths", "dropout", "balanced", "steps", "batch", "label_smoothing",
-                                "members"}
+    parser = build_parser()
+    cfg = parser.parse_args(["--config", str(REPO / "configs" / "ready.yaml")])
+    _, dm = check_settings(parser, cfg)
+    assert resolve(cfg.ship) == READY_MODEL and cfg.models == ["musicnn"]
+    assert dm.split_kind == "groups" and [d.name for d in dm.source.data_dirs] == ["gtzan_mini", "gtzan_unseen"]
+    assert cfg.musicnn.balanced and cfg.musicnn.members == 5 and cfg.trainer.max_steps == 750
 
 
 def layout_section(readme: str) -> str:

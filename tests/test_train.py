@@ -72,9 +72,11 @@ def test_checkpoint_rebuilds_the_model_and_its_scaler(demo_run):
     model = HandcraftedClassifier.from_hparams(ckpt["hyper_parameters"])  # the plain module, no Lightning
     model.load_state_dict({k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()})
     assert model.genres == ["ambient", "techno", "noise", "chiptune"]
+    from genre_cnn.data.sources.demo import Demo
+    from genre_cnn.data.store import FeatureStore
     from genre_cnn.training.datamodule import GenreDataModule
 
-    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, family="dense")
+    dm = GenreDataModule(Demo(), FeatureStore(clip_seconds=8.0), family="dense")
     dm.setup("fit")
     train = dm.features[dm.idx["train"]]  # fitted on the training split only, and saved with the weights
     np.testing.assert_allclose(model.mean.numpy(), train.mean(0), rtol=1e-4, atol=1e-4)
@@ -134,6 +136,8 @@ def test_same_seed_same_results(project_home, demo_dir, tmp_path):
 
 
 def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_home, demo_dir, tmp_path):
+    from genre_cnn.data.sources.demo import Demo
+    from genre_cnn.data.store import FeatureStore
     from genre_cnn.inference.predict import latest_checkpoint, load_model
     from genre_cnn.training.datamodule import GenreDataModule
     from genre_cnn.training.train import main
@@ -144,7 +148,7 @@ def test_refit_trains_on_train_and_val_and_resume_keeps_the_run_config(project_h
     assert result["refit_epochs"] == 3 and result["checkpoint"].endswith("refit.ckpt")
     ckpt = tmp_path / "checkpoints" / "rf" / "dense" / "refit.ckpt"
     assert latest_checkpoint(tmp_path, "dense") == ckpt
-    dm = GenreDataModule(dataset="demo", clip_seconds=8.0, family="dense")
+    dm = GenreDataModule(Demo(), FeatureStore(clip_seconds=8.0), family="dense")
     dm.setup("fit")
     seen = dm.features[np.concatenate([dm.idx["train"], dm.idx["val"]])]  # the refit's scaler saw train + val
     model = load_model(ckpt)
@@ -188,13 +192,14 @@ def test_a_resumed_run_removes_the_half_written_checkpoints_of_the_killed_one(pr
 
 @pytest.mark.slow
 def test_a_model_at_the_edges_of_every_bound_trains_and_becomes_a_loadable_default(project_home, demo_dir, tmp_path):
-    from genre_cnn.bounds import MAX_LAYERS, RANGES
+    from genre_cnn.bounds import MAX_LAYERS, TRAINING
     from genre_cnn.inference.predict import latest_checkpoint, load_model
     from genre_cnn.training.train import main
 
     edges = ["--dense.widths", str([4] * MAX_LAYERS), "--seed", str(2**32 - 1)]
-    for key, side in (("dropout", 1), ("lr", 1), ("weight_decay", 1), ("label_smoothing", 1)):
-        edges += [f"--dense.{key}", str(RANGES[key][side])]
+    for key, side in (("lr", 1), ("weight_decay", 1), ("label_smoothing", 1)):
+        edges += [f"--dense.{key}", str(TRAINING[key][side])]
+    edges += ["--dense.dropout", "1.0"]
     main([*DEMO_ARGS, "--models", "[dense]", "--output_root", str(tmp_path), "--run_name", "edge",
           "--trainer.max_epochs", "1", *edges])
     model = load_model(latest_checkpoint(tmp_path))  # what predict, sort and serve load by default
@@ -215,3 +220,25 @@ def test_a_fit_that_early_stopping_ended_is_not_trained_further_on_resume(projec
     again = main([*args, "--resume", "true", "--trainer.max_epochs", "20"])["dense"]
     assert last.stat().st_mtime_ns == stamp and again["epochs"] == first["epochs"]
     assert again["confusion"] == first["confusion"]
+
+
+def test_a_run_saved_by_an_earlier_version_is_read_in_todays_options(tmp_path):
+    """tests/fixtures/legacy/config.yaml is the config.yaml an earlier version saved for a demo run (flat data
+    options: dataset, demo_clips_per_genre, clip_seconds, cache_workers, seed...): --resume reads it so."""
+    import yaml
+
+    from genre_cnn.data.sources.demo import Demo
+    from genre_cnn.training.runs import upgrade_config
+    from genre_cnn.training.train import build_parser, check_settings
+
+    saved = yaml.safe_load((REPO / "tests" / "fixtures" / "legacy" / "config.yaml").read_text())
+    assert saved["data"]["dataset"] == "demo"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(upgrade_config(saved)))
+    parser = build_parser()
+    cfg = parser.parse_args(["--config", str(config)])
+    _, dm = check_settings(parser, cfg)
+    assert type(dm.source) is Demo and dm.source.clips_per_genre == 8 and dm.source.seconds == 8.0
+    assert dm.store.clip_seconds == 8.0 and dm.store.workers == 1 and dm.split_policy.seed == 0
+    assert dm.split_kind == "random" and dm.crops_per_clip == 4 and cfg.cnn.widths == (8,)
+    assert upgrade_config(upgrade_config(saved)) == upgrade_config(saved)  # today's options are left as they are

@@ -95,20 +95,20 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
     import torch
 
     from genre_cnn.audio.decode import load_capped
-    from genre_cnn.audio.frontend import N_CHROMA, FrontEnd
+    from genre_cnn.audio.frontend import N_CHROMA, FrontEnd, FrontEndConfig
 
     path = Path(path)
-    frontend = model.frontend if model is not None else FrontEnd()
-    config = frontend.config
+    y = load_capped(path, model.sample_rate if model is not None else FrontEndConfig().sample_rate, MAX_SECONDS)
+    view = model.feature_view(torch.from_numpy(y)) if model is not None else None  # what the model hears, if any
+    config = view[1] if view is not None else FrontEndConfig(sample_rate=model.sample_rate if model else 22050)
+    frontend = FrontEnd(config)  # the panels' spectrogram: the model's front end's, or a default one at its rate
     sr, n_fft, hop = config.sample_rate, config.n_fft, config.hop_length
-    y = load_capped(path, sr, MAX_SECONDS)  # (samples,)
     with torch.no_grad():
-        wav = torch.from_numpy(y)[None].to(frontend.hann.device)  # (1, samples)
-        power_t = frontend.power(wav)  # (1, bins, frames)
-        feats = frontend.from_power(power_t)[0].cpu().numpy()  # (n_mels [+ 12], frames)
+        power_t = frontend.power(torch.from_numpy(y)[None])  # (1, bins, frames)
+        feats = view[0].numpy() if view is not None else frontend.from_power(power_t)[0].numpy()  # (n_mels [+ 12], T)
     probs = model.track_probs(torch.from_numpy(y))[0].numpy() if model is not None else None  # (n,)
-    power = power_t[0].cpu().numpy()  # (bins, frames)
-    del power_t, wav
+    power = power_t[0].numpy()  # (bins, frames)
+    del power_t
     mel = feats[:config.n_mels]
     if config.chroma:
         chroma, chroma_title = feats[config.n_mels:], "chroma (model input)"

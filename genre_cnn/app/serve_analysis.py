@@ -34,17 +34,19 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
     import torch
 
     from genre_cnn.audio.decode import load_capped
-    from genre_cnn.audio.frontend import FrontEnd
+    from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig
 
-    config = model.frontend.config
-    sr = config.sample_rate
+    sr = model.sample_rate
     y = load_capped(path, sr, max_seconds, check=check)  # (samples,)
     duration = y.size / sr
     wave = torch.from_numpy(y)
-    front = model.frontend if config.chroma else FrontEnd(dataclasses.replace(config, chroma=True)).to(
-        model.frontend.hann.device)  # the same log-mel, and a chroma beside it
-    with torch.inference_mode():
-        feats = front(wave[None].to(model.frontend.hann.device))[0].cpu()  # (n_mels + 12, T)
+    view = model.feature_view(wave)  # (channels, T) and its settings; None for a model that hears no spectrogram
+    feats, config = view if view is not None else (None, FrontEndConfig(sample_rate=sr))
+    heard_chroma = view is not None and config.chroma
+    if not heard_chroma:  # the same log-mel (or the default front end's), and a chroma beside it, for reference
+        config = dataclasses.replace(config, chroma=True)
+        with torch.inference_mode():
+            feats = FrontEnd(config)(wave[None])[0]  # (n_mels + 12, T)
     probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
     centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
     return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
@@ -52,7 +54,7 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
             "duration": duration, "hop_seconds": config.hop_length / sr,
             "logmel_unit": "dB" if config.compression == "db" else "log10(1 + 10^4 power)",
             "logmel": feats[:config.n_mels].numpy(), "chroma": feats[config.n_mels:].numpy(),
-            "chroma_title": "chroma (model input)" if config.chroma else "chroma (for reference: not a model input)"}
+            "chroma_title": "chroma (model input)" if heard_chroma else "chroma (for reference: not a model input)"}
 
 
 def feature_png(data, hop_seconds: float, kind: str, unit: str = "dB", title: str | None = None) -> str:

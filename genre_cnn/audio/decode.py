@@ -2,7 +2,7 @@
 
     from genre_cnn.audio.decode import load_audio
     y = load_audio(Path("song.mp3"), 22050)    # (samples,) float32; AudioError (one line) for unusable audio
-    python -m genre_cnn.audio.decode DATA_DIR         # lists what would be used, and what is skipped and why
+    python -m genre_cnn.data.layout DATA_DIR          # lists a dataset's usable clips, and what is skipped and why
 
 Length policy (documented in the README): a clip shorter than `min_seconds` is skipped as too short;
 a dataset clip is fixed to `clip_seconds` by taking the centred excerpt of a longer file and by looping
@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_cnn.audio.reader import MIN_RATE, SOUNDFILE_EXTENSIONS, AudioReader, resample
+from genre_cnn.audio.reader import AUDIO_EXTENSIONS, MIN_RATE, SOUNDFILE_EXTENSIONS, AudioReader, resample
 from genre_cnn.audio.sniff import AudioError, shown
-from genre_cnn.data.layout import DataError, dataset_clips
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DECODE_EXTENSIONS", "PREDICT_MIN_SECONDS", "SOUNDFILE_EXTENSIONS", "AudioError", "SignalCheck",
-           "audio_info", "fix_length", "load_audio", "load_capped", "resample", "shown"]
+__all__ = ["AUDIO_EXTENSIONS", "DECODE_EXTENSIONS", "PREDICT_MIN_SECONDS", "SOUNDFILE_EXTENSIONS", "AudioError",
+           "SignalCheck", "audio_info", "fix_length", "load_audio", "load_capped", "resample", "shown"]
 # What prediction searches folders for: soundfile's formats, and what ffmpeg decodes through audioread.
 DECODE_EXTENSIONS = (*SOUNDFILE_EXTENSIONS, ".m4a", ".m4b", ".mp4", ".aac", ".opus", ".wma", ".mka", ".webm",
                      ".wv", ".ape", ".ac3", ".mp2", ".amr")
@@ -137,32 +136,3 @@ def fix_length(y: np.ndarray, samples: int) -> np.ndarray:
         return y[start:start + samples]
     return np.resize(y, samples)  # repeats y from its start
 
-
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--sample-rate", type=int, default=None, help="Hz (default: the front end's)")
-    args = parser.parse_args()
-    if args.sample_rate is None:
-        from genre_cnn.audio.frontend import FrontEndConfig
-
-        args.sample_rate = FrontEndConfig().sample_rate
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        clips = dataset_clips(args.data_dir)
-    except DataError as err:
-        raise SystemExit(f"error: {err}") from None
-    bad = 0
-    for clip in clips:
-        try:
-            load_audio(clip.path, args.sample_rate)
-        except AudioError as err:
-            bad += 1
-            log.warning("skipped %s", err)
-    print(f"{args.data_dir}: {len({c.genre for c in clips})} genres, {len(clips) - bad} usable clips, {bad} skipped")
-
-
-if __name__ == "__main__":
-    main()

@@ -17,8 +17,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genre_cnn.bounds import FRONTEND_RANGES
-from genre_cnn.errors import check_range
+from genre_cnn.bounds import FRONTEND, out_of
+from genre_cnn.errors import SettingsError
 
 N_CHROMA = 12
 AMIN = 1e-10  # power floor before the dB log: -100 dB
@@ -49,12 +49,18 @@ class FrontEndConfig:
     compression: Literal["db", "log10_1e4"] = "db"
 
     def __post_init__(self) -> None:
-        """Sane ranges (genre_cnn.bounds, the ones a checkpoint is held to when loaded), checked before any work:
-        an n_fft of 10**6 would exhaust a cache worker's memory."""
-        for key, (low, high) in FRONTEND_RANGES.items():
-            check_range(f"--frontend.{key}", getattr(self, key), low, high)
-        check_range("--frontend.hop_length", self.hop_length, None, self.n_fft)
-        check_range("--frontend.n_mels", self.n_mels, None, self.n_fft // 2 + 1)
+        """Sane ranges (genre_cnn.bounds), checked before any work, here only: training and loading a checkpoint
+        both build this (an n_fft of 10**6 would exhaust a cache worker's memory). SettingsError naming the option."""
+        for key, (low, high) in FRONTEND.items():
+            if why := out_of(getattr(self, key), low, high):
+                raise SettingsError(f"--frontend.{key} {why}")
+        if self.hop_length > self.n_fft:
+            raise SettingsError(f"--frontend.hop_length must be <= n_fft ({self.n_fft}), got {self.hop_length}")
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise SettingsError(f"--frontend.n_mels must be <= the FFT's {self.n_fft // 2 + 1} bins, got {self.n_mels}")
+        if self.compression not in ("db", "log10_1e4") or not isinstance(self.chroma, bool):
+            raise SettingsError(f"--frontend.compression must be db or log10_1e4 and --frontend.chroma a boolean, got "
+                                f"{self.compression!r:.20}, {self.chroma!r:.20}")
 
     @classmethod
     def of(cls, value: FrontEndConfig | dict | None) -> FrontEndConfig:

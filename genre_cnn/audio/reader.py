@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from genre_cnn.audio.sniff import AudioError, quiet_stderr, shown, sniff, truncation
-from genre_cnn.data.layout import AUDIO_EXTENSIONS
 
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")  # what a dataset folder is searched for
 SOUNDFILE_EXTENSIONS = (*AUDIO_EXTENSIONS, ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64", ".oga", ".snd")
 MIN_RATE, MAX_RATE = 4000, 384000  # Hz: a header outside this range is damage, not audio
 BLOCK = 1 << 20  # source frames per block when a file is streamed

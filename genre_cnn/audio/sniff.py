@@ -27,7 +27,6 @@ AUDIO_MAGIC = (
     (0, b"MAC "), (0, b"#!AMR"), (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"), (0, b"\x1a\x45\xdf\xa3"),
     (0, b"\x0b\x77"), (4, b"ftyp"),
 )  # wav/w64/rf64, aiff, au, flac, ogg/opus, caf, NIST, VOC, WavPack, APE, AMR, wma (ASF), mka/webm, AC3, mp4/m4a
-MPEG_MAGIC = ((0, b"ID3"),)  # an ID3v2 tag, then MPEG audio frames
 SNIFF_BYTES = 4096
 
 

@@ -2,8 +2,8 @@
 
     python -m genre_cnn.data.cache DATA_DIR CACHE_DIR     # builds (or completes) a cache by hand
 
-One `.npz` per clip under `CACHE_DIR/clips/<genre>/`, written to a temporary name and renamed, so a killed
-run leaves no file that is later trusted and a rerun computes only the clips still missing. Each file
+One `.npz` per clip at `CACHE_DIR/clips/<clip key>.npz` (`genre/name`), written to a temporary name and renamed, so a
+killed run leaves no file that is later trusted and a rerun computes only the clips still missing. Each file
 records the source file's size and modification time, so an edited source is recomputed. The cache folder
 name carries a hash of the feature settings (see `cache_name`), so changed settings never reuse features.
 Worker processes end by themselves soon after the process that started them dies.
@@ -67,17 +67,19 @@ class FeatureSettings:
                 "version": FEATURE_VERSION}
 
     def cache_name(self, source: str) -> str:
-        """A folder name for the features of the dataset at `source` (a path): its name, then a hash of the
-        settings and the whole path, e.g. `gtzan-1a2b3c4d5e`."""
+        """A folder name for the features of the dataset at `source` (its absolute path, or what names a dataset of
+        several folders): the last folder's name, then a hash of the settings and the whole of `source`, e.g.
+        `gtzan-1a2b3c4d5e`."""
         blob = json.dumps({**self.describe(), "source": source}, sort_keys=True)
         return f"{Path(source).name or 'data'}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
-    def cache_dir(self, data_dir: Path) -> Path:
-        """Where the features of the dataset in `data_dir` are cached: `<home>/data/cache/<cache_name>`, never
-        beside the user's audio."""
+    def cache_dir(self, source: str | Path) -> Path:
+        """Where the features of the dataset `source` (a Source's `cache_source()`, or a folder) are cached:
+        `<home>/data/cache/<cache_name>`, never beside the user's audio."""
         from genre_cnn.paths import home
 
-        return home() / "data" / "cache" / self.cache_name(str(Path(data_dir).resolve()))
+        source = str(Path(source).resolve()) if isinstance(source, Path) else source
+        return home() / "data" / "cache" / self.cache_name(source)
 
 
 def cached_clips(clips: list[Clip], cache_dir: Path) -> list[Clip]:
@@ -170,7 +172,8 @@ def _pooled(jobs: list[tuple[Path, Path, FeatureSettings]], workers: int, settin
 
 
 def entry_path(cache_dir: Path, clip: Clip) -> Path:
-    return cache_dir / "clips" / clip.genre / f"{clip.path.name}.npz"
+    """Where a clip's features are cached: `clips/<key>.npz` (a key names no folder above `clips/`)."""
+    return cache_dir / "clips" / f"{clip.key}.npz"
 
 
 def remove_stale_tmp(cache_dir: Path, before: float | None = None) -> int:
@@ -186,8 +189,9 @@ def remove_stale_tmp(cache_dir: Path, before: float | None = None) -> int:
 
 
 def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, workers: int | None = None,
-                progress: bool = True) -> list[Clip]:
-    """Computes the features of every clip not yet cached; returns the clips that are usable.
+                progress: bool = True, failed: dict[str, str] | None = None) -> list[Clip]:
+    """Computes the features of every clip not yet cached; returns the clips that are usable, and puts why each
+    other one was skipped into `failed` (key -> reason) when given.
 
     Runs `workers` processes (default: all cores; this one computes the first clips while they start, see
     `_pooled`). Unusable files are logged, one line each, and summarised; they are retried on the next build (a
@@ -199,7 +203,7 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
     if cache_dir.is_dir():
         remove_stale_tmp(cache_dir)
     todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path)]
-    failed: dict[str, str] = {}
+    failed = {} if failed is None else failed
     if todo:
         log.info("caching features of %d clip(s) (%d already cached) in %s", len(todo), len(clips) - len(todo),
                  cache_dir)

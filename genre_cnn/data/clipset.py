@@ -1,16 +1,15 @@
 """A dataset's cached features, indexed by clip: a plain torch Dataset, without Lightning.
 
-    from genre_cnn.data.clipset import ClipSet
-    clips = ClipSet.prepare(open_source("folder", data_dir), FeatureSettings(...), "hand")   # caches, then loads
+    from genre_cnn.data.store import FeatureStore
+    clips = FeatureStore().clipset(Folder(data_dir), SpectralFeatures(), "hand")   # after FeatureStore().prepare
     x, y = clips[0]                        # the first clip's features and label
-    python -m genre_cnn.data.clipset DATA_DIR   # the hand-crafted vectors of a folder-per-genre dataset, their shape
+    python -m genre_cnn.data.store DATA_DIR     # builds and loads one: a folder-per-genre dataset's vectors
 
-The DataModule builds one over the clips it serves; benchmarks and genre_cnn.training.make_ready use it directly.
+The feature store (genre_cnn.data.store) makes one over the clips the DataModule serves; benchmarks use it directly.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genre_cnn.data.cache import FeatureSettings, build_cache, cached_clips, entry_path, load_cache
+from genre_cnn.data.cache import cached_clips, entry_path, load_cache
 from genre_cnn.data.layout import Clip, DataError
 from genre_cnn.data.ondisk import OnDisk, keep_in_memory
 
@@ -36,7 +35,7 @@ class ClipSet(Dataset):
                  pool: Callable[[np.ndarray], np.ndarray] | None = None, in_memory: bool | None = None):
         self.clips = cached_clips(clips, cache_dir)
         if not self.clips:
-            raise DataError(f"no cached features in {cache_dir}: build the cache first (ClipSet.prepare)")
+            raise DataError(f"no cached features in {cache_dir}: build the cache first (FeatureStore.prepare)")
         self.genres, self.keys = list(genres), [c.key for c in self.clips]
         self.labels = np.array([self.genres.index(c.genre) for c in self.clips], dtype=np.int64)  # (N,)
         on_disk = OnDisk([entry_path(cache_dir, c) for c in self.clips], name)
@@ -47,27 +46,8 @@ class ClipSet(Dataset):
         features = load_cache(self.clips, cache_dir, (name,))[0]
         self.features = pool(features) if pool is not None else features
 
-    @classmethod
-    def prepare(cls, source, settings: FeatureSettings, name: str,
-                pool: Callable[[np.ndarray], np.ndarray] | None = None, workers: int | None = None) -> ClipSet:
-        """`source` (genre_cnn.data.sources) made ready, its clips' features cached with `settings`, then loaded."""
-        source.ensure()
-        cache_dir = settings.cache_dir(source.cache_source())
-        if not build_cache(source.clips(), cache_dir, settings, workers):
-            raise DataError(f"no usable audio file in {source.data_dir}: every file was skipped (see above)")
-        return cls(source.clips(), source.genres(), cache_dir, name, pool)
-
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(np.asarray(self.features[i], dtype=np.float32)), int(self.labels[i])
-
-
-if __name__ == "__main__":
-    from genre_cnn.data.sources import open_source
-
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m genre_cnn.data.clipset DATA_DIR")
-    clips = ClipSet.prepare(open_source("folder", Path(sys.argv[1])), FeatureSettings(), "hand")
-    print(f"{len(clips)} clips of {len(clips.genres)} genres, features {clips.features.shape}")

@@ -37,7 +37,7 @@ DIGESTS = {"sha256": "SHA-256", "sha1": "SHA-1"}  # hashlib name -> the name a m
 OFFLINE_HELP = (
     "To go on without downloading: put a copy of GTZAN in the data folder (the original tarball's "
     "genres/<genre>/*.au, Kaggle's genres_original/<genre>/*.wav, or any folder per genre) or point at it "
-    "with --data.data_dir PATH (add --data.dataset folder for your own collection); train on the 100 real "
+    "with --data.source.data_dir PATH (add --data.source Folder for your own collection); train on the 100 real "
     "GTZAN clips of ../shared/gtzan_mini with: .venv/bin/python train.py --config configs/mini.yaml; or try "
     "everything on synthetic clips with: .venv/bin/python train.py --config configs/demo.yaml"
 )
@@ -54,10 +54,6 @@ def digest_of(path: Path, algorithm: str = "sha256") -> str:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    return digest_of(path, "sha256")
 
 
 def download_file(url: str, dest: Path, checksum: str | None, progress: bool = True, timeout: float = 30.0,

@@ -136,7 +136,7 @@ def keep_in_memory(nbytes: int, choice: bool | None) -> bool:
 def main() -> None:
     if len(sys.argv) not in (2, 3):
         sys.exit("usage: python -m genre_cnn.data.ondisk CACHE_DIR [ARRAY]     # ARRAY: spec (default) or hand")
-    paths = sorted(Path(sys.argv[1]).glob("clips/*/*.npz"))
+    paths = sorted(Path(sys.argv[1]).glob("clips/**/*.npz"))
     if not paths:
         sys.exit(f"error: no cache entries under {sys.argv[1]}/clips")
     features = OnDisk(paths, sys.argv[2] if len(sys.argv) == 3 else "spec")

@@ -1,26 +1,37 @@
 """Track-level train / validation / test splits, saved beside the cache and reused.
 
+    from genre_cnn.data.splits import Split
+    split, file_name = Split(kind="kfold", fold=2).make(keys, labels, genres)    # train.py's --data.split.* options
+
 Every split is by track: all windows of a clip belong to the split of that clip, so no window of a test
-track can reach training. Four kinds:
+track can reach training. Five kinds:
 - `official`: the dataset's own split (genre_cnn.data.sources: `Source.official_split()`, e.g. FMA's artist-disjoint
   training / validation / test sets), restricted to the clips that are there.
 - `random`: stratified test_fraction for test (8:2), then val_fraction of the rest for validation (1:3).
 - `kfold`: stratified k-fold by track; fold k is the test part, validation is carved from the rest.
 - `lists`: the artist-filtered GTZAN split of Kereliuk, Sturm & Larsen (2015), read from
   `{train,valid,test}_filtered.txt` files of `genre/genre.NNNNN.wav` lines.
-`choose` makes the one the DataModule's settings ask for.
+- `groups`: cross-fitting over named groups of clips (`groups`: name -> patterns of clip keys, fnmatch-style):
+  group `fold` (in name order) is the test part, every other clip trains, and there is no validation part;
+  train.py then holds each group out in turn, fits the temperature on their pooled out-of-fold predictions and
+  trains the model it keeps on every clip (how the ready model is made).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from genre_cnn.paths import atomic_write_text
+from genre_cnn.bounds import out_of
+from genre_cnn.errors import SettingsError
+from genre_cnn.paths import atomic_write_text, resolve
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +77,7 @@ def list_split(keys: list[str], lists_dir: Path) -> dict[str, list[str]]:
     for part, name in zip(PARTS, ("train", "valid", "test")):
         path = lists_dir / f"{name}_filtered.txt"
         if not path.is_file():
-            raise FileNotFoundError(f"split list {path} not found; split_lists_dir must hold "
+            raise SettingsError(f"--data.split.lists_dir: split list {path} not found; it must hold "
                                     "train_filtered.txt, valid_filtered.txt and test_filtered.txt")
         wanted = [stem(line.strip()) for line in path.read_text().splitlines() if line.strip()]
         split[part] = sorted(by_stem[s] for s in wanted if s in by_stem)
@@ -112,40 +123,104 @@ def check_disjoint(split: dict[str, list[str]]) -> None:
         seen |= set(split[part])
 
 
-def choose(keys: list[str], labels: list[int], genres: list[str], kind: str = "random", test_fraction: float = 0.2,
-           val_fraction: float = 0.25, num_folds: int = 5, fold: int = 0, seed: int = 0,
-           lists_dir: Path | None = None, where: str = "the dataset",
-           own: dict[str, list[str]] | None = None) -> tuple[dict[str, list[str]], str]:
-    """The track-level split of `keys` (labels: indices into `genres`) that the settings ask for, and the file name
-    it is saved under (`load_or_save`); `own` is the dataset's own split, for kind "official". A dataset too small
-    for it is a SettingsError naming the options, with the clip count of each genre; `where` names the dataset."""
-    from genre_cnn.errors import SettingsError
+def group_split(keys: list[str], groups: dict[str, list[str]], fold: int) -> dict[str, list[str]]:
+    """Group number `fold` (in name order) as the test part, every other clip as train, no validation part: the
+    clips whose key matches one of its patterns (fnmatch), each in at most one group."""
+    names = sorted(groups)
+    member = {name: {k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in groups[name])} for name in names}
+    for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1:]):
+        if member[a] & member[b]:
+            raise ValueError(f"clip {sorted(member[a] & member[b])[0]} is in groups {a} and {b}")
+    empty = [name for name in names if not member[name]]
+    if empty:
+        raise ValueError(f"no clip matches group {empty[0]}")
+    test = member[names[fold]]
+    return {"train": sorted(set(keys) - test), "val": [], "test": sorted(test)}
 
-    counts = {g: labels.count(i) for i, g in enumerate(genres) if labels.count(i)}
-    if len(counts) < 2:
-        raise SettingsError(f"--data.data_dir {where}: a classifier needs at least 2 genres with usable clips, "
-                            f"found {len(counts)} ({', '.join(counts) or 'none'})")
-    if kind == "official":
-        if own is None:
-            raise SettingsError(f"--data.split official: {where} has no split of its own; use random, kfold or lists")
+
+@dataclass(frozen=True)
+class Split:
+    """How the clips are split by track (train.py's `--data.split.*` options).
+
+    Args:
+        kind: "official" (the dataset's own split, e.g. FMA's artist-disjoint one), "random" (stratified 8:2
+            train:test, validation a quarter of train), "kfold" (fold `fold` of `num_folds` is the test part),
+            "lists" (artist-filtered lists in `lists_dir`) or "groups" (cross-fitting over `groups`); default:
+            "official" for a dataset that has its own split, else "random".
+        lists_dir: the folder of {train,valid,test}_filtered.txt (kind "lists").
+        test_fraction: of the clips, for test (kind "random").
+        val_fraction: of the rest, for validation ("random", "kfold").
+        num_folds: folds of "kfold".
+        fold: the test fold ("kfold"), or the group held out ("groups", in name order).
+        seed: of the random split; the split is saved beside the cache and reused.
+        groups: group name -> patterns of clip keys (kind "groups"), e.g. {"A": ["*/gtzan_unseen/*.0007?.*"]}.
+    """
+
+    kind: Literal["official", "random", "kfold", "lists", "groups"] | None = None
+    lists_dir: str | None = None
+    test_fraction: float = 0.2
+    val_fraction: float = 0.25
+    num_folds: int = 5
+    fold: int = 0
+    seed: int = 0
+    groups: dict[str, list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        """SettingsError naming the option for a setting that could only end in a traceback later."""
+        for option, value in (("test_fraction", self.test_fraction), ("val_fraction", self.val_fraction)):
+            if not 0 < value < 1:  # validation picks the best epoch: it cannot be empty
+                raise SettingsError(f"--data.split.{option} must be between 0 and 1 (exclusive), got {value}")
+        checks = (("num_folds", self.num_folds, 2, 1000), ("seed", self.seed, 0, 2**32 - 1),
+                  ("fold", self.fold, 0, (len(self.groups or {}) if self.kind == "groups" else self.num_folds) - 1))
+        for option, value, low, high in checks:
+            if why := out_of(value, low, high):
+                raise SettingsError(f"--data.split.{option} {why}")
+        if self.kind == "lists" and not self.lists_dir:
+            raise SettingsError("--data.split.kind lists needs --data.split.lists_dir (e.g. ../shared/gtzan_splits)")
+        if self.kind == "groups" and len(self.groups or {}) < 2:
+            raise SettingsError("--data.split.kind groups needs at least two --data.split.groups (name: [patterns])")
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the split has a validation part (every kind but "groups")."""
+        return self.kind != "groups"
+
+    def make(self, keys: list[str], labels: list[int], genres: list[str], where: str = "the dataset",
+             own: dict[str, list[str]] | None = None) -> tuple[dict[str, list[str]], str]:
+        """The track-level split of `keys` (labels: indices into `genres`), and the file name it is saved under
+        (`load_or_save`); `own` is the dataset's own split, for kind "official". A dataset too small for it is a
+        SettingsError naming the options, with the clip count of each genre; `where` names the dataset."""
+        kind = self.kind or "random"
+        counts = {g: labels.count(i) for i, g in enumerate(genres) if labels.count(i)}
+        if len(counts) < 2:
+            raise SettingsError(f"--data.source {where}: a classifier needs at least 2 genres with usable clips, "
+                                f"found {len(counts)} ({', '.join(counts) or 'none'})")
+        if kind == "official":
+            if own is None:
+                raise SettingsError(f"--data.split.kind official: {where} has no split of its own; use random, kfold "
+                                    "or lists")
+            try:
+                return official_split(keys, own), "split-official.json"
+            except ValueError as err:
+                raise SettingsError(f"--data.split.kind official: {where}: {err}; use random or kfold") from None
         try:
-            return official_split(keys, own), "split-official.json"
-        except ValueError as err:
-            raise SettingsError(f"--data.split official: {where}: {err}; use random or kfold") from None
-    try:
-        if kind == "lists":
-            if lists_dir is None:
-                raise SettingsError("--data.split lists needs --data.split_lists_dir (e.g. ../shared/gtzan_splits)")
-            tag = hashlib.sha256(str(lists_dir.resolve()).encode()).hexdigest()[:8]  # another list set, another file
-            return list_split(keys, lists_dir), f"split-lists-{tag}.json"
-        if kind == "kfold":
-            return (kfold_split(keys, labels, fold, num_folds, val_fraction, seed),
-                    f"split-kfold{num_folds}-fold{fold}-seed{seed}.json")
-        return (random_split(keys, labels, test_fraction, val_fraction, seed),
-                f"split-random-{test_fraction:g}-{val_fraction:g}-seed{seed}.json")
-    except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
-        options = ("--data.num_folds, --data.val_fraction" if kind == "kfold"
-                   else "--data.test_fraction, --data.val_fraction")
-        sizes = ", ".join(f"{g} {n}" for g, n in counts.items())
-        raise SettingsError(f"{options}: {len(keys)} clips ({sizes}) cannot be split by genre into "
-                            f"train, val and test parts with these settings ({err})") from None
+            if kind == "groups":
+                tag = hashlib.sha256(json.dumps(self.groups, sort_keys=True).encode()).hexdigest()[:8]
+                return group_split(keys, self.groups, self.fold), f"split-groups-{tag}-fold{self.fold}.json"
+            if kind == "lists":
+                lists_dir = resolve(self.lists_dir)
+                tag = hashlib.sha256(str(lists_dir.resolve()).encode()).hexdigest()[:8]  # another list set: a file
+                return list_split(keys, lists_dir), f"split-lists-{tag}.json"
+            if kind == "kfold":
+                return (kfold_split(keys, labels, self.fold, self.num_folds, self.val_fraction, self.seed),
+                        f"split-kfold{self.num_folds}-fold{self.fold}-seed{self.seed}.json")
+            return (random_split(keys, labels, self.test_fraction, self.val_fraction, self.seed),
+                    f"split-random-{self.test_fraction:g}-{self.val_fraction:g}-seed{self.seed}.json")
+        except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
+            if kind == "groups":
+                raise SettingsError(f"--data.split.groups: {err}") from None
+            options = ("--data.split.num_folds, --data.split.val_fraction" if kind == "kfold"
+                       else "--data.split.test_fraction, --data.split.val_fraction")
+            sizes = ", ".join(f"{g} {n}" for g, n in counts.items())
+            raise SettingsError(f"{options}: {len(keys)} clips ({sizes}) cannot be split by genre into "
+                                f"train, val and test parts with these settings ({err})") from None

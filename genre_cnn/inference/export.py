@@ -121,9 +121,10 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
     sample_rate = model.sample_rate
     example = 0.1 * torch.randn(1, max(MIN_SAMPLES, int(seconds * sample_rate)))  # (1, samples)
     samples = Dim("samples", min=MIN_SAMPLES, max=sample_rate * 3600)
-    quiet = logging.getLogger("torch.onnx")  # it warns once per missing torchvision op
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]  # per op, per initializer
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation notices while tracing
@@ -132,7 +133,8 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
                                         output_names=["probabilities", "window_probabilities", "window_values"],
                                         dynamic_shapes={"waveform": {1: samples}})
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     segment, clip = model_spans(model)
     step = window_step(model)
     program.model.metadata_props.update({

@@ -46,7 +46,7 @@ def onnx_cache_path(ckpt: Path) -> Path:
 
 def shipped_onnx_path(ckpt: Path) -> Path:
     """Where an export shipped beside its checkpoint lies: `<stem>.<onnx_digest>.onnx` in the checkpoint's folder
-    (the ready model's, written by genre_cnn.training.make_ready), so a changed checkpoint never uses a stale graph."""
+    (the ready model's, written by `train.py --ship`), so a changed checkpoint never uses a stale graph."""
     return Path(ckpt).with_name(f"{Path(ckpt).stem}.{onnx_digest(ckpt)}.onnx")
 
 
@@ -75,10 +75,14 @@ def export_graphs(model, graph: Path) -> Path:
 
 def make_onnx(ckpt: Path, model) -> Path | None:
     """Exports `model` (loaded from `ckpt`) into the cache and returns the path; None if its family does not
-    export (the dense baseline), onnxruntime is missing, or the export fails (prediction then uses torch)."""
+    export (the dense baseline), onnxruntime is missing, or the exporter cannot trace it (logged; prediction then
+    uses torch). A failure to write the cache (a full disk) is raised, as any other bug is."""
     import contextlib
     import importlib.util
     import io
+    import logging
+
+    import torch
 
     from genre_cnn.inference.export import exportable
 
@@ -88,7 +92,9 @@ def make_onnx(ckpt: Path, model) -> Path | None:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines must not reach stdout
             return export_graphs(model, out)
-    except Exception:  # noqa: BLE001 - no fast path, but the torch path still answers
+    except (torch.onnx.errors.OnnxExporterError, torch.onnx.errors.UnsupportedOperatorError) as err:
+        logging.getLogger(__name__).warning("%s: no ONNX graph (%s); answering with PyTorch", ckpt,
+                                            (str(err).strip().splitlines() or [type(err).__name__])[0][:160])
         return None
 
 

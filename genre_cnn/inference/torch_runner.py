@@ -27,13 +27,9 @@ def pools_embeddings(model: GenreClassifier) -> bool:
 
 
 def model_spans(model) -> tuple[int | None, int | None]:
-    """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None):
-    the model's own `segment_samples` / `clip_samples`, else derived from a window classifier's settings."""
-    segment = getattr(model, "segment_samples", None)
-    frames = getattr(model, "window", None)  # frames of one CNN window or musicnn patch
-    if segment is None and frames and hasattr(model, "frontend"):
-        segment = (frames - 1) * model.frontend.config.hop_length  # 1 + segment // hop == frames
-    return segment, getattr(model, "clip_samples", None)
+    """(samples of exactly one input window, or None; samples of the centred clip a model hears, or None): what
+    the classifier says (`window_samples`, `clip_samples`)."""
+    return model.window_samples, model.clip_samples
 
 
 def window_step(model) -> int | None:

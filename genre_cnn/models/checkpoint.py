@@ -11,8 +11,10 @@ Checking, before anything is built (`genre_cnn.inference.predict.load_model` cal
 caps the file's size and the uncompressed total of its zip members, read from the zip directory, so a small
 file that inflates to gigabytes is refused before torch.load allocates anything; `check_contents` wants a
 class name that is a string, a short genre list, every hyperparameter within the ranges training accepts
-(genre_cnn.bounds, one table for both), at most MAX_ELEMENTS weights implied by them, and a state dict of
-exactly the shapes they build (worked out on torch's meta device: a file cannot make it allocate a model);
+(its family's `bounds` and the shared ones of genre_cnn.bounds, checked by the same function as in training; the
+front end by FrontEndConfig itself), at most MAX_ELEMENTS weights implied by them, and a state dict of exactly
+the shapes they build, or the family's `legacy_state` of earlier versions (worked out on torch's meta device: a
+file cannot make it allocate a model);
 `check_weights` caps the tensor count and element count and wants every weight finite. Each raises
 CheckpointError with one line naming the file. Imports no torch until a check needs it (or `dataset_kind`
 for a run without its config).
@@ -24,9 +26,10 @@ import math
 import zipfile
 from pathlib import Path
 
-from genre_cnn.bounds import FRONTEND_RANGES, MAX_WEIGHTS, implied_shapes, out_of, problem, weight_count
+from genre_cnn.bounds import MAX_WEIGHTS, TRAINING, check, implied_shapes, weight_count
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.models import families
+from genre_cnn.paths import Run
 
 READY_MODEL = Path(__file__).resolve().parents[1] / "ready" / "musicnn_gtzan_mini.ckpt"  # shipped; used without a run
 MAX_FILE_BYTES = 512 * 2**20  # a checkpoint file, and the uncompressed total of its members
@@ -86,24 +89,25 @@ def check_contents(path: Path, checkpoint: object) -> None:
             or not all(isinstance(g, str) and 0 < len(g) <= MAX_GENRE_CHARS for g in genres)
             or len(set(genres)) != len(genres)):
         raise _tampered(path, f"genres must be 2-{MAX_GENRES} distinct names of 1-{MAX_GENRE_CHARS} characters")
+    if not all(isinstance(key, str) for key in hp):
+        raise _tampered(path, "a hyperparameter is not a name")
     for key, value in hp.items():
-        why = problem(key, value) if isinstance(key, str) else "is not a name"
-        if why is None and isinstance(value, float) and not math.isfinite(value):
-            why = f"must be a finite number, got {value}"
-        if why:
-            raise _tampered(path, f"hyperparameter {key!s:.40} {why}")
-    frontend = hp.get("frontend")
-    if frontend is not None:
-        if not isinstance(frontend, dict):
-            raise _tampered(path, "frontend is not a mapping")
-        for key, (low, high) in FRONTEND_RANGES.items():
-            why = out_of(frontend[key], low, high) if key in frontend else None
-            if why:
-                raise _tampered(path, f"frontend.{key} {why}")
-        if frontend.get("hop_length", 0) > frontend.get("n_fft", 2048):
-            raise _tampered(path, "frontend.hop_length is longer than frontend.n_fft")
-        if frontend.get("n_mels", 0) > frontend.get("n_fft", 2048) // 2 + 1:
-            raise _tampered(path, "frontend.n_mels is more than the FFT's bins")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _tampered(path, f"hyperparameter {key:.40} must be a finite number, got {value}")
+    family = families.of(checkpoint["genre_cnn_class"])
+    bounds = {**TRAINING, **(family.classifier().bounds if family is not None else {})}
+    if why := check(hp, bounds):
+        raise _tampered(path, f"hyperparameter {why[0]:.40} {why[1]}")
+    if hp.get("frontend") is not None:
+        from genre_cnn.audio.frontend import FrontEndConfig
+        from genre_cnn.errors import SettingsError
+
+        try:
+            FrontEndConfig.of(hp["frontend"])
+        except SettingsError as err:
+            raise _tampered(path, str(err).removeprefix("--")) from None
+        except (TypeError, AttributeError):
+            raise _tampered(path, "frontend is not a mapping of front-end settings") from None
     _check_shapes(path, checkpoint["genre_cnn_class"], hp, checkpoint["state_dict"])
 
 
@@ -129,7 +133,8 @@ def _check_shapes(path: Path, name: str, hp: dict, state: object) -> None:
             raise _tampered(path, f"its weights lack {key[:60]} that its settings build")
         if found[key] != shape:
             raise _tampered(path, f"{key[:60]} has shape {list(found[key])}, its settings build {list(shape)}")
-    extra = sorted(set(found) - set(shapes))
+    legacy = family.classifier().legacy_state()  # what checkpoints of earlier versions also hold
+    extra = sorted(k for k in set(found) - set(shapes) if legacy.get(k) != found[k])
     if extra or len(found) != len(state):
         raise _tampered(path, f"its weights hold {str(extra[:1])[1:-1] or 'a non-string key'} that its settings "
                               "do not build")
@@ -158,7 +163,7 @@ def _run_checkpoints(checkpoints: Path, exportable: bool) -> dict[Path, list[Pat
     for model_dir in sorted(checkpoints.glob("*/*/")):
         if exportable and not (model_dir.name in known and known[model_dir.name].exportable):
             continue
-        ckpt = next((model_dir / n for n in ("refit.ckpt", "best.ckpt") if (model_dir / n).is_file()), None)
+        ckpt = Run.of_model_dir(model_dir).tested(model_dir.name)
         if ckpt is not None:
             runs.setdefault(model_dir.parent, []).append(ckpt)
     rank = {name: i for i, name in enumerate(known)}
@@ -168,7 +173,8 @@ def _run_checkpoints(checkpoints: Path, exportable: bool) -> dict[Path, list[Pat
 
 
 def _config_dataset(config: Path) -> str | None:
-    """`data: dataset:` of a run's saved config.yaml, read as text (no YAML parser at start-up); None if absent."""
+    """The dataset kind of a run's saved config.yaml, read as text (no YAML parser at start-up): `data: source:`'s
+    class path (`...sources.demo.Demo` -> "demo"), or `data: dataset:` in runs of earlier versions; None if absent."""
     try:
         text = config.read_text(errors="replace")
     except OSError:
@@ -177,20 +183,20 @@ def _config_dataset(config: Path) -> str | None:
     for line in text.splitlines():
         if line and not line[0].isspace():
             in_data = line.rstrip() == "data:"
-        elif in_data and line.strip().startswith("dataset:"):
-            return line.split(":", 1)[1].strip().strip("'\"") or None
+        elif in_data and line.strip().startswith(("dataset:", "class_path:")):
+            value = line.split(":", 1)[1].strip().strip("'\"")
+            return value.rpartition(".")[2].lower() or None
     return None
 
 
 def dataset_kind(ckpt: Path) -> str:
     """What a run's checkpoint was trained on: "generated" (the synthetic demo) or "real".
 
-    In order: the `dataset_kind` the checkpoint records; its run's runs/<run>/config.yaml (`data.dataset: demo`
-    is generated), beside checkpoints/; then the checkpoint's data settings or, for a checkpoint that recorded
-    none, a genre list equal to the demo's. Unreadable: "real" (the loader reports the problem when it is used).
+    In order: its run's runs/<run>/config.yaml (the Demo source is generated), beside checkpoints/; then the
+    `dataset_kind` the checkpoint records, its data settings or, for a checkpoint that recorded none, a genre list
+    equal to the demo's. Unreadable: "real" (the loader reports the problem when it is used).
     """
-    run = ckpt.parent.parent
-    kind = _config_dataset(run.parent.parent / "runs" / run.name / "config.yaml")
+    kind = _config_dataset(Run.of_model_dir(ckpt.parent).config)
     if kind is not None:
         return "generated" if kind == "demo" else "real"
     try:
@@ -237,10 +243,6 @@ def latest_checkpoint(root: Path | None = None, model: str | None = None, export
     return next((p for p in runs[latest] if p.parent.name == model), runs[latest][0])
 
 
-DEFAULT_RULE = ("without --ckpt: the latest run trained on real music (musicnn > cnn > dense, refit over best), "
-                "else the ready model; runs on generated demo clips are never chosen implicitly")
-
-
 def choose_default(root: Path | None = None, exportable: bool = False) -> tuple[Path, str]:
     """The checkpoint to use when none is given, and why, in a few words: the latest run trained on real music
     (`latest_checkpoint(real_only=True)`), else the ready model shipped in the repository (READY_MODEL)."""
@@ -266,7 +268,7 @@ def resolve_checkpoint(path: Path) -> Path:
     folder, the preferred model of a run folder, or its only .ckpt), else CheckpointError saying it is a folder."""
     if not path.is_dir():
         return path
-    for name in ("refit.ckpt", "best.ckpt"):
+    for name in Run.CHECKPOINTS:
         if (path / name).is_file():
             return path / name
     runs = _run_checkpoints(path.parent, exportable=False).get(path)

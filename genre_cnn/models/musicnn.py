@@ -19,11 +19,16 @@ Input: log-mel patches (N, 187, 96) = 3 s at 16 kHz, time-major as in the origin
 Batch norm runs in inference mode with TF's epsilon 1e-3.
 
 The weights are converted once from the wheel's TensorFlow checkpoint (genre_cnn.models.tfbundle, no TF needed) and
-cached as a plain state dict under home()/data/pretrained/msd_musicnn.pt.
+cached as a plain state dict under home()/data/pretrained/msd_musicnn.pt. A model built on them names them by a
+reference, "MSD_musicnn@sha256:<digest of the weights>" (`MSD_MUSICNN`), as torchaudio's pipeline bundles name
+their weights: `backbone_state` loads the weights a reference names once per process and checks their digest, so
+that the frozen backbone never needs to travel inside a trained model's checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -198,22 +203,59 @@ def pretrained_path() -> Path:
     return home() / "data" / "pretrained" / "msd_musicnn.pt"
 
 
-def load_pretrained(map_location: str | torch.device = "cpu") -> Musicnn:
-    """MSD_musicnn with its pretrained weights, in eval mode; converts the wheel's checkpoint on first use."""
+MSD_MUSICNN = "MSD_musicnn@sha256:85496deac03e09ce"  # the weights of the wheel's MSD_musicnn, by their digest
+
+
+class BackboneError(GenreCnnError):
+    """Weights that do not match the reference a model names; the message is one line saying what to do."""
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of a state dict's names, dtypes, shapes and bytes, in name order: what a reference checks."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def pretrained_state() -> dict[str, torch.Tensor]:
+    """MSD_musicnn's weights as a state dict: the cached conversion, or the wheel's checkpoint converted now (and
+    cached)."""
     from genre_cnn.models.tfbundle import read_bundle
 
     path = pretrained_path()
-    state = None
     if path.is_file():
         try:
-            state = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt from the wheel
-            state = None
-    if state is None:
-        state = convert_tf_checkpoint(read_bundle(wheel_checkpoint("MSD_musicnn")))
-        atomic_write(path, lambda f: torch.save(state, f))
+            pass
+    state = convert_tf_checkpoint(read_bundle(wheel_checkpoint("MSD_musicnn")))
+    atomic_write(path, lambda f: torch.save(state, f))
+    return state
+
+
+@functools.cache
+def backbone_state(reference: str) -> dict[str, torch.Tensor]:
+    """The weights `reference` ("MSD_musicnn@sha256:DIGEST") names, loaded once per process and checked against its
+    digest; BackboneError for another model or weights that do not match (a damaged cache is converted again)."""
+    name, _, digest = reference.partition("@sha256:")
+    if name != "MSD_musicnn" or not digest:
+        raise BackboneError(f"unknown musicnn weights {reference[:80]!r} (known: {MSD_MUSICNN})")
+    state = pretrained_state()
+    if not weights_digest(state).startswith(digest):
+        pretrained_path().unlink(missing_ok=True)  # a damaged cache: convert the wheel's checkpoint again
+        state = pretrained_state()
+        if not weights_digest(state).startswith(digest):
+            raise BackboneError(f"the installed musicnn weights are not {reference}: reinstall them with `{INSTALL}`")
+    return state
+
+
+def load_pretrained(map_location: str | torch.device = "cpu") -> Musicnn:
+    """MSD_musicnn with its pretrained weights, in eval mode; converts the wheel's checkpoint on first use."""
     model = Musicnn()
-    model.load_state_dict(state)
+    model.load_state_dict(pretrained_state())
     return model.to(map_location).eval()
 
 

@@ -98,17 +98,18 @@ def calibrate(model, loader) -> dict:
 
 def calibrate_checkpoint(ckpt, dm) -> dict:
     """Fits the temperature of a training run's checkpoint on the validation clips of DataModule `dm` (held out
-    from that fit), writes it into the checkpoint (atomically) and returns `calibrate`'s figures."""
+    from that fit), writes it into the checkpoint (through the runs' one checkpoint writer, atomically) and returns
+    `calibrate`'s figures."""
     from pathlib import Path
 
     import torch
 
     from genre_cnn.inference.predict import load_model
-    from genre_cnn.paths import atomic_write
+    from genre_cnn.training.runs import atomic_checkpoint_io
 
     ckpt = Path(ckpt)
     result = calibrate(load_model(ckpt), dm.val_dataloader())
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     checkpoint["state_dict"]["model.temperature"] = torch.tensor(result["temperature"])
-    atomic_write(ckpt, lambda f: torch.save(checkpoint, f))
+    atomic_checkpoint_io().save_checkpoint(checkpoint, ckpt)
     return result

@@ -1,99 +1,63 @@
-"""LightningModules that train the model families' classifiers (genre_cnn.models.families), with one shared step and
-torchmetrics.
+"""The one LightningModule: it trains any model family's classifier (genre_cnn.models.families), handed to it built,
+with the augmentation of the classifier's input kind (genre_cnn.training.augment), one shared step and torchmetrics.
 
-    python train.py --models [cnn]        # trains LitCNN (see genre_cnn/training/train.py); this module has no CLI
+    module = build_module(families.get("cnn"), genres, frontend, {"widths": [256, 128], "lr": 1e-3})
+    python train.py --models [cnn]        # builds one per family this way (genre_cnn/training/train.py); no CLI here
 
-One LightningModule per model family, each holding a plain classifier (`self.model`, which carries the front
-end, the genre list and, for vector models, the training-split scaler). A checkpoint's hyperparameters and
-state dict rebuild that classifier for prediction without Lightning (`genre_cnn.inference.predict.load_model`).
-Log keys: `train/loss`, `train/acc`, `val/loss`, `val/acc` (clip level), `val/window_acc`, `val/f1`, the
-same under `test/`. `train/acc` compares the predictions on augmented (mixed-up, masked) windows with their
-original labels, so it runs below `val/acc`.
+A family's options are one flat group of train.py (`--cnn.widths`, `--cnn.gain_db`, `--cnn.lr`): the classifier's
+`__init__` arguments, its augmentation's, and GenreModule's own training settings, each name in exactly one of the
+three (`option_sources`). A checkpoint's hyperparameters are the classifier's settings with the training ones, and
+its state dict the classifier's weights under `model.`: `genre_cnn.inference.predict.load_model` rebuilds the
+plain classifier from them without Lightning. Log keys: `train/loss`, `train/acc`, `val/loss`, `val/acc` (clip
+level), `val/window_acc`, `val/f1`, the same under `test/`. `train/acc` compares the predictions on augmented
+(mixed-up, masked) windows with their original labels, so it runs below `val/acc`.
 """
 
 from __future__ import annotations
 
-import functools
+import inspect
 import math
-from typing import ClassVar, Literal
+from typing import Literal
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from genre_cnn.audio.frontend import FrontEndConfig
-from genre_cnn.bounds import MAX_WEIGHTS, implied_shapes, problem, weight_count
+from genre_cnn.bounds import MAX_WEIGHTS, TRAINING, check, implied_shapes, weight_count
 from genre_cnn.errors import SettingsError
-from genre_cnn.models import families
+from genre_cnn.models.families import Family
 from genre_cnn.models.families.base import GenreClassifier
-from genre_cnn.models.networks import WIDTHS
+from genre_cnn.training.augment import VectorAugment, for_inputs
 
 
-def mixup(x: torch.Tensor, target: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """mixup (Zhang et al. 2018): each example blended with another of the batch, weight ~ Beta(alpha, alpha).
-    x (B, ...), target (B, n) -> the same shapes; alpha <= 0 leaves both as they are."""
-    if alpha <= 0:
-        return x, target
-    lam = float(np.random.beta(alpha, alpha))
-    perm = torch.randperm(len(x), device=x.device)
-    return lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
-
-
-@functools.cache
-def mel_centres(n_mels: int, sample_rate: int) -> torch.Tensor:
-    """The centre frequencies (Hz) of the front end's Slaney mel bands (n_mels,): the peaks of
-    librosa.filters.mel's triangles."""
-    import librosa
-
-    return torch.from_numpy(librosa.mel_frequencies(n_mels + 2, fmax=sample_rate / 2)[1:-1]).float()
-
-
-def shift_pitch(x: torch.Tensor, semitones: torch.Tensor, config: FrontEndConfig) -> torch.Tensor:
-    """Features (B, C, T) of `config`'s front end with each example's pitch moved by `semitones` (B,): the log-mel
-    resampled along frequency (band i takes the input's level at f_i / 2**(s/12), linear between band centres,
-    the edge bands repeated) and the chroma rolled by the nearest whole semitone. Pitch shifting by stretching
-    the spectrogram along frequency, as in Schlueter & Grill (ISMIR 2015). Returns (B, C, T) in x's dtype."""
-    n, t = config.n_mels, x.shape[-1]
-    if n < 2:  # no frequency axis to move along
-        return x
-    centres = mel_centres(n, config.sample_rate).to(x.device)  # (n,)
-    wanted = centres[None] / 2 ** (semitones.float()[:, None] / 12)  # (B, n): the input frequency each band shows
-    hi = torch.searchsorted(centres, wanted.contiguous()).clamp(1, n - 1)  # (B, n)
-    lo = hi - 1
-    w = ((wanted - centres[lo]) / (centres[hi] - centres[lo])).clamp(0, 1)[..., None].to(x.dtype)  # (B, n, 1)
-    mel = x[:, :n]  # (B, n, T)
-    below, above = (mel.gather(1, i[..., None].expand(-1, -1, t)) for i in (lo, hi))  # (B, n, T) each
-    out = [below * (1 - w) + above * w]
-    if x.shape[1] > n:
-        bins = x.shape[1] - n  # 12 chroma bins, C first: rolling by k moves every pitch class k semitones up
-        source = (torch.arange(bins, device=x.device) - semitones.round().long()[:, None]) % bins  # (B, 12)
-        out.append(x[:, n:].gather(1, source[..., None].expand(-1, -1, t)))  # (B, 12, T)
-    return torch.cat(out, dim=1)
-
-
-class LitGenre(L.LightningModule):
-    """Shared training and evaluation; subclasses name their `family` (genre_cnn.models.families) and may augment.
+class GenreModule(L.LightningModule):
+    """Trains and evaluates `classifier`; evaluates a clip by averaging its windows' probabilities.
 
     Args:
-        genres: class names in label order (from the DataModule).
-        frontend: the front-end settings (the CLI's `--frontend` group; saved as a plain dict).
-        lr: peak learning rate of Adam (warm-up then cosine). weight_decay: decoupled (AdamW).
+        classifier: the family's plain classifier, built (`GenreClassifier.from_hparams`), genres included.
+        augment: training-time augmentation of its inputs (none: the batch as it is).
+        lr: the learning rate of AdamW (its peak, with the cosine schedule).
+        weight_decay: AdamW's decoupled weight decay.
         label_smoothing: of the cross-entropy loss.
+        balanced: weigh each genre's loss by 1 / its share of the training clips (`set_class_counts`), so that
+            every genre counts the same however many clips it has.
+        schedule: of the learning rate: "cosine" (warm-up, then a cosine to 0 over the trainer's budget) or
+            "constant" (lr throughout).
     """
 
-    family: ClassVar[str]  # its genre_cnn.models.families name, also the option group of train.py (--cnn.kernel_size)
-
-    def __init__(self, genres: list[str], frontend: FrontEndConfig | dict | None = None, lr: float = 1e-3,
-                 weight_decay: float = 1e-2, label_smoothing: float = 0.0):
+    def __init__(self, classifier: GenreClassifier, augment: VectorAugment | None = None, lr: float = 1e-3,
+                 weight_decay: float = 1e-2, label_smoothing: float = 0.0, balanced: bool = False,
+                 schedule: Literal["cosine", "constant"] = "cosine"):
         super().__init__()
-        self.save_hyperparameters()  # this signature's values and the subclass's, defaults included
-        self.hparams["frontend"] = FrontEndConfig.of(frontend).as_dict()  # plain types: loads with weights_only
-        self.check_settings(self.hparams)
-        self.model: GenreClassifier = families.get(self.family).build(self.hparams)
-
-        n = len(genres)
+        self.model, self.augment = classifier, augment or VectorAugment()
+        # the checkpoint's hyperparameters: what rebuilds the classifier, and how it was trained
+        self.save_hyperparameters({**classifier.hparams, **self.augment.hparams, "lr": lr,
+                                   "weight_decay": weight_decay, "label_smoothing": label_smoothing,
+                                   "balanced": balanced, "schedule": schedule})
+        n = len(classifier.genres)
+        self.register_buffer("class_weights", torch.ones(n), persistent=False)
         for stage in ("val", "test"):
             setattr(self, f"{stage}_metrics", torch.nn.ModuleDict({
                 "acc": MulticlassAccuracy(n, average="micro"),
@@ -103,43 +67,24 @@ class LitGenre(L.LightningModule):
             }))
         self.train_acc = MulticlassAccuracy(n, average="micro")
 
-
-    @classmethod
-    def check_settings(cls, settings: dict) -> None:
-        """Raises SettingsError, naming the option (e.g. "--dense.lr"), for a setting outside the ranges a
-        checkpoint is held to when loaded (genre_cnn.bounds), for settings the network refuses (its ValueError
-        names the setting first, "widths: ..."), or for settings that imply more weights than a checkpoint may
-        hold; nothing is allocated. `settings` are this family's hyperparameters, with `genres`
-        and `frontend` when known (else GTZAN's 10 genres and the default front end are assumed)."""
-        for key, value in settings.items():
-            why = problem(key, value)
-            if why:
-                raise SettingsError(f"--{cls.family}.{key} {why}")
-        hp = {"genres": [str(i) for i in range(10)], **settings}
-        hp["frontend"] = FrontEndConfig.of(hp.get("frontend")).as_dict()
-        try:
-            weights = weight_count(implied_shapes(families.get(cls.family), hp))
-        except ValueError as err:
-            raise SettingsError(f"--{cls.family}.{err}") from None
-        if weights > MAX_WEIGHTS:
-            shown = ", ".join(f"--{cls.family}.{k} {settings[k]}" for k in ("widths", "kernel_size") if k in settings)
-            raise SettingsError(f"{shown or f'--{cls.family}'}: {weights:,} weights, more than the {MAX_WEIGHTS:,} "
-                                "a checkpoint may hold")
-
     @property
     def genres(self) -> list[str]:
         return self.model.genres
 
-    def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training-time augmentation; returns inputs and soft targets (B, n)."""
-        return x, F.one_hot(y, len(self.genres)).float()
+    def set_class_counts(self, counts: torch.Tensor) -> None:
+        """Training clips per genre (n,): with `balanced`, genre g's loss weighs N / (n * counts[g])."""
+        if self.hparams.balanced:
+            counts = counts.float().clamp_min(1)
+            self.class_weights.copy_(counts.sum() / (len(counts) * counts))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        x, target = self.augment(x, y)
-        logits = self.model(x)  # (B, n)
-        loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
-        self.train_acc(logits, y)
+        x, target = self.augment(x, y, len(self.genres))  # target: labels (B,), or soft targets (B, n) once mixed
+        logits = self.model.member_logits(x)  # (M, B, n): each member of an ensemble learns on its own
+        weight = self.class_weights if self.hparams.balanced else None
+        loss = sum(F.cross_entropy(member, target, weight=weight, label_smoothing=self.hparams.label_smoothing)
+                   for member in logits)
+        self.train_acc(logits.mean(dim=0), y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
@@ -170,15 +115,18 @@ class LitGenre(L.LightningModule):
         self.test_metrics["confusion"].reset()
 
     def configure_optimizers(self):
-        """AdamW; the learning rate warms up linearly over the first 10% of steps, then follows a cosine to 0.
+        """AdamW; with the cosine schedule the learning rate warms up linearly over the first 10% of steps, then
+        follows a cosine to 0; with the constant one it stays at lr.
 
-        The schedule is a function of the trainer's current max_epochs, so a run resumed with more epochs
-        stretches it instead of stepping past its end.
+        The schedule is a function of the trainer's current step budget (max_epochs, or max_steps), so a run
+        resumed with more epochs stretches it instead of stepping past its end.
         """
         params = [p for p in self.parameters() if p.requires_grad]  # a frozen backbone is not optimised
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
         def factor(step: int) -> float:
+            if self.hparams.schedule == "constant":
+                return 1.0
             total = max(1, int(self.trainer.estimated_stepping_batches))
             warm = max(1, total // 10)
             if step < warm:
@@ -193,79 +141,67 @@ class LitGenre(L.LightningModule):
         checkpoint["genre_cnn_class"] = type(self.model).__name__
 
 
-class LitCNN(LitGenre):
-    """Trains `WindowClassifier` (the CNN) on random windows; evaluates a clip by averaging its windows'
-    probabilities.
+def module_settings() -> dict[str, inspect.Parameter]:
+    """GenreModule's own training settings (its `__init__` arguments but the classifier and augmentation)."""
+    return {k: p for k, p in inspect.signature(GenreModule.__init__).parameters.items()
+            if k not in ("self", "classifier", "augment")}
 
-    Augmentation (training only, on the batch's device): a random pitch shift of up to +-pitch_shift semitones
-    (`shift_pitch`), a random gain of up to +-gain_db on the log-mel channels, one frequency mask of up to
-    freq_mask mel bins and one time mask of up to time_mask frames (SpecAugment, Park et al. 2019), and mixup
-    (Zhang et al. 2018) with Beta(mixup_alpha, mixup_alpha).
-    """
 
-    family = "cnn"
-
-    def __init__(self, genres: list[str], window_seconds: float = 3.0, widths: tuple[int, ...] = WIDTHS,
-                 kernel_size: int = 3, dropout: float = 0.3, gain_db: float = 6.0, freq_mask: int = 16,
-                 time_mask: int = 20, mixup_alpha: float = 0.2, band_norm: Literal["none", "mean", "instance"] = "mean",
-                 stem: int = 8, pitch_shift: float = 3.0, **kwargs):
-        """Input length (s, linked from the DataModule), network and augmentation settings (band_norm and stem:
-        see GenreCNN; band_norm "mean", stem 8 and pitch_shift 3 by default, BENCHMARKS.md says why); `kwargs`
-        are LitGenre's (front end, optimiser)."""
-        super().__init__(genres, **kwargs)
-
-    def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hp = self.hparams
-        b, c, t = x.shape
-        x = x.clone()
-        n_mels = self.model.frontend.config.n_mels
-        if hp.pitch_shift > 0:
-            x = shift_pitch(x, (torch.rand(b, device=x.device) * 2 - 1) * hp.pitch_shift, self.model.frontend.config)
-        x[:, :n_mels] += (torch.rand(b, 1, 1, device=x.device) * 2 - 1) * hp.gain_db
-        fill = x.mean(dim=2, keepdim=True)  # (B, C, 1)
-        for size, length, axis in ((hp.freq_mask, n_mels, 1), (hp.time_mask, t, 2)):
-            if size <= 0:
+def option_sources(family: Family) -> dict[str, type]:
+    """Where each `--<family>.*` option goes: its name -> the classifier class, its augmentation class or
+    GenreModule. The arguments every family is given (genres, frontend) are not options."""
+    classifier = family.classifier()
+    augment = for_inputs(classifier.inputs)
+    sources: dict[str, type] = {}
+    for cls, names in ((classifier, classifier.settings()), (augment, inspect.signature(augment).parameters),
+                       (GenreModule, module_settings())):
+        for name in names:
+            if name in ("genres", "frontend"):
                 continue
-            width = torch.randint(0, size + 1, (b, 1, 1), device=x.device)  # (B, 1, 1)
-            start = (torch.rand(b, 1, 1, device=x.device) * (length - width + 1)).long()  # (B, 1, 1)
-            pos = torch.arange(c if axis == 1 else t, device=x.device).view((1, -1, 1) if axis == 1 else (1, 1, -1))
-            mask = (pos >= start) & (pos < start + width)  # (B, C, 1) or (B, 1, T)
-            if axis == 1:
-                mask = mask & (pos < n_mels)
-            x = torch.where(mask, fill, x)  # (B, C, T)
-        return mixup(x, F.one_hot(y, len(self.genres)).float(), hp.mixup_alpha)  # (B, C, T), (B, n)
+            if name in sources:
+                raise TypeError(f"{family.name}: setting {name!r} of {cls.__name__} is also {sources[name].__name__}'s")
+            sources[name] = cls
+    return sources
 
 
-class LitDense(LitGenre):
-    """Trains `HandcraftedClassifier` (the dense baseline) on hand-crafted vectors. Its scaler is the training
-    split's statistics, handed over by the trainer (`model.model.set_scaler(*dm.vector_stats())`) before the fit
-    and saved with the weights. `clip_seconds` (linked from the DataModule): prediction takes the same centred
-    excerpt of a track that training took of each clip."""
-
-    family = "dense"
-
-    def __init__(self, genres: list[str], clip_seconds: float = 30.0, widths: tuple[int, ...] = WIDTHS,
-                 dropout: float = 0.3, **kwargs):
-        """The training clip length and network settings; `kwargs` are LitGenre's."""
-        super().__init__(genres, **kwargs)
+def legacy_settings(family: Family) -> dict:
+    """The values runs saved before a setting of this family existed were trained with."""
+    classifier = family.classifier()
+    return {**classifier.legacy, **for_inputs(classifier.inputs).legacy}
 
 
-class LitMusicnn(LitGenre):
-    """Trains the genre head of `MusicnnClassifier` on the cached clip embeddings of the pretrained musicnn tagger
-    (the mean of its patches' tag logits by default; each clip crops_per_clip times an epoch, optional mixup).
-    The frozen backbone starts from the musicnn wheel's weights (genre_cnn.models.musicnn). The defaults are the best of
-    six heads compared in benchmarks/musicnn_heads.py (BENCHMARKS.md)."""
+def check_settings(family: Family, settings: dict, frontend: FrontEndConfig | None = None) -> None:
+    """Raises SettingsError, naming the option (e.g. "--dense.lr"), for a setting outside the ranges a
+    checkpoint is held to when loaded (the family's `bounds` and genre_cnn.bounds.TRAINING), for settings the
+    network refuses (its ValueError names the setting first, "widths: ..."), or for settings that imply more
+    weights than a checkpoint may hold; nothing is allocated. `settings` are the family's options (GTZAN's 10
+    genres and `frontend`, default the default front end, are assumed)."""
+    classifier = family.classifier()
+    if why := check(settings, {**TRAINING, **classifier.bounds}):
+        raise SettingsError(f"--{family.name}.{why[0]} {why[1]}")
+    hp = {"genres": [str(i) for i in range(10)], "frontend": FrontEndConfig.of(frontend), **settings}
+    try:
+        weights = weight_count(implied_shapes(family, hp))
+    except ValueError as err:
+        raise SettingsError(f"--{family.name}.{err}") from None
+    if weights > MAX_WEIGHTS:
+        shown = ", ".join(f"--{family.name}.{k} {settings[k]}" for k in ("widths", "kernel_size") if k in settings)
+        raise SettingsError(f"{shown or f'--{family.name}'}: {weights:,} weights, more than the {MAX_WEIGHTS:,} "
+                            "a checkpoint may hold")
 
-    family = "musicnn"
 
-    def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
-                 widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5, mixup_alpha: float = 0.0,
-                 **kwargs):
-        """What the head sees, its network settings and mixup; `kwargs` are LitGenre's."""
-        super().__init__(genres, **kwargs)
-        from genre_cnn.models.musicnn import load_pretrained
-
-        self.model.backbone.load_state_dict(load_pretrained().state_dict())
-
-    def augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return mixup(x, F.one_hot(y, len(self.genres)).float(), self.hparams.mixup_alpha)
+def build_module(family: Family, genres: list[str], frontend: FrontEndConfig, settings: dict) -> GenreModule:
+    """A fresh GenreModule for `family`'s classifier of `genres`, from its options `settings` (checked first)."""
+    check_settings(family, settings, frontend)
+    sources = option_sources(family)
+    part = {cls: {k: v for k, v in settings.items() if sources.get(k) is cls} for cls in set(sources.values())}
+    unknown = sorted(set(settings) - set(sources))
+    if unknown:
+        raise SettingsError(f"--{family.name}.{unknown[0]}: not a setting of the {family.name} family")
+    classifier_cls = family.classifier()
+    classifier = family.build({"genres": list(genres), "frontend": frontend, **part.get(classifier_cls, {})})
+    augment_cls = for_inputs(classifier_cls.inputs)
+    augment_args = part.get(augment_cls, {})
+    if "frontend" in inspect.signature(augment_cls).parameters:
+        augment_args = {"frontend": frontend, **augment_args}
+    return GenreModule(classifier, augment_cls(**augment_args), **part.get(GenreModule, {}))

@@ -61,8 +61,8 @@ def say(message: str) -> None:
 
 def seen(dm) -> str:
     """What one training epoch sees, e.g. "28 clips x 8 windows"."""
-    per = "windows" if dm.classifier_class.inputs == "windows" else f"copies of their {dm.hparams.family} vectors"
-    return f"{len(dm.train_idx)} clips x {dm.hparams.crops_per_clip} {per}"
+    per = "windows" if dm.classifier_class.inputs == "windows" else f"copies of their {dm.family} vectors"
+    return f"{len(dm.train_idx)} clips x {dm.crops_per_clip} {per}"
 
 
 def flat_hparams(config: dict, prefix: str = "") -> dict[str, str | int | float | bool]:
@@ -138,6 +138,8 @@ def side_by_side(results: dict[str, dict]) -> str:
             ("validated fit: best val accuracy", "val_acc", "{:.1%}".format),
             ("validated fit: best epoch", "best_epoch", "{:d}".format),
             ("refit: epochs on train+val", "refit_epochs", "{:d}".format),
+            ("cross-fit: groups held out in turn", "cross_fit", ", ".join),
+            ("cross-fit: steps of the model kept", "steps", "{:d}".format),
             ("train time (s)", "train_seconds", "{:.0f}".format)]
     head = "| metric | " + " | ".join(escape(n) for n in names) + " |"
     lines = [head, "|---" * (len(names) + 1) + "|"]
@@ -156,6 +158,10 @@ def side_by_side(results: dict[str, dict]) -> str:
 
 def tested(name: str, r: dict) -> str:
     """One line: which checkpoint of model `name` the test figures are from, and how it was trained."""
+    if r.get("cross_fit"):
+        return (f"{name}: {r['checkpoint']}, trained on every clip after its figures were measured by cross-fitting "
+                f"(groups {', '.join(r['cross_fit'])}, each held out in turn; the temperature fitted on their "
+                "out-of-fold predictions)")
     if r.get("refit_epochs") is not None:
         return (f"{name}: {r['checkpoint']}, a fresh model trained on train + val for {r['refit_epochs']} epochs "
                 f"(the epochs of the validated fit, early stopping included), without validation")

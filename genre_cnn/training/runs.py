@@ -6,8 +6,9 @@ folder and lock, and checkpoint writes that survive a full disk or kill -9.
 `OptionParser` is jsonargparse's parser with one-line errors (a typo names the closest option); `check_run_options`
 holds the run's own options to RUN_RANGES; `new_run` creates a run folder exclusively and `lock_run` locks it
 (fcntl, released even by kill -9), so two train.py never write into one run; `atomic_checkpoint_io` writes
-checkpoints atomically and turns a failed write into one RunError line; `sweep_partial_checkpoints` removes
-what a killed write left.
+checkpoints atomically and turns a failed write into one RunError line (the one checkpoint writer);
+`sweep_partial_checkpoints` removes what a killed write left; `upgrade_config` reads a run saved by an earlier
+version in today's options; `ship` copies a model with its ONNX graph beside it (the ready model).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from typing import NoReturn
 
 from jsonargparse import ArgumentParser, Namespace
 
-from genre_cnn.bounds import out_of, problem
+from genre_cnn.bounds import out_of
 from genre_cnn.errors import GenreCnnError, SettingsError
 
-# run options -> (low, high), inclusive; a model's own options are held to genre_cnn.bounds. 10000 epochs at most:
-# the learning rate warms up over a tenth of all steps, so a huge max_epochs would never leave the warm-up.
-RUN_RANGES = {"seed": (0, 2**32 - 1), "data.seed": (0, 2**32 - 1), "patience": (0, 10000),
+# run options -> (low, high), inclusive; a model's own options are held to its family's bounds, the data's by the
+# data classes themselves. 10000 epochs at most: the learning rate warms up over a tenth of all steps, so a huge
+# max_epochs would never leave the warm-up.
+RUN_RANGES = {"seed": (0, 2**32 - 1), "patience": (0, 10000),
               "trainer.max_epochs": (1, 10000), "trainer.min_epochs": (0, 10000), "trainer.max_steps": (-1, 10**7),
               "trainer.accumulate_grad_batches": (1, 10000), "trainer.check_val_every_n_epoch": (1, 10000),
               "trainer.log_every_n_steps": (1, 10**6)}
@@ -44,42 +46,94 @@ class OptionParser(ArgumentParser):
     """jsonargparse's parser, but a mistyped option or a value of the wrong type is one line (exit code 2)
     naming the option, and the closest known option for a typo, instead of the whole usage."""
 
+    given: list[str] = []  # the arguments last parsed (by any such parser: jsonargparse parses a class's apart)
+    hints: list[str] = []  # options of the classes an option may name (--data.source.subset), for "did you mean"
+
+    def parse_args(self, args=None, *rest, **kwargs):
+        OptionParser.given = list(sys.argv[1:] if args is None else args)  # to name the options of a class given
+        return super().parse_args(args, *rest, **kwargs)
+
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         print(f"error: {self.one_line(message)}", file=sys.stderr)
         raise SystemExit(2)
 
+    def _spelled(self, name: str) -> str:
+        """The option the command line spelled for `name`, an argument of a class given by class path (jsonargparse
+        names it alone): e.g. "--data.source.subset" for "subset"."""
+        return next((a.split("=")[0] for a in OptionParser.given if a.split("=")[0].endswith(f".{name}")
+                     and a.startswith("--")), name)
+
     def one_line(self, message: str) -> str:
         lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or ["invalid arguments"]
+        refused = re.match(r"Option '(\w+)' is not accepted", lines[0])
+        if refused:
+            return f"unknown option {self._spelled(refused.group(1))}: not an option of the class it is given to"
         unknown = re.match(r"unrecognized arguments: (\S+)", lines[0], re.IGNORECASE)
         if unknown:
             word = unknown.group(1).split("=")[0]
-            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            known = [o for action in self._actions for o in action.option_strings if o.startswith("--")] + self.hints
             close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
             hint = f": did you mean {close[0]}?" if close else f"; see {self.prog} --help"
             return f"unknown option {word}{hint}"
         key = re.match(r'Parser key "([^"]+)":?\s*(.*)', lines[0])
         if key:
             detail = key.group(2) or (lines[1] if len(lines) > 1 else "invalid value")
+            if "dot import path" in detail and key.group(1) == "data.source":
+                from genre_cnn.data.sources import kinds
+
+                return (f"--data.source: no dataset kind {lines[-1].split(':')[-1].strip()[:60]} (known: "
+                        f"{', '.join(kinds())}, or a class path)")
             if "Union subtypes" in detail:
                 detail = "expected " + " or ".join(re.findall(r"Expected a <class '(\w+)'>", message))
             detail = re.sub(r"Expected a <class '(\w+)'>", r"expected \1", detail.split(". Got value")[0])
             given = re.findall(r"(?:Given|Got) value:\s*(.+)", message)
-            return f"--{key.group(1)}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
+            name = key.group(1) if "." in key.group(1) else self._spelled(key.group(1)).removeprefix("--")
+            return f"--{name}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
         return " ".join(lines)[:300]
 
 
 def check_run_options(cfg: Namespace) -> None:
-    """Raises SettingsError, naming the option, for a run option of RUN_RANGES or a data length out of its range
-    (the data lengths are held to genre_cnn.bounds, as the models that take them are)."""
+    """Raises SettingsError, naming the option, for a run option of RUN_RANGES out of its range (-1 is
+    max_epochs' "no limit" when max_steps sets the budget)."""
     for option, (low, high) in RUN_RANGES.items():
         value = cfg[option]
+        if option == "trainer.max_epochs" and value == -1 and cfg.trainer.max_steps not in (None, -1):
+            continue
         why = out_of(value, low, high) if value is not None else None
         if why or (option == "trainer.max_steps" and value == 0):
             raise SettingsError(f"--{option} {why or 'must be -1 (no limit) or at least 1, got 0'}")
-    for option in ("clip_seconds", "window_seconds"):
-        why = problem(option, cfg.data[option])
-        if why:
-            raise SettingsError(f"--data.{option} {why}")
+
+
+# the data options of runs saved before dataset kinds, the features and the split had options of their own
+SOURCES = {"gtzan": "genre_cnn.data.sources.gtzan.Gtzan", "folder": "genre_cnn.data.sources.folder.Folder",
+           "demo": "genre_cnn.data.sources.demo.Demo", "fma": "genre_cnn.data.sources.fma.Fma"}
+MOVED = {"split": ("split", "kind"), "split_lists_dir": ("split", "lists_dir"), "test_fraction": ("split",),
+         "val_fraction": ("split",), "num_folds": ("split",), "fold": ("split",), "seed": ("split",),
+         "clip_seconds": ("features",), "min_seconds": ("features",), "cache_workers": ("features", "workers"),
+         "features_in_memory": ("features", "in_memory")}
+SOURCE_OPTIONS = {"data_dir": "data_dir", "download": "download", "demo_clips_per_genre": "clips_per_genre",
+                  "fma_subset": "subset"}
+KIND_OPTIONS = {"gtzan": {"data_dir", "download"}, "folder": {"data_dir"}, "demo": {"data_dir", "clips_per_genre"},
+                "fma": {"data_dir", "download", "subset"}}  # what each kind took of them
+
+
+def upgrade_config(conf: dict) -> dict:
+    """A run's saved config in today's options: the flat data options of earlier versions (`dataset`, `data_dir`,
+    `split`, `clip_seconds`, ...) become `data.source`, `data.split.*` and `data.features.*`; the rest is kept."""
+    data = dict(conf.get("data") or {})
+    if "source" in data or not ({"dataset"} | set(MOVED) | set(SOURCE_OPTIONS)) & set(data):
+        return conf
+    kind = data.pop("dataset", "gtzan")
+    init = {new: data.pop(old) for old, new in SOURCE_OPTIONS.items() if old in data}
+    init = {k: v for k, v in init.items() if k in KIND_OPTIONS[kind] and v is not None}
+    if kind == "demo":
+        init["seconds"] = data.get("clip_seconds", 30.0)  # the demo's clips were made as long as the clips
+        init["sample_rate"] = (conf.get("frontend") or {}).get("sample_rate", 22050)
+    upgraded = {"source": {"class_path": SOURCES[kind], "init_args": init}}
+    for old, (group, *new) in MOVED.items():
+        if old in data:
+            upgraded.setdefault(group, {})[new[0] if new else old] = data.pop(old)
+    return {**conf, "data": {**data, **upgraded}}
 
 
 def new_run(runs: Path, name: str | None) -> str:
@@ -157,3 +211,30 @@ def sweep_partial_checkpoints(folder: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def ship(checkpoint: Path, dest: Path) -> Path:
+    """Copies `checkpoint` to `dest` (atomically) and exports its ONNX graphs beside it
+    (genre_cnn.inference.onnx_predict.shipped_onnx_path), removing the graphs of earlier copies: how the ready model
+    in genre_cnn/ready/ is made, so that the first `genre-cnn predict` after set-up exports nothing."""
+    import contextlib
+    import io
+
+    from genre_cnn.inference.export import exportable
+    from genre_cnn.inference.onnx_predict import answer_path, export_graphs, shipped_onnx_path
+    from genre_cnn.inference.predict import load_model
+    from genre_cnn.paths import atomic_write
+    from genre_cnn.training.report import say
+
+    atomic_write(dest, lambda f: f.write(checkpoint.read_bytes()))
+    say(f"ship: {dest} ({dest.stat().st_size / 1e6:.2f} MB)")
+    model = load_model(dest)
+    graph = shipped_onnx_path(dest)
+    for old in dest.parent.glob(f"{dest.stem}.*.onnx"):
+        if old not in (graph, answer_path(graph)):
+            old.unlink()
+    if exportable(model):
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+            export_graphs(model, graph)
+        say(f"ship: {graph} ({graph.stat().st_size / 1e6:.1f} MB), its ONNX graph")
+    return dest

@@ -3,19 +3,23 @@
     python train.py                                   # all three on GTZAN (downloaded if missing)
     python train.py --config configs/demo.yaml        # synthetic demo clips, no download
     python train.py --models [cnn]                    # one model
-    python train.py --data.data_dir ~/gtzan           # your own copy of GTZAN
-    python train.py --data.data_dir ~/music --data.dataset folder   # any folder per genre: its genres
-    python train.py --data.dataset fma --data.data_dir ~/fma        # FMA (fma_small), its own split
+    python train.py --data.source.data_dir ~/gtzan    # your own copy of GTZAN
+    python train.py --data.source Folder --data.source.data_dir ~/music     # any folder per genre: its genres
+    python train.py --data.source Fma --data.source.data_dir ~/fma          # FMA (fma_small), its own split
+    python train.py --config configs/ready.yaml       # rebuilds the ready model in genre_cnn/ready/
     python train.py --resume true --run_name NAME     # finish an interrupted run from its last checkpoints
     python train.py --help                            # every option, with its default
     tensorboard --logdir runs                         # the curves
 
-Defaults live in the typed `__init__` signatures of FrontEndConfig (`--frontend`), GenreDataModule (`--data`),
-LitCNN (`--cnn`), LitDense (`--dense`) and LitMusicnn (`--musicnn`); YAML files under configs/ state only
+Defaults live in typed `__init__` signatures: FrontEndConfig (`--frontend`), GenreDataModule (`--data`, with the
+dataset kind `--data.source`, the feature store `--data.features` and the split `--data.split`), and for each
+model family (genre_cnn.models.families) one flat group, `--cnn.*`: its classifier's settings, its augmentation's
+and the LightningModule's training settings (genre_cnn.training.lit). YAML files under configs/ state only
 overrides. Each model family gets a DataModule of its own that serves the inputs the family declares, with the
-same front end and split; genre_cnn.training.fitting fits, calibrates, refits and tests each.
+same front end and split; genre_cnn.training.fitting fits, calibrates, refits and tests each. `--ship PATH` then
+copies the first model's tested checkpoint to PATH with its ONNX graph beside it (how the ready model is made).
 Writes runs/<run>/{config.yaml, report.md, report.json, confusion_*.png, <model>/ TensorBoard logs} and
-checkpoints/<run>/<model>/{best,last}.ckpt.
+checkpoints/<run>/<model>/{best,last,refit}.ckpt (genre_cnn.paths.Run).
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter,
 from genre_cnn.audio.frontend import FrontEndConfig
 from genre_cnn.errors import SettingsError, run_command
 from genre_cnn.models import families
-from genre_cnn.paths import atomic_write_text, home
+from genre_cnn.paths import Run, atomic_write_text, home, resolve
 from genre_cnn.training.datamodule import GenreDataModule
 from genre_cnn.training.fitting import make_trainer, train_one, wants_gpu
+from genre_cnn.training.lit import check_settings as check_family
+from genre_cnn.training.lit import legacy_settings, option_sources
 from genre_cnn.training.report import say
 from genre_cnn.training.runs import (
     OptionParser,
@@ -46,19 +52,15 @@ from genre_cnn.training.runs import (
     check_run_options,
     lock_run,
     new_run,
+    ship,
     sweep_partial_checkpoints,
+    upgrade_config,
 )
 
 log = logging.getLogger("genre_cnn")
 
 RUN_ENV = "GENRE_CNN_RUN"  # the run name, for DDP's extra processes only while a run trains
 
-
-
-def models() -> dict:
-    """The `--models` names (genre_cnn.models.families), each also the option group of the LightningModule that trains
-    that family (e.g. --musicnn.embedding tags): name -> LightningModule class."""
-    return {name: family.lit() for name, family in families.all().items()}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
@@ -68,10 +70,14 @@ class _Help(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
 def build_parser() -> ArgumentParser:
     from lightning import Trainer
 
+    from genre_cnn.data.sources import kinds
+
     parser = OptionParser(prog="train.py", description=__doc__, default_env=False, formatter_class=_Help)
+    parser.hints = sorted({f"--data.source.{option}" for kind in kinds().values()  # kinds: --data.source NAME
+                           for option in inspect.signature(kind).parameters})
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of overrides, e.g. configs/demo.yaml")
-    lits = models()
-    parser.add_argument("--models", type=list[Literal[tuple(lits)]], default=list(lits),
+    names = list(families.all())
+    parser.add_argument("--models", type=list[Literal[tuple(names)]], default=names,
                         help="the model families to train and compare (genre_cnn.models.families)")
     parser.add_argument("--run_name", type=str | None, default=None, help="default: the date and time")
     parser.add_argument("--resume", type=bool, default=False,
@@ -82,13 +88,12 @@ def build_parser() -> ArgumentParser:
                         help="after the validated run, retrain on train + val for as many epochs and test that model")
     parser.add_argument("--output_root", type=Path | None, default=None,
                         help="where runs/ and checkpoints/ go (default: genre_cnn.paths.home())")
+    parser.add_argument("--ship", type=str | None, default=None,
+                        help="copy the first model's tested checkpoint here, with its ONNX graph beside it")
     parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "family", "fit_on"})
-    for name, cls in lits.items():
-        parser.add_class_arguments(cls, name, instantiate=False, skip={"genres", "frontend"})
-        for key in ("window_seconds", "clip_seconds"):  # the input length a family is built for is the data's
-            if key in inspect.signature(cls.__init__).parameters:
-                parser.link_arguments(f"data.{key}", f"{name}.{key}")
+    for name, family in families.all().items():
+        add_family_arguments(parser, name, family)
     parser.add_class_arguments(Trainer, "trainer", instantiate=False, skip={
         "callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"})
     # the phase lines give the parameter count: no per-model summary table
@@ -97,14 +102,23 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _added_since(saved: Path) -> list[str]:
-    """The settings a run's saved config.yaml predates (each family's `legacy`), as arguments giving the values
-    that run was trained with, so that --resume rebuilds its models."""
-    import yaml
+def add_family_arguments(parser: ArgumentParser, name: str, family) -> None:
+    """The family's flat option group `--<name>.*`: its classifier's settings, then its augmentation's and
+    GenreModule's (genre_cnn.training.lit.option_sources); the input length it is built for is the data's."""
+    sources = option_sources(family)
+    for i, cls in enumerate(dict.fromkeys(sources.values())):  # classifier, augmentation, module: in that order
+        skip = {k for k in inspect.signature(cls).parameters if sources.get(k) is not cls}
+        parser.add_class_arguments(cls, name, instantiate=False, as_group=i == 0, skip=skip)
+    for key, data_key in (("window_seconds", "data.window_seconds"), ("clip_seconds", "data.features.clip_seconds")):
+        if key in sources:
+            parser.link_arguments(data_key, f"{name}.{key}")
 
-    conf = yaml.safe_load(saved.read_text()) or {}
-    return [arg for name, family in families.all().items() for key, value in family.legacy.items()
-            if key not in (conf.get(name) or {}) for arg in (f"--{name}.{key}", str(value))]
+
+def _added_since(saved: dict) -> list[str]:
+    """The settings a run's saved config predates (each family's and augmentation's `legacy`), as arguments giving
+    the values that run was trained with, so that --resume rebuilds its models."""
+    return [arg for name, family in families.all().items() for key, value in legacy_settings(family).items()
+            if key not in (saved.get(name) or {}) for arg in (f"--{name}.{key}", str(value))]
 
 
 def _latest_run(checkpoints: Path) -> str:
@@ -114,16 +128,19 @@ def _latest_run(checkpoints: Path) -> str:
     return runs[-1].name
 
 
-def check_settings(cfg: Namespace) -> FrontEndConfig:
+def check_settings(parser: ArgumentParser, cfg: Namespace) -> tuple[FrontEndConfig, GenreDataModule]:
     """Raises SettingsError, naming the option, for any run, data, front-end, model or trainer setting out of its
-    range, before anything is written; returns the front end's settings. Each model family is held to the ranges
-    its checkpoints are held to when loaded (genre_cnn.bounds), weight count included."""
+    range, before anything is written; returns the front end's settings and the run's DataModule (nothing read
+    yet). Each model family is held to the ranges its checkpoints are held to when loaded, weight count included;
+    each data part checks its own options when built."""
     check_run_options(cfg)
     frontend = FrontEndConfig(**vars(cfg.frontend))
-    for name, model in models().items():
-        model.check_settings({**vars(cfg[name]), "frontend": frontend})
+    data = GenreDataModule(**vars(parser.instantiate(Namespace(data=cfg.data.clone())).data), frontend=frontend,
+                           family=cfg.models[0])  # before the families: the lengths they are linked to are the data's
+    for name, family in families.all().items():
+        check_family(family, vars(cfg[name]), frontend)
     _check_trainer(cfg)
-    return frontend
+    return frontend, data
 
 
 def _check_trainer(cfg: Namespace) -> None:
@@ -135,7 +152,7 @@ def _check_trainer(cfg: Namespace) -> None:
     level = chatter.level
     chatter.setLevel(logging.WARNING)
     try:
-        make_trainer(cfg, Path(tempfile.gettempdir()), "check", [])
+        make_trainer(cfg, Run(Path(tempfile.gettempdir()), "check"), "check", [])
     except Exception as err:  # noqa: BLE001 - Lightning's refusals are of several types
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise SettingsError(f"--trainer options: {reason}") from None
@@ -161,30 +178,43 @@ def main(args: list[str] | None = None) -> dict[str, dict]:
     cfg = parser.parse_args(args)
     root = cfg.output_root or home()
     if cfg.resume:  # the run's own saved config first, then what this command line changes
-        run_name = cfg.run_name or _latest_run(root / "checkpoints")
-        if not any((root / folder / run_name).is_dir() for folder in ("runs", "checkpoints")):
-            raise RunError(f"--resume: no run {run_name!r} in {root / 'runs'} to resume; start it without --resume")
-        saved = root / "runs" / run_name / "config.yaml"
-        if saved.is_file():
-            cfg = parser.parse_args([*_added_since(saved), "--config", str(saved), *args, "--run_name", run_name])
-        cfg.run_name = run_name
+        cfg = _resumed(parser, cfg, root, args)
     # settings, data, features and split first: a run that cannot start leaves no run folder behind
-    frontend = check_settings(cfg)
+    frontend, data = check_settings(parser, cfg)
     if launched_outside() and not cfg.run_name:
         raise SettingsError("started as one of several processes (torchrun, SLURM): give --run_name NAME, the same "
                             "in every process, so that they join one run")
     with contextlib.ExitStack() as held:  # the run's lock, from here to the end (rank 0 only)
         if cfg.resume and rank_zero_only.rank == 0:  # before any work: a second train.py on the run stops here
-            held.enter_context(lock_run(root / "runs" / cfg.run_name))
-        return _start(parser, cfg, root, frontend, held)
+            held.enter_context(lock_run(Run(root, cfg.run_name).dir))
+        return _start(parser, cfg, root, data, held)
 
 
-def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEndConfig,
+def _resumed(parser: ArgumentParser, cfg: Namespace, root: Path, args: list[str]) -> Namespace:
+    """The options of the run --resume continues: its saved config.yaml (in today's options, with the values of
+    settings it predates), then `args` over it."""
+    import tempfile
+
+    import yaml
+
+    run = Run(root, cfg.run_name or _latest_run(root / "checkpoints"))
+    if not (run.dir.is_dir() or run.checkpoints.is_dir()):
+        raise RunError(f"--resume: no run {run.name!r} in {root / 'runs'} to resume; start it without --resume")
+    if run.config.is_file():
+        saved = upgrade_config(yaml.safe_load(run.config.read_text()) or {})
+        with tempfile.TemporaryDirectory() as folder:
+            config = Path(folder) / "config.yaml"
+            config.write_text(yaml.safe_dump(saved))
+            cfg = parser.parse_args([*_added_since(saved), "--config", str(config), *args, "--run_name", run.name])
+    cfg.run_name = run.name
+    return cfg
+
+
+def _start(parser: ArgumentParser, cfg: Namespace, root: Path, data: GenreDataModule,
            held: contextlib.ExitStack) -> dict[str, dict]:
     """main() once the settings are checked: data, the run folder (locked in `held`), then train_all."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    data = GenreDataModule(**vars(cfg.data), frontend=frontend, family=cfg.models[0])
     start = time.time()
     data.prepare_data()
     split = data.make_split()
@@ -195,31 +225,34 @@ def _start(parser: ArgumentParser, cfg: Namespace, root: Path, frontend: FrontEn
         cfg.run_name = os.environ.get(RUN_ENV) or cfg.run_name  # they join rank 0's run
     elif not cfg.resume:
         cfg.run_name = new_run(root / "runs", cfg.run_name)
-    run_dir, ckpt_dir = root / "runs" / cfg.run_name, root / "checkpoints" / cfg.run_name
+    run = Run(root, cfg.run_name)
     if rank_zero_only.rank == 0:
         if not cfg.resume:
-            held.enter_context(lock_run(run_dir))
-        for stale in sweep_partial_checkpoints(ckpt_dir) + sweep_partial_checkpoints(run_dir):  # after kill -9
+            held.enter_context(lock_run(run.dir))
+        for stale in sweep_partial_checkpoints(run.checkpoints) + sweep_partial_checkpoints(run.dir):  # after kill -9
             log.info("removed %s, a file left half-written by an interrupted run", stale)
-    if rank_zero_only.rank == 0 and not (run_dir / "config.yaml").is_file():  # a resume keeps the run's own
-        run_dir.mkdir(parents=True, exist_ok=True)
-        parser.save(cfg, run_dir / "config.yaml", overwrite=True, skip_check=True)
+    if rank_zero_only.rank == 0 and not run.config.is_file():  # a resume keeps the run's own
+        run.dir.mkdir(parents=True, exist_ok=True)
+        parser.save(cfg, run.config, overwrite=True, skip_check=True)
     gpu = wants_gpu(vars(cfg.trainer))
     say(f"run {cfg.run_name}{' (resumed)' if cfg.resume else ''}: {', '.join(cfg.models)} on {'GPU' if gpu else 'CPU'}")
     previous = os.environ.get(RUN_ENV)
     os.environ[RUN_ENV] = cfg.run_name  # for DDP's processes, started during the fit; removed when done
     try:
-        return train_all(cfg, run_dir, ckpt_dir, data)
+        results = train_all(cfg, run, data)
+        if cfg.ship and rank_zero_only.rank == 0:
+            ship(Path(results[cfg.models[0]]["checkpoint"]), resolve(cfg.ship))
+        return results
     finally:
         if rank_zero_only.rank == 0:
-            sweep_partial_checkpoints(ckpt_dir)  # a failed write (full disk) removes its own; this is to be sure
+            sweep_partial_checkpoints(run.checkpoints)  # a failed write (full disk) removes its own; to be sure
         if previous is None:
             os.environ.pop(RUN_ENV, None)
         else:
             os.environ[RUN_ENV] = previous
 
 
-def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModule) -> dict[str, dict]:
+def train_all(cfg: Namespace, run: Run, data: GenreDataModule) -> dict[str, dict]:
     """Trains and tests every model of `cfg.models` on `data` in the run, then writes and prints the report.
     On --resume a model already tested in the run is reused as it is, whatever the command line says."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -228,21 +261,21 @@ def train_all(cfg: Namespace, run_dir: Path, ckpt_dir: Path, data: GenreDataModu
 
     results: dict[str, dict] = {}
     for name in cfg.models:
-        done = run_dir / f"result_{name}.json"
+        done = run.result(name)
         if cfg.resume and done.is_file():
             results[name] = r = json.loads(done.read_text())
             other = (f"; --trainer.max_epochs {cfg.trainer.max_epochs} does not retrain a finished model (start a "
                      "new run for that)" if r.get("max_epochs") not in (None, cfg.trainer.max_epochs) else "")
-            say(f"{name}: already trained ({r['epochs']} epochs) and tested in run {cfg.run_name}: reusing its "
-                f"result{other}")
+            trained = f"{r['epochs']} epochs" if "epochs" in r else f"{r.get('steps')} steps"
+            say(f"{name}: already trained ({trained}) and tested in run {cfg.run_name}: reusing its result{other}")
             continue
-        results[name] = train_one(name, cfg, run_dir, ckpt_dir, data)
+        results[name] = train_one(name, cfg, run, data)
         if rank_zero_only.rank == 0:
             atomic_write_text(done, json.dumps(results[name]))
     if rank_zero_only.rank == 0:
-        report = write_report(results, run_dir)
-        print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {ckpt_dir}\n"
-              f"curves: tensorboard --logdir {run_dir.parent}")
+        report = write_report(results, run.dir)
+        print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {run.checkpoints}\n"
+              f"curves: tensorboard --logdir {run.dir.parent}")
     return results
 
 

@@ -1,10 +1,10 @@
 """FMA, the Free Music Archive dataset (Defferrard, Benzi, Vandergheynst & Bresson, "FMA: A Dataset for Music
 Analysis", ISMIR 2017): 30-s MP3 clips labelled with their track's top-level genre, and the dataset's own split.
 
-    python -m genre_cnn.data.sources fma ~/fma                          # fetches fma_small if missing, lists its genres
-    python train.py --data.dataset fma --data.data_dir ~/fma       # trains on fma_small, its own split
+    python -m genre_cnn.data.sources Fma ~/fma                          # fetches fma_small if missing, lists its genres
+    python train.py --data.source Fma --data.source.data_dir ~/fma     # trains on fma_small, its own split
 
-`data_dir` holds the unzipped archives: `fma_metadata/tracks.csv` and the audio of the subset `fma_subset` names:
+`data_dir` holds the unzipped archives: `fma_metadata/tracks.csv` and the audio of the subset `subset` names:
 `fma_small/` (8,000 clips, 8 balanced genres), `fma_medium/` (25,000 clips, 16 unbalanced genres, small included)
 or `fma_large/` (106,574 clips, medium included), each clip at `fma_<subset>/123/123456.mp3`. A clip's label is
 `track.genre_top`; tracks without one, and tracks whose file is missing, are left out and counted in one log line
@@ -24,6 +24,7 @@ from typing import Literal, NamedTuple
 from genre_cnn.data.layout import Clip, DataError, warn_once
 from genre_cnn.data.sources import Source
 from genre_cnn.errors import SettingsError
+from genre_cnn.paths import home, resolve
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ FMA_SHA1 = {  # the digests the dataset's README (github.com/mdeff/fma) publishe
 }
 SIZES = {"fma_metadata": "342 MiB", "fma_small": "7.2 GiB", "fma_medium": "22 GiB", "fma_large": "93 GiB"}
 FMA_HELP = ("To go on without downloading: unzip FMA's fma_metadata.zip and fma_<subset>.zip (from "
-            f"{FMA_URL}/) into one folder and point at it with --data.data_dir PATH --data.download false")
+            f"{FMA_URL}/) into one folder and point at it with --data.source.data_dir PATH "
+            "--data.source.download false")
 
 
 class Track(NamedTuple):
@@ -113,18 +115,21 @@ def download_fma(root: Path, folders: list[str], url: str | None = None, sha1: d
 
 
 class Fma(Source):
-    """Args: data_dir (holding fma_metadata/ and fma_<subset>/), download (fetch the archives that are missing),
-    fma_subset (small, medium or large)."""
+    """Args:
+    data_dir: the folder holding fma_metadata/ and fma_<subset>/ (default: `<home>/data/fma`).
+    download: fetch the archives that are missing.
+    subset: "small" (8 genres), "medium" or "large" (16 genres; each includes the smaller).
+    """
 
     name = "fma"
     has_official_split = True
 
-    def __init__(self, data_dir: Path, download: bool = True,
-                 fma_subset: Literal["small", "medium", "large"] = "small"):
-        super().__init__(data_dir)
-        if fma_subset not in SUBSETS:
-            raise SettingsError(f"--data.fma_subset must be one of {', '.join(SUBSETS)}, got {fma_subset!r}")
-        self.download, self.subset = download, fma_subset
+    def __init__(self, data_dir: str | None = None, download: bool = True,
+                 subset: Literal["small", "medium", "large"] = "small"):
+        super().__init__(resolve(data_dir) if data_dir else home() / "data" / "fma")
+        if subset not in SUBSETS:
+            raise SettingsError(f"--data.source.subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+        self.download, self.subset, self.default_place = download, subset, data_dir is None
 
     @property
     def tracks_csv(self) -> Path:
@@ -134,8 +139,8 @@ class Fma(Source):
     def audio_dir(self) -> Path:
         return self.data_dir / f"fma_{self.subset}"
 
-    def cache_source(self) -> Path:
-        return self.audio_dir  # another subset of the same data_dir, another cache and split file
+    def cache_source(self) -> str:
+        return str(self.audio_dir.resolve())  # another subset of the same data_dir, another cache and split file
 
     def ensure(self) -> None:
         wanted = {"fma_metadata": self.tracks_csv, self.audio_dir.name: self.audio_dir}
@@ -145,7 +150,7 @@ class Fma(Source):
         for folder, path in wanted.items():
             if not path.exists():
                 raise DataError(f"no {path}: FMA's {folder}.zip ({FMA_URL}/{folder}.zip) unzipped into "
-                                f"{self.data_dir} is needed; --data.download true fetches it")
+                                f"{self.data_dir} is needed; --data.source.download true fetches it")
 
     def _tracks(self) -> list[Track]:
         """The tracks of tracks.csv in the chosen subset (a smaller subset's tracks included)."""

@@ -1,10 +1,14 @@
 """Transfer learning: a dense genre head on the embeddings of the pretrained musicnn tagger (Pons & Serra 2019).
 
     python -m genre_cnn.models.families         # lists every family with its size
+    python train.py --models [musicnn] --musicnn.embedding both --musicnn.widths []   # MusicnnClassifier's settings
 
 The frozen tagger (genre_cnn.models.musicnn, the MSD_musicnn weights of the musicnn wheel) turns each 3-s patch into
-its 50 tag logits and 200-unit penultimate layer; the head classifies the mean embedding of a clip's patches,
-in training (genre_cnn.training.lit.LitMusicnn, on cached embeddings) and in prediction alike.
+its 50 tag logits and 200-unit penultimate layer; the head classifies the mean embedding of a clip's patches, in
+training (on cached embeddings) and in prediction alike. The tagger's weights
+are referenced by id and digest (`backbone`), not saved with the head: a checkpoint holds the head alone, and the
+weights are loaded from the wheel once per process. Checkpoints of earlier versions, which carry the tagger's
+weights, load and answer with those.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import numpy as np
 import torch
 
 from genre_cnn.audio.frontend import FrontEnd
-from genre_cnn.models.families.base import TRACK_BATCH, VectorClassifier, in_batches
+from genre_cnn.bounds import widths
+from genre_cnn.models.families.base import TRACK_BATCH, FrontEndInput, VectorClassifier, in_batches
 from genre_cnn.models.musicnn import (
     EMBEDDING_SIZE,
     FRONTEND,
+    MSD_MUSICNN,
     PATCH_FRAMES,
     Musicnn,
     MusicnnEmbeddings,
+    backbone_state,
     cut_patches,
     embed_patches,
     patch_embeddings,
@@ -32,17 +39,27 @@ from genre_cnn.models.networks import WIDTHS
 EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SIZE), "both": slice(0, EMBEDDING_SIZE)}
 
 
-class MusicnnClassifier(VectorClassifier):
+def known_backbone(value: object) -> str | None:
+    """The `backbone` rule: a reference this version knows."""
+    return None if value == MSD_MUSICNN else f"must be {MSD_MUSICNN}, got {value!r:.60}"
+
+
+class MusicnnClassifier(FrontEndInput, VectorClassifier):
     """`DenseNet` on the mean embedding of the clip's patches; the whole track is its one "window"
     (`window_probs` (1, n)), so every engine and every caller averaging windows gives the answer that was measured.
 
-    Args: genres, embedding ("tags" (50 logits), "penultimate" (200) or "both" (250)), DenseNet's widths and
-    dropout, and members (more than one: an ensemble of dense heads whose logits are averaged).
-    The backbone's weights travel in the checkpoint (loaded from the musicnn wheel for a new model).
+    Args:
+        genres: class names in label order.
+        embedding: what the head sees of each clip: "tags" (the 50 tag logits), "penultimate" (200) or "both" (250).
+        widths: units of each dense layer (none: a linear head).
+        dropout: after each dense layer.
+        members: more than one: an ensemble of dense heads, each trained on its own, their logits averaged.
+        backbone: the pretrained tagger's weights, "MODEL@sha256:DIGEST" (genre_cnn.models.musicnn.backbone_state).
     """
 
     window = PATCH_FRAMES  # what one input of the backbone spans, in frames (non-overlapping patches)
     cached = "embedding"  # the feature cache's embeddings (P, 250) of each clip's patches
+    bounds = {"widths": widths, "dropout": (0.0, 1.0), "members": (1, 16), "backbone": known_backbone}
 
     @staticmethod
     def features(frontend: object) -> MusicnnEmbeddings:
@@ -55,11 +72,38 @@ class MusicnnClassifier(VectorClassifier):
         return cached.mean(axis=1)
 
     def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
-                 widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5, members: int = 1):
+                 widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5, members: int = 1,
+                 backbone: str = MSD_MUSICNN):
         self.part = EMBEDDING_PARTS[embedding]
         super().__init__(genres, self.part.stop - self.part.start, widths, dropout, members)
         self.frontend = FrontEnd(FRONTEND)
         self.backbone = Musicnn().eval().requires_grad_(False)
+        self.backbone_reference, self.backbone_loaded = backbone, False
+        self.register_state_dict_post_hook(_without_backbone)  # referenced, not saved
+
+    @classmethod
+    def legacy_state(cls) -> dict[str, tuple[int, ...]]:
+        """Checkpoints of earlier versions carry the tagger's weights (`backbone.*`); they load and are used."""
+        with torch.device("meta"):
+            return {f"backbone.{k}": tuple(v.shape) for k, v in Musicnn().state_dict().items()}
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
+        own = [f"{prefix}backbone.{k}" for k in self.backbone.state_dict()]
+        if not any(k in state_dict for k in own):  # a checkpoint of this version: the referenced weights
+            weights = {**self.backbone.state_dict(), **backbone_state(self.backbone_reference)}  # BN step counts too
+            state_dict.update({f"{prefix}backbone.{k}": v for k, v in weights.items()})
+        self.backbone_loaded = True
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def load_backbone(self) -> None:
+        """Loads the referenced weights into a model built without a checkpoint (done once, on first use)."""
+        if not self.backbone_loaded:
+            self.backbone.load_state_dict(backbone_state(self.backbone_reference))
+            self.backbone_loaded = True
+
+    @property
+    def window_samples(self) -> int:
+        return (self.window - 1) * self.frontend.config.hop_length  # one 3-s patch
 
     def train(self, mode: bool = True) -> MusicnnClassifier:
         super().train(mode)
@@ -70,12 +114,13 @@ class MusicnnClassifier(VectorClassifier):
         """Per-dimension mean and std (EMBEDDING_SIZE,) of the training clips' embeddings."""
         super().set_scaler(mean[self.part], std[self.part])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Clip embeddings (B, EMBEDDING_SIZE) -> logits (B, n)."""
-        return super().forward(x[:, self.part])
+    def select(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip embeddings (B, EMBEDDING_SIZE) -> the part the head sees (B, D)."""
+        return x[:, self.part]
 
     def patches(self, waveform: torch.Tensor) -> torch.Tensor:
         """Mono waveform (samples,) at 16 kHz -> embeddings of its 3-s patches (P, EMBEDDING_SIZE)."""
+        self.load_backbone()
         wave = waveform.to(self.frontend.hann.device)[None]  # (1, samples)
         return patch_embeddings(self.backbone, self.frontend, wave)[0]  # (P, 250), as the feature cache computes
 
@@ -86,7 +131,13 @@ class MusicnnClassifier(VectorClassifier):
     def track_probs(self, waveform: torch.Tensor, batch: int = TRACK_BATCH,
                     check: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The track's probabilities (n,) from its mean patch embedding, and each patch's own (P, n)."""
+        self.load_backbone()
         patches = cut_patches(self.frontend(waveform.to(self.frontend.hann.device)[None]))[0]  # (P, 187, 96)
         emb = in_batches(patches, lambda x: embed_patches(self.backbone, x), batch, check)  # (P, 250)
         return self.calibrated(self(emb.mean(dim=0, keepdim=True)))[0].cpu(), self.calibrated(self(emb)).cpu()
 
+
+def _without_backbone(module: MusicnnClassifier, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """state_dict hook: the frozen tagger's weights are referenced by `backbone`, not saved."""
+    for key in [k for k in state_dict if k.startswith(f"{prefix}backbone.")]:
+        del state_dict[key]
