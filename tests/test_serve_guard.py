@@ -43,7 +43,7 @@ def served(model, tmp_path_factory):
     from genre_cnn.app.serve import make_app, serve_in_thread
 
     uploads = tmp_path_factory.mktemp("uploads")
-    url, stop = serve_in_thread(make_app(model, "demo.ckpt", max_mb=1.0, upload_dir=uploads, idle_seconds=1.0))
+    url, stop = serve_in_thread(make_app(model, max_mb=1.0, upload_dir=uploads, idle_seconds=1.0))
     errors: list[logging.LogRecord] = []
     handler = logging.Handler(logging.ERROR)
     handler.emit = errors.append
