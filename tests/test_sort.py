@@ -219,6 +219,15 @@ def test_a_failed_row_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch)
     assert path.read_bytes() == before
 
 
+def test_a_row_goes_into_the_manifests_own_columns(tmp_path):
+    path = tmp_path / MANIFEST
+    path.write_text("FILE;genre;probability;model;folder;dest;notes\n")  # six columns of an earlier version, and one
+    append_row(path, {"file": "a.wav", "genre": "jazz", "dest": "x/a.wav", "verdict": "music"}, COLUMNS)
+    assert path.read_text().splitlines()[1] == "a.wav;jazz;;;;x/a.wav;"
+    append_row(tmp_path / "new.csv", {"file": "b.wav", "verdict": "not music"}, COLUMNS)
+    assert (tmp_path / "new.csv").read_text().splitlines() == [",".join(COLUMNS), "b.wav,,,,,,not music"]
+
+
 def test_a_track_placed_but_not_recorded_is_recorded_by_the_rerun_not_placed_again(demo_run, two_albums, tmp_path,
                                                                                    capsys, monkeypatch):
     import genre_cnn.app.sort
