@@ -165,7 +165,7 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
             else:
                 self.set_genres(item, genres)
                 item.update({"genre_cnn_probability": round(decision.genres[0]["probability"], 6),
-                             "genre_cnn_model": predictor.label})
+                             "genre_cnn_model": predictor.label, **judged})
                 changed.append(item)
                 counts["set"] += 1
         return changed, marked, counts

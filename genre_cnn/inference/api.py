@@ -1,10 +1,6 @@
 """The Python API: load a model once, then ask for the genre of files or of waveforms already in memory.
 
-    from genre_cnn import load_model
-
-    from genre_cnn import predict_file
-
-    from genre_cnn import predict_waveform
+    from genre_cnn import load_model, predict_file, predict_waveform
     model = load_model()                                  # the default model (see genre_cnn.inference.session)
     result = predict_file(model, "song.mp3")              # {"file", "top": [{"genre", "probability"}], ...}
     result = predict_waveform(model, samples, 44100)      # a mono (or (samples, channels)) numpy array
