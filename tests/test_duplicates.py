@@ -109,4 +109,5 @@ def test_a_folder_with_copies_keeps_them_together_and_leaves_out_conflicting_lab
     assert f"- low ({where[copies[0]]}): `{root / copies[0]}`, `{root / copies[1]}`" in report
     assert f"- high, mid: `{root / 'high/high.00001.wav'}`, `{root / 'mid/stolen.wav'}`" in report
     assert not conflicting & set(dm.clipset.keys)  # nor loaded
+    assert not conflicting & {c.key for c in dm.store.prepare(dm.source, dm.extractor)}  # nor given by the store
     assert sum(len(dm.idx[part]) for part in PARTS) == len(dm.clipset.keys) == 15
