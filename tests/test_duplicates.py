@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from genre_cnn.data import layout
-from genre_cnn.data.cache import audio_fingerprint
+from genre_cnn.data.duplicates import audio_fingerprint
 from genre_cnn.data.splits import PARTS, Split
 from genre_cnn.training.report import copies_markdown
 from tests.test_datamodule import make_dm, tone_folder

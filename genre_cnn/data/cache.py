@@ -28,6 +28,7 @@ import numpy as np
 
 from genre_cnn.audio.decode import AudioError
 from genre_cnn.audio.features import SpectralFeatures
+from genre_cnn.data.duplicates import audio_fingerprint
 from genre_cnn.data.layout import Clip, warn_once
 from genre_cnn.data.pool import pooled
 from genre_cnn.paths import atomic_write, atomic_write_text, die_with_parent
@@ -86,20 +87,6 @@ class FeatureSettings:
 def cached_clips(clips: list[Clip], cache_dir: Path) -> list[Clip]:
     """The clips whose features are in the cache (those `build_cache` could read), in order."""
     return [c for c in clips if entry_path(cache_dir, c).is_file()]
-
-
-def audio_fingerprint(y: np.ndarray) -> str:
-    """The fingerprint of decoded audio `y` (samples,) float in [-1, 1]: a 128-bit BLAKE2b digest (32 hex digits) of
-    every sample rounded to the 16-bit step it was most likely stored in (so of the length too).
-
-    Made from the samples, not the file: a WAV and a FLAC of the same samples, or an MP3 re-tagged, decode to the same
-    samples and get the same fingerprint, whatever their names, containers and tags. It finds exact copies only: a
-    gain change or one sample moved by a 16-bit step or more gives another fingerprint (near copies are not merged).
-    The whole signal is hashed, not its first and last seconds: at about 2 ms per 30-s clip on 2 cores, against
-    tens of milliseconds to decode it, hashing less would save little and would merge clips that differ in between."""
-    scaled = np.asarray(y) * 32768.0  # exact in float32 as in float64: a power of two
-    steps = np.clip(np.rint(scaled), -32768, 32767).astype("<i2")  # (samples,)
-    return hashlib.blake2b(steps.tobytes(), digest_size=16).hexdigest()
 
 
 def _source_stamp(path: Path) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Copies of one recording in a dataset: clips whose decoded audio is the same, sample for sample.
 
     from genre_cnn.data.duplicates import Duplicates
-    found = Duplicates.find(clips, fingerprints)   # clip key -> genre_cnn.data.cache.audio_fingerprint
+    found = Duplicates.find(clips, fingerprints)   # clip key -> audio_fingerprint(decoded audio), at cache time
     found.together      # [[key, ...]]: copies filed under one genre, kept on one side of every split
     found.left_out      # {key, ...}: copies filed under two genres or more, neither trained nor tested on
     python -m genre_cnn.training.datamodule --data.source Folder --data.source.data_dir ~/music    # says what it found
@@ -15,10 +15,27 @@ store (genre_cnn.data.store) finds the copies here, the split keeps each group o
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from genre_cnn.data.layout import Clip, warn_once
+
+
+def audio_fingerprint(y: np.ndarray) -> str:
+    """The fingerprint of decoded audio `y` (samples,) float in [-1, 1]: a 128-bit BLAKE2b digest (32 hex digits) of
+    every sample rounded to the 16-bit step it was most likely stored in (so of the length too).
+
+    Made from the samples, not the file: a WAV and a FLAC of the same samples, or an MP3 re-tagged, decode to the same
+    samples and get the same fingerprint, whatever their names, containers and tags. It finds exact copies only: a
+    gain change or one sample moved by a 16-bit step or more gives another fingerprint (near copies are not merged).
+    The whole signal is hashed, not its first and last seconds: at about 2 ms per 30-s clip on 2 cores, against
+    tens of milliseconds to decode it, hashing less would save little and would merge clips that differ in between."""
+    scaled = np.asarray(y) * 32768.0  # exact in float32 as in float64: a power of two
+    steps = np.clip(np.rint(scaled), -32768, 32767).astype("<i2")  # (samples,)
+    return hashlib.blake2b(steps.tobytes(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
