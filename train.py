@@ -4,7 +4,7 @@
     python train.py --config configs/demo.yaml    # synthetic demo clips, no download
 """
 
-from genre_cnn.training.train import cli
+if __name__ == "__main__":  # not at import: the feature cache's worker processes import this file too
+    from genre_cnn.training.train import cli
 
-if __name__ == "__main__":
     cli()

@@ -1,18 +1,17 @@
 """train.py's main, with a record of which cached clips each process reads; or a one-process test of a checkpoint.
 
-    python tests/ddp_probe.py OUT_DIR TRAIN_ARGS...                  # OUT_DIR/rank<r>.txt: one line a read
-    python tests/ddp_probe.py OUT_DIR --retest CKPT TRAIN_ARGS...    # prints the test confusion matrix (JSON)
+    python tests/ddp_probe.py OUT_DIR TRAIN_ARGS...     # OUT_DIR/rank<r>.txt: one line a read
+    from tests.ddp_probe import retest                  # in the test's own process: the test confusion matrix
 
 Used by tests/test_ondisk.py and tests/test_streamed.py. Lines: "train INDEX LENGTH NAME" for a training window
 (INDEX of the epoch's LENGTH items), "stream KEY" for a training clip read from LitData shards, "val NAME" /
 "test NAME" for a whole clip evaluated ("peek NAME": the loader reading one clip for its window count).
-Lightning's DDP launcher starts the other processes by running this script again, so each process patches itself
-the same way.
+Lightning's DDP launcher starts the other processes by running this script again (torchrun starts each one the
+same way), so each process patches itself the same way.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,11 +19,9 @@ from pathlib import Path
 from genre_cnn.data import streamed
 from genre_cnn.training import datamodule, loaders
 
-OUT = Path(sys.argv[1])
-
 
 def record(line: str) -> None:
-    with open(OUT / f"rank{os.environ.get('LOCAL_RANK', '0')}.txt", "a") as f:
+    with open(Path(sys.argv[1]) / f"rank{os.environ.get('LOCAL_RANK', '0')}.txt", "a") as f:
         f.write(line + "\n")
 
 
@@ -76,10 +73,7 @@ def retest(checkpoint: Path, args: list[str]) -> list[list[int]]:
 
 
 if __name__ == "__main__":
-    if sys.argv[2:3] == ["--retest"]:
-        print(json.dumps(retest(Path(sys.argv[3]), sys.argv[4:])))
-    else:
-        from genre_cnn.training.train import main
+    from genre_cnn.training.train import main
 
-        patch()
-        main(sys.argv[2:])
+    patch()
+    main(sys.argv[2:])

@@ -106,57 +106,41 @@ def test_the_default_holds_small_sets_in_memory_and_large_ones_on_disk(tmp_path,
 
 
 @pytest.mark.slow
-def test_two_processes_read_their_own_share_from_disk_and_test_as_one_process_does(project_home, demo_dir, tmp_path):
-    """DDP on CPU (gloo), features read from disk: every training item of the epoch read by exactly one process,
-    every test clip evaluated exactly once, and the test confusion matrix that one process with the features in
-    RAM finds for the same checkpoint."""
-    args = [*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path), "--run_name", "ddp",
+def test_torchrun_processes_read_their_own_share_from_disk_and_test_as_one_process_does(project_home, demo_dir,
+                                                                                        tmp_path, monkeypatch):
+    """The launch of a run on several machines (torchrun on each), here two processes on one, DDP on CPU (gloo),
+    features read from disk: both join one named run; every training item of the epoch is read by exactly one
+    process, every test clip evaluated exactly once, and the test confusion matrix is the one that one process with
+    the features in RAM finds for the same checkpoint."""
+    from tests.ddp_probe import retest
+
+    with socket.socket() as s:  # a free port on the loopback for the two processes to meet at
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                "--master_addr", "127.0.0.1", "--master_port", str(port)]
+    data = [*DEMO_ARGS, "--data.source.clips_per_genre", "11"]  # 44 clips: 9 test clips, odd for two processes
+    args = [*data, "--models", "[cnn]", "--output_root", str(tmp_path), "--run_name", "tr",
             "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-            "--trainer.strategy", "ddp", "--data.features.in_memory", "false", "--data.crops_per_clip", "2",
-            "--data.source.clips_per_genre", "11"]  # 44 clips: 9 test clips, an odd number for two processes
-    env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path)}  # its own demo set
-    probe = [sys.executable, str(REPO / "tests" / "ddp_probe.py"), str(tmp_path)]
-    proc = subprocess.run([*probe, *args], capture_output=True, text=True, timeout=400, cwd=tmp_path, env=env)
+            "--trainer.strategy", "ddp", "--data.features.in_memory", "false", "--data.crops_per_clip", "2"]
+    env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}  # its own demo set
+    probe = [str(REPO / "tests" / "ddp_probe.py"), str(tmp_path)]
+    proc = subprocess.run([*torchrun, *probe, *args], capture_output=True, text=True, timeout=400, cwd=tmp_path,
+                          env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "All distributed processes registered" in proc.stderr and "features read from" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tr"]  # one run folder for both processes
     reads = [[line.split() for line in (tmp_path / f"rank{r}.txt").read_text().splitlines()] for r in (0, 1)]
     train = [{int(line[1]) for line in rank if line[0] == "train"} for rank in reads]
     length = {int(line[2]) for rank in reads for line in rank if line[0] == "train"}
     assert len(length) == 1 and train[0] and train[1] and not train[0] & train[1]  # each item by one process
     assert train[0] | train[1] == set(range(length.pop()))  # and none left out
     tested = [line[1] for rank in reads for line in rank if line[0] == "test"]
-    report = json.loads((tmp_path / "runs" / "ddp" / "report.json").read_text())["cnn"]
+    report = json.loads((tmp_path / "runs" / "tr" / "report.json").read_text())["cnn"]
     assert len(tested) == len(set(tested)) == report["clips"] == 9
     assert all(any(line[0] == "test" for line in rank) for rank in reads)  # both processes took a share
-    best = tmp_path / "checkpoints" / "ddp" / "cnn" / "best.ckpt"
-    alone = subprocess.run([*probe, "--retest", str(best), *DEMO_ARGS, "--data.source.clips_per_genre", "11"],
-                           capture_output=True, text=True,
-                           timeout=300, cwd=tmp_path, env=env)
-    assert alone.returncode == 0, alone.stderr[-3000:]
-    assert json.loads(alone.stdout.strip().splitlines()[-1]) == report["confusion"]
-
-
-@pytest.mark.slow
-def test_torchrun_starts_every_process_of_one_run(project_home, demo_dir, tmp_path):
-    """The launch of a run on several machines (torchrun on each), here two processes on one: they join one named
-    run."""
-    with socket.socket() as s:  # a free port on the loopback for the two processes to meet at
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-                "--master_addr", "127.0.0.1", "--master_port", str(port)]
-    args = [str(REPO / "train.py"), *DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path),
-            "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-            "--trainer.strategy", "ddp", "--data.features.in_memory", "false", "--data.crops_per_clip", "2"]
-    env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    named = subprocess.run([*torchrun, *args, "--run_name", "tr"], capture_output=True, text=True, timeout=400,
-                           cwd=tmp_path, env=env)
-    assert named.returncode == 0, named.stderr[-3000:]
-    report = json.loads((tmp_path / "runs" / "tr" / "report.json").read_text())["cnn"]
-    (split,) = (tmp_path / "data" / "cache").glob("*/split-random-*.json")
-    assert report["clips"] == len(json.loads(split.read_text())["test"])  # every test clip once, across both
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tr"]  # one run folder for both processes
-    assert (tmp_path / "checkpoints" / "tr" / "cnn" / "best.ckpt").is_file()
+    monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path))
+    assert retest(tmp_path / "checkpoints" / "tr" / "cnn" / "best.ckpt", data) == report["confusion"]
 
 
 @pytest.mark.parametrize("launcher", [{"WORLD_SIZE": "2", "RANK": "1"},  # torchrun

@@ -118,10 +118,13 @@ def test_streaming_without_litdata_says_how_to_install_it(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_two_processes_stream_their_own_share_and_test_as_one_process_does(project_home, demo_dir, tmp_path):
+def test_two_processes_stream_their_own_share_and_test_as_one_process_does(project_home, demo_dir, tmp_path,
+                                                                          monkeypatch):
     """DDP on CPU (gloo), training clips streamed: each clip of an epoch read by one process only, fewer than
     processes x clips-per-batch left out (LitData gives every process the same whole number of batches), and the
     test confusion matrix that one process with the features in RAM finds for the same checkpoint."""
+    from tests.ddp_probe import retest
+
     args = [*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path), "--run_name", "ddp",
             "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
             "--trainer.strategy", "ddp", "--data.streaming", "true", "--data.features.in_memory", "false",
@@ -140,11 +143,9 @@ def test_two_processes_stream_their_own_share_and_test_as_one_process_does(proje
     both = streamed_keys[0] + streamed_keys[1]
     assert len(set(both)) == len(both) and set(both) <= set(train)  # none twice; fewer than 8 left out
     report = json.loads((tmp_path / "runs" / "ddp" / "report.json").read_text())["cnn"]
+    monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path))
     best = tmp_path / "checkpoints" / "ddp" / "cnn" / "best.ckpt"
-    alone = subprocess.run([*probe, "--retest", str(best), *DEMO_ARGS, "--data.source.clips_per_genre", "11"],
-                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert alone.returncode == 0, alone.stderr[-3000:]
-    assert json.loads(alone.stdout.strip().splitlines()[-1]) == report["confusion"]
+    assert retest(best, [*DEMO_ARGS, "--data.source.clips_per_genre", "11"]) == report["confusion"]
 
 
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
