@@ -4,7 +4,9 @@
 
 One `.npz` per clip at `CACHE_DIR/clips/<clip key>.npz` (`genre/name`), written to a temporary name and renamed, so a
 killed run leaves no file that is later trusted and a rerun computes only the clips still missing. Each file
-records the source file's size and modification time, so an edited source is recomputed. The cache folder
+records the source file's size and modification time, so an edited source is recomputed. A clip whose dataset kind
+knows a digest of its audio (a library's, `Clip.content`) is cached at `CACHE_DIR/content/<digest>.npz` instead,
+valid while the audio is the same: a moved, renamed or retagged file is not computed again. The cache folder
 name carries a hash of the feature settings (see `cache_name`), so changed settings never reuse features.
 Worker processes end by themselves soon after the process that started them dies.
 """
@@ -92,7 +94,9 @@ def _source_stamp(path: Path) -> np.ndarray:
     return np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
 
 
-def _is_fresh(entry: Path, source: Path) -> bool:
+def _is_fresh(entry: Path, source: Path, content: str = "") -> bool:
+    if content:  # filed under its audio's digest (atomically written): valid whatever the file's stamp
+        return entry.is_file()
     try:
         with np.load(entry) as z:
             return bool(np.array_equal(z["source"], _source_stamp(source)))
@@ -172,7 +176,10 @@ def _pooled(jobs: list[tuple[Path, Path, FeatureSettings]], workers: int, settin
 
 
 def entry_path(cache_dir: Path, clip: Clip) -> Path:
-    """Where a clip's features are cached: `clips/<key>.npz` (a key names no folder above `clips/`)."""
+    """Where a clip's features are cached: `clips/<key>.npz` (a key names no folder above `clips/`), or
+    `content/<digest>.npz` for a clip whose dataset kind knows its audio's digest (`Clip.content`)."""
+    if clip.content:
+        return cache_dir / "content" / f"{clip.content}.npz"
     return cache_dir / "clips" / f"{clip.key}.npz"
 
 
@@ -202,7 +209,7 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
 
     if cache_dir.is_dir():
         remove_stale_tmp(cache_dir)
-    todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path)]
+    todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path, c.content)]
     failed = {} if failed is None else failed
     if todo:
         log.info("caching features of %d clip(s) (%d already cached) in %s", len(todo), len(clips) - len(todo),
