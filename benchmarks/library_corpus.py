@@ -34,7 +34,8 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TEXT = Path("/usr/share/common-licenses/GPL-3")
 CONTAINERS = ("mp3", "flac", "ogg", "m4a")
-SPELLINGS = {"classical": ["Classical", "classical", "CLASSICAL"], "jazz": ["Jazz", "jazz"], "blues": ["Blues", "blues"],
+SPELLINGS = {"classical": ["Classical", "classical", "CLASSICAL"], "jazz": ["Jazz", "jazz"],
+             "blues": ["Blues", "blues"],
              "rock": ["Rock", "rock"], "metal": ["Heavy Metal", "Metal"], "pop": ["Pop"], "disco": ["Disco"],
              "hiphop": ["Hip Hop", "Hip-Hop", "hiphop", "HipHop"], "reggae": ["Reggae"], "country": ["Country"]}
 MAPPING = "Jazz: Jazz & Blues\nBlues: Jazz & Blues\nHeavy Metal: Rock\nMetal: Rock\nDisco: Pop\n" \
@@ -53,9 +54,9 @@ GAMES = {  # glob -> artist ("" : the game's name), album
 MODULES = {"/usr/share/games/heroes/mod/*.xm": "Heroes", "/usr/share/games/pingus/data/music/gd-*": "gd",
            "/usr/share/games/pingus/data/music/pingus-*.it": "Pingus",
            "/usr/share/games/pingus/data/music/success_*.it": "Pingus"}
-PACKAGES = ("espeak-ng", "flite", "asterisk-core-sounds-en-wav", "asterisk-prompt-it-menardi-wav", "extremetuxracer-data",
-            "lincity-ng-data", "chromium-bsu-data", "frozen-bubble-data", "neverball-data", "heroes-sound-tracks",
-            "pingus-data", "asterisk-moh-opsound-wav")
+PACKAGES = ("espeak-ng", "flite", "asterisk-core-sounds-en-wav", "asterisk-prompt-it-menardi-wav",
+            "extremetuxracer-data", "lincity-ng-data", "chromium-bsu-data", "frozen-bubble-data", "neverball-data",
+            "heroes-sound-tracks", "pingus-data", "asterisk-moh-opsound-wav")
 
 
 def ffmpeg(*args: str) -> None:
@@ -69,8 +70,10 @@ def tag(path: Path, genres: list[str], artist: str | None, album: str, title: st
 
     if path.suffix == ".mp3":
         tags = ID3()
-        for frame in [TIT2(encoding=1, text=title), TALB(encoding=1, text=album)] + (
-                [TPE1(encoding=1, text=artist)] if artist else []) + ([TCON(encoding=1, text=genres)] if genres else []):
+        frames = [TIT2(encoding=1, text=title), TALB(encoding=1, text=album)]
+        frames += [TPE1(encoding=1, text=artist)] if artist else []
+        frames += [TCON(encoding=1, text=genres)] if genres else []
+        for frame in frames:
             tags.add(frame)
         tags.save(path, v2_version=3)
         return
@@ -109,7 +112,8 @@ class Builder:
 def gtzan(b: Builder) -> None:
     clips = sorted(glob.glob(str(SHARED / "gtzan_*" / "genres" / "*" / "*.*")))
     if len(clips) < 190:
-        sys.exit(f"needs ../shared/gtzan_mini and gtzan_unseen beside the checkout ({SHARED}): {len(clips)} clips found")
+        sys.exit(f"needs ../shared/gtzan_mini and gtzan_unseen beside the checkout ({SHARED}): "
+                 f"{len(clips)} clips found")
     for clip in map(Path, clips):
         genre, n = clip.parent.name, int(clip.name.split(".")[1])
         artist, album = f"{genre.title()} Artist {n // 10:02d}", f"{genre.title()} Album {n // 5:02d}"
@@ -163,7 +167,8 @@ def games(b: Builder, work: Path) -> None:
             b.add(Path(path), [["Soundtrack", "Game Soundtrack"][i % 2]], artist, album, Path(path).stem, "soundtrack")
     raw = work / "raw"
     rendered = {}
-    for path in sorted(glob.glob("/usr/share/games/heroes/mod/*.xm") + glob.glob("/usr/share/games/pingus/data/music/*")):
+    modules = glob.glob("/usr/share/games/heroes/mod/*.xm") + glob.glob("/usr/share/games/pingus/data/music/*")
+    for path in sorted(modules):
         wav = raw / f"{Path(path).name}.wav"
         ffmpeg("-i", path, "-t", "240", str(wav))  # libopenmpt; a module that loops is cut at 4 min
         rendered[path] = wav

@@ -124,7 +124,8 @@ def main() -> None:
         print(f"| {r['step']} | {r['tracks']} | {r['genres']} | {r['data_s']:.1f} | {r['train_py_s']:.0f} | "
               f"{r['fits_s']} | {r['embeddings']} | {r['load']} |")
     report = json.loads((home / "runs" / "cold" / "library.json").read_text())
-    print("\n| genre | tracks | artists | recall on held-out artists | the ready model, same files |\n|---|---|---|---|---|")
+    print("\n| genre | tracks | artists | recall on held-out artists | the ready model, same files |\n"
+          "|---|---|---|---|---|")
     for genre, f in report["genres"].items():
         ready = "-" if f["ready_recall"] is None else f"{f['ready_recall']:.0%}"
         print(f"| {genre} | {f['tracks']} | {f['artists']} | {f['recall']:.0%} | {ready} |"

@@ -27,16 +27,15 @@ def _wheel() -> bool:
 
 
 def sound(genre: str, seed: int, seconds: float = 4.0) -> np.ndarray:
-    """Seconds of a made-up genre: sustained chords (Classical), noise bursts (Noise) or click trains (Clicks)."""
+    """Seconds of a made-up genre: sustained chords (Classical), noise bursts (Noise) or short clicks (Clicks)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * RATE)) / RATE
     if genre == "Classical":
         return sum(0.1 * np.sin(2 * np.pi * f * (1 + 0.01 * rng.random()) * t) for f in (220, 277, 330, 440))
     if genre == "Noise":
         return 0.3 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * (2 + rng.random()) * t) > 0)
-    y = np.zeros(t.size)
-    y[:: int(RATE / (4 + 4 * rng.random()))] = 0.9
-    return y
+    beat = t % (1 / (4 + 4 * rng.random()))  # seconds since the last click, 4 to 8 a second
+    return 0.5 * np.sin(2 * np.pi * 1000 * t) * np.exp(-beat / 0.01)
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from genre_cnn.app.tagformats import family, genre_field, load
+from genre_cnn.app.tagformats import family, load
 from genre_cnn.app.tagverify import ape_span, audio_digest, id3v1_start, id3v2_end, iff_chunks
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.paths import atomic_write_text, home

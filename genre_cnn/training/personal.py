@@ -11,7 +11,8 @@ genres could not be learnt, by these rules:
 - too few artists: all its tracks by one artist (or album): held out, no other example of it was left to learn from,
   so its figure measures nothing, and the model kept may have learnt that artist's sound rather than the genre;
 - too mixed: recall below chance (1 / the number of genres), or at least half of its tracks taken for one other
-  genre (the report names it, and the mapping line that would merge the two).
+  genre (the report names it, and the mapping line that would merge the two);
+- unheard: every file of it skipped as unusable audio (silent, too short, undecodable: logged one line each).
 The ready model (genre_cnn/ready/) answers from the same cached clip embeddings; one of its ten genres counts as one
 of yours when your genre's name, after your mapping file, is the same (its `blues` is your `Jazz & Blues` if the
 mapping says `Blues: Jazz & Blues`). It was trained on GTZAN clips: on those, its figures are not on unheard music.
@@ -27,13 +28,14 @@ import numpy as np
 from genre_cnn.training.report import escape, say
 
 
-def _rules(genres: list[str], confusion: np.ndarray, artists: dict[str, int]) -> dict[str, str]:
+def unlearnt_genres(genres: list[str], confusion: np.ndarray, artists: dict[str, int]) -> dict[str, str]:
     """Genre -> why it could not be learnt (the module docstring's rules), for the genres that could not."""
     verdicts = {}
     for i, genre in enumerate(genres):
         row = confusion[i].astype(float)
         total = row.sum()
         if not total:
+            verdicts[genre] = "no track of it could be heard (every file skipped as unusable, see above)"
             continue
         others = row.copy()
         others[i] = -1
@@ -103,7 +105,7 @@ def personal_report(results: dict[str, dict], data, report: Path) -> dict | None
     listing = source.listing
     group_of = {c.key: listing.groups[c.key] for c in listing.clips}
     artists = {g: len({group_of[c.key] for c in listing.clips if c.genre == g}) for g in genres}
-    verdicts = _rules(genres, confusion, artists)
+    verdicts = unlearnt_genres(genres, confusion, artists)
     ready = ready_recall(data, result)
     how = (f"each track answered by a {name} model trained without its artist's group (cross-fitting over "
            f"{len(result['cross_fit'])} folds of artists)" if result.get("cross_fit")
@@ -130,7 +132,8 @@ def personal_report(results: dict[str, dict], data, report: Path) -> dict | None
               "", "| | " + " | ".join(escape(g) for g in genres) + " |", "|---" * (len(genres) + 1) + "|"]
     lines += [f"| {escape(g)} | " + " | ".join(str(int(v)) for v in confusion[i]) + " |" for i, g in enumerate(genres)]
     unlearnt = [f"- {escape(g)}: too small, {n} tracks (fewer than --data.source.min_tracks {source.min_tracks}); "
-                "left out" for g, n in listing.dropped.items()] + [f"- {escape(g)}: {why}" for g, why in verdicts.items()]
+                "left out" for g, n in listing.dropped.items()]
+    unlearnt += [f"- {escape(g)}: {why}" for g, why in verdicts.items()]
     lines += ["", "Genres it could not learn:", "", *unlearnt] if unlearnt else [
         "", "Every genre was learnt: none too small, by too few artists or too mixed."]
     lines += [""] + [f"Left out: {note}." for note in listing.notes]
@@ -146,8 +149,8 @@ def personal_report(results: dict[str, dict], data, report: Path) -> dict | None
     text = "\n".join(lines) + "\n"
     with open(report, "a", encoding="utf-8") as f:
         f.write("\n" + text)
-    (report.parent / "library.json").write_text(json.dumps(
-        {"library": source.describe(), "genres": figures, "dropped": listing.dropped, "notes": listing.notes}, indent=1))
+    summary = {"library": source.describe(), "genres": figures, "dropped": listing.dropped, "notes": listing.notes}
+    (report.parent / "library.json").write_text(json.dumps(summary, indent=1))
     for line in lines:
         say(line)
     return figures

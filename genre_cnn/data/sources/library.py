@@ -162,8 +162,8 @@ class Library(Source):
                 missing += 1
                 continue
             found.append((path, path.relative_to(path.anchor).as_posix(),
-                          {"genres": split_genres([row.get("genre") or ""]), "artist": (row.get("artist") or "").strip(),
-                           "album": (row.get("album") or "").strip()}))
+                          {"genres": split_genres([row.get("genre") or ""]),
+                           "artist": (row.get("artist") or "").strip(), "album": (row.get("album") or "").strip()}))
         if missing:
             warn_once(f"{self.tracks}: {missing} listed file(s) not found: left out")
         return sorted(found, key=lambda item: item[1])
