@@ -3,7 +3,8 @@ learns (per-genre recall on held-out artists, beside the ready model's on the sa
 
     flock /work/cpu.lock .venv/bin/python benchmarks/personal.py --work /tmp/genre_cnn_library
 
-The library is built by benchmarks/library_corpus.py (real recordings, tagged at run time; nothing committed). With
+The library is built by benchmarks/library_corpus.py (real recordings, tagged at run time; nothing committed; kept
+under `--work` and built again only after a run changed it). With
 an empty project home (`GENRE_CNN_HOME=WORK/home`), in fresh processes:
 1. cold: the library read (tags, audio digests) and every track's musicnn embedding computed; then
    `python train.py --config configs/library.yaml --data.source.data_dir LIBRARY --data.source.mapping MAPPING`
@@ -107,8 +108,10 @@ def main() -> None:
     from library_corpus import build
 
     work = args.work
-    shutil.rmtree(work / "library", ignore_errors=True)
-    (work / "manifest.json").unlink(missing_ok=True)
+    if (work / "changed").exists():  # a previous run changed it: built again
+        shutil.rmtree(work / "library", ignore_errors=True)
+        (work / "manifest.json").unlink(missing_ok=True)
+        (work / "changed").unlink()
     start = time.time()
     root = build(work)
     print(f"library built in {time.time() - start:.0f} s: {root}")
@@ -116,6 +119,7 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "GENRE_CNN_HOME": str(home)}
     rows = [step("cold", root, work, env), step("warm", root, work, env)]
+    (work / "changed").touch()
     change(root, work)
     rows.append(step("changed", root, work, env))
     print("\n| step | tracks | genres | data step (s) | train.py end to end (s) | cross-fit and kept model (s) | "

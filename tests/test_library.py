@@ -294,3 +294,25 @@ def test_the_report_names_the_genres_too_mixed_by_one_artist_or_unheard():
     assert verdicts["Polka"].startswith("too few artists") and verdicts["Speech"].startswith("no track of it")
     confusion[2] = [2, 2, 1, 3, 2]  # Folk: 10% recall, below chance, its misses spread
     assert unlearnt_genres(genres, confusion, artists)["Folk"] == "too mixed: recall 10%, below chance (20%)"
+
+
+def test_genre_cnn_learn_trains_on_the_folders_with_the_library_recipe(tmp_path, monkeypatch):
+    from genre_cnn.app import cli
+    from genre_cnn.training.train import build_parser, check_settings
+
+    seen = []
+    monkeypatch.setattr(cli, "train", lambda args: seen.append(args) or 0)
+    (tmp_path / "map.txt").write_text("Blues: Jazz\n")
+    assert cli.main(["learn", str(tmp_path / "a"), str(tmp_path / "b"), "--genre-map", str(tmp_path / "map.txt"),
+                     "--min-tracks", "3", "--multi", "drop"]) == 0
+    parser = build_parser()
+    cfg = parser.parse_args(seen[0])
+    check_settings(parser, cfg)  # every option checked, nothing read
+    source = cfg.data.source
+    assert source.class_path.endswith("library.Library") and cfg.data.split.kind == "groups"
+    assert source.init_args.data_dir == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert (source.init_args.mapping, source.init_args.min_tracks, source.init_args.multi) == (
+        str(tmp_path / "map.txt"), 3, "drop")
+    with pytest.raises(SystemExit) as exit_:  # a usage error, one line
+        cli.main(["learn", str(tmp_path), "--min-tracks", "0"])
+    assert exit_.value.code == 2

@@ -1,10 +1,13 @@
-"""A personal model from the genres of beets items: what `beet genrecnn --learn QUERY` runs.
+"""A personal model of your own genres: what `genre-cnn learn FOLDER...` and `beet genrecnn --learn QUERY` run.
 
+    genre-cnn learn ~/Music --genre-map genres.txt --min-tracks 10     # from the files' own genre tags
     from genre_cnn.app.learn import learn, track_of
     learn([track_of(item) for item in lib.items(query)], title="beets: genre:Jazz")   # trains; returns the exit code
 
-The items' paths, genres (beets' `genres` list, or its `genre` field with several genres joined by `,` or `;`), artists
-(else album artists) and albums are written to a CSV of tracks under `<home>/data/library/`, and
+`genre-cnn learn` trains on the folders' files as their tags say (`python train.py --config configs/library.yaml
+--data.source.data_dir FOLDER`, in this process). For beets, the items' paths, genres (beets' `genres` list, or its
+`genre` field with several genres joined by `,` or `;`), artists (else album artists) and albums are written to a
+CSV of tracks under `<home>/data/library/`, and
 `python train.py --config configs/library.yaml --data.source.tracks CSV` trains on it in a process of its own (the
 dataset kind genre_cnn.data.sources.library, with the database's genres instead of the files' tags): the same
 labelling rules, artist-disjoint cross-fitting, report and cache of embeddings as for a folder of music. The run
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +65,18 @@ def command(tracks: Path, title: str, recipe: Path = RECIPE) -> list[str]:
     """The train.py command line that learns from the CSV of tracks."""
     return [sys.executable, "-m", "genre_cnn.training.train", "--config", str(recipe), "--data.source.data_dir",
             "null", "--data.source.tracks", str(tracks), "--data.source.title", title]
+
+
+def folder_arguments(folders: list[str], mapping: Path | None = None, min_tracks: int = 10, multi: str = "first",
+                     recipe: Path = RECIPE) -> list[str]:
+    """train.py's arguments that learn from the genre tags of the files under `folders` (`genre-cnn learn`)."""
+    if not recipe.is_file():
+        raise LearnError(f"{recipe}: the recipe of personal models comes with genre_cnn's source checkout; "
+                         "install it from there (pip install -e .)")
+    dirs = [str(Path(d).expanduser().absolute()) for d in folders]
+    args = ["--config", str(recipe), "--data.source.data_dir", dirs[0] if len(dirs) == 1 else json.dumps(dirs),
+            "--data.source.min_tracks", str(min_tracks), "--data.source.multi", multi]
+    return args + (["--data.source.mapping", str(Path(mapping).expanduser().absolute())] if mapping else [])
 
 
 def learn(tracks: list[dict[str, str]], title: str, recipe: Path = RECIPE) -> int:
