@@ -94,9 +94,7 @@ def _source_stamp(path: Path) -> np.ndarray:
     return np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
 
 
-def _is_fresh(entry: Path, source: Path, content: str = "") -> bool:
-    if content:  # filed under its audio's digest (atomically written): valid whatever the file's stamp
-        return entry.is_file()
+def _is_fresh(entry: Path, source: Path) -> bool:
     try:
         with np.load(entry) as z:
             return bool(np.array_equal(z["source"], _source_stamp(source)))
@@ -209,7 +207,9 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
 
     if cache_dir.is_dir():
         remove_stale_tmp(cache_dir)
-    todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path, c.content)]
+    # an entry filed under its audio's digest (written atomically) is valid whatever the file's stamp
+    todo = [c for c in clips if not (entry_path(cache_dir, c).is_file() if c.content
+                                     else _is_fresh(entry_path(cache_dir, c), c.path))]
     failed = {} if failed is None else failed
     if todo:
         log.info("caching features of %d clip(s) (%d already cached) in %s", len(todo), len(clips) - len(todo),
