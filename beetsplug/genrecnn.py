@@ -4,6 +4,7 @@
     beet genrecnn [QUERY]                # predict and set the genre of the matching items
     beet genrecnn -f -p artist:Nina      # -f: replace genres items already have; -p: show, change nothing
     beet import ~/new-music              # with `auto: yes` (default), each imported track gets a genre
+    beet genrecnn --learn [QUERY]        # a personal model of the matching items' genres (genre_cnn.app.learn)
 
 Options (config key `genrecnn`), as beets' own lastgenre: `auto`, `force`, `count` (up to this many genres,
 at least 1...), `min_confidence` (...each of at least this probability, 0 to 1; an item whose top genre is
@@ -187,10 +188,14 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
         cmd.parser.add_option("-W", "--nowrite", dest="write", action="store_false", help="don't write tags")
         cmd.parser.add_option("-j", "--workers", dest="workers", type="int", default=None,
                               help="worker processes (default: one per core)")
+        cmd.parser.add_option("--learn", action="store_true",
+                              help="train a personal model on the genres of the matching items")
         cmd.func = self.command
         return [cmd]
 
     def command(self, lib, opts, args) -> None:
+        if opts.learn:
+            return self.learn(lib, args)
         if opts.force is not None:
             self.config["force"] = opts.force
         if opts.workers is not None and opts.workers < 1:
@@ -208,6 +213,18 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
             if not opts.pretend:
                 item.store()
         ui.print_(self.summary(counts) + (" (pretend: nothing changed)" if opts.pretend else ""))
+
+    def learn(self, lib, args) -> None:
+        """`--learn`: trains a personal model on the matching items' genres (genre_cnn.app.learn)."""
+        from genre_cnn.app.learn import learn, track_of
+        from genre_cnn.errors import GenreCnnError
+
+        try:
+            code = learn([track_of(item) for item in lib.items(args)], f"beets items {' '.join(args) or '(all)'}")
+        except GenreCnnError as err:
+            raise ui.UserError(f"genrecnn: {err}") from None
+        if code:
+            raise ui.UserError(f"genrecnn: --learn: training failed (exit code {code}, see above)")
 
     def imported(self, session, task) -> None:
         """Import stage: sets the fields and stores them; the files are written after they moved (below)."""

@@ -1,4 +1,4 @@
-"""The `genre-cnn` command: predict, sort, plot, export, serve and train.
+"""The `genre-cnn` command: predict, sort, tag, learn, plot, export, serve and train.
 
     genre-cnn predict song.mp3 album/                  # top-3 genres of each file (folders: every audio file)
     genre-cnn predict *.wav --json                      # JSON list on stdout; --csv for CSV rows
@@ -8,6 +8,7 @@
     genre-cnn predict s3://bucket/music --ray --out s3://bucket/genres.parquet   # an archive, on Ray (cluster.py)
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre    # links each track into by-genre/<genre>/ (see sort.py)
     genre-cnn tag ~/Music --dry-run                     # the genre each file would get in its own tags (tag.py)
+    genre-cnn learn ~/Music --genre-map genres.txt      # a model of your own genres, from your tags (learn.py)
     genre-cnn plot song.mp3 --out plots/                # plots/song.png: waveform, spectrograms, features
     genre-cnn export --out genre_cnn.onnx               # the model with its front end as one ONNX graph
     genre-cnn train --config configs/demo.yaml          # the same as `python train.py ARGS...`
@@ -230,11 +231,17 @@ def train(args: list[str]) -> int:
     return 0
 
 
+def learn(args: argparse.Namespace) -> int:
+    from genre_cnn.app.learn import folder_arguments
+
+    return train(folder_arguments(args.folders, args.genre_map, args.min_tracks, args.multi))
+
+
 def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["train"]:  # everything after `train` belongs to train.py's own parser
         return train(argv[1:])
     args = build_parser(__doc__).parse_args(argv)
-    return {"predict": predict, "sort": sort, "tag": tag, "plot": plot, "export": export,
+    return {"predict": predict, "sort": sort, "tag": tag, "learn": learn, "plot": plot, "export": export,
             "serve": serve}[args.command](args)
 
 

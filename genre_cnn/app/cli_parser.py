@@ -96,7 +96,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genre-cnn", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{predict,sort,tag,plot,export,train,serve}")
+                                metavar="{predict,sort,tag,learn,plot,export,train,serve}")
 
     p = sub.add_parser("predict", help="the genres of audio files or folders")
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively for every "
@@ -150,6 +150,18 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--undo", type=Path, nargs="+", metavar="LOG", help="restore the genres that the runs which "
                    "wrote these undo logs (or --log STEMs) replaced, newest run first")
     _library_options(p)
+
+    p = sub.add_parser("learn", help="a model of your own genres, learnt from the music you have already tagged",
+                       description="Trains a personal model on the genre tags of your music (python train.py "
+                                   "--config configs/library.yaml), with a report of what it learnt; it then "
+                                   "answers predict, sort, tag and serve by default.")
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="folders of tagged music (searched recursively)")
+    p.add_argument("--genre-map", type=Path, metavar="FILE",
+                   help="`name: genre` lines that rename and merge genres (`name: -`: not a genre)")
+    p.add_argument("--min-tracks", type=_positive, default=10, metavar="N",
+                   help="genres with fewer tracks are left out, one line each (default: 10)")
+    p.add_argument("--multi", choices=("first", "drop"), default="first",
+                   help="a file naming several genres: take the first (default) or leave it out")
 
     p = sub.add_parser("plot", help="a PNG per file: waveform, spectrograms, features, genre probabilities",
                        description="A PNG per audio file (at most 15 min long): waveform, spectrograms, "

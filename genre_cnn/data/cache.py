@@ -7,7 +7,9 @@ killed run leaves no file that is later trusted and a rerun computes only the cl
 records the source file's size and modification time, so an edited source is recomputed, and the fingerprint of
 its decoded audio (`audio_fingerprint`), by which copies of one recording are found (genre_cnn.data.duplicates).
 An entry whose arrays are not of the shape the others have (replaced by hand, or by a file of other settings) is
-named in one line and computed again. The cache folder name carries a hash of the feature settings (see
+named in one line and computed again. A clip whose dataset kind knows a digest of its audio (a library's,
+`Clip.content`) is cached at `CACHE_DIR/content/<digest>.npz` instead, valid while the audio is the same: a moved,
+renamed or retagged file is not computed again. The cache folder name carries a hash of the feature settings (see
 `cache_name`), so changed settings never reuse features. Worker processes end by themselves soon after the
 process that started them dies.
 """
@@ -97,14 +99,14 @@ def _source_stamp(path: Path) -> np.ndarray:
 SHAPES = "shapes"  # an entry's arrays' shapes, as `_entry` gives them: ((name, shape), ...) sorted by name
 
 
-def _entry(entry: Path, source: Path) -> dict | None:
+def _entry(entry: Path, source: Path | None) -> dict | None:
     """What a cache entry made from `source` as it is now holds: {"fingerprint": its audio's, or None for an entry of
     an earlier version, "shapes": ((name, shape), ...)}, read from the headers only; None for an entry that is
     missing or made from another version of the file (or of another file); ValueError for one that is not a
-    readable cache entry."""
+    readable cache entry. `source` None: an entry filed by its audio's digest, whatever file it was made from."""
     try:
         with np.load(entry) as z:
-            if not np.array_equal(z["source"], _source_stamp(source)):
+            if source is not None and not np.array_equal(z["source"], _source_stamp(source)):
                 return None
             return {"fingerprint": str(z["fingerprint"]) if "fingerprint" in z.files else None,
                     SHAPES: tuple((name, _shape(z, name)) for name in sorted(z.files)
@@ -169,7 +171,10 @@ def _compute(job: tuple[Path, Path, FeatureSettings, bool]) -> dict | str:
 
 
 def entry_path(cache_dir: Path, clip: Clip) -> Path:
-    """Where a clip's features are cached: `clips/<key>.npz` (a key names no folder above `clips/`)."""
+    """Where a clip's features are cached: `clips/<key>.npz` (a key names no folder above `clips/`), or
+    `content/<digest>.npz` for a clip whose dataset kind knows its audio's digest (`Clip.content`)."""
+    if clip.content:
+        return cache_dir / "content" / f"{clip.content}.npz"
     return cache_dir / "clips" / f"{clip.key}.npz"
 
 
@@ -200,7 +205,8 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
     """
     if cache_dir.is_dir():
         remove_stale_tmp(cache_dir)
-    held = {c.key: _held(entry_path(cache_dir, c), c.path) for c in clips}
+    # an entry filed under its audio's digest (`Clip.content`) is valid whatever the file's stamp
+    held = {c.key: _held(entry_path(cache_dir, c), None if c.content else c.path) for c in clips}
     failed = {} if failed is None else failed
     held.update(_run([c for c in clips if held[c.key] is None or held[c.key]["fingerprint"] is None], cache_dir,
                      settings, workers, progress, failed, keep={c.key for c in clips if held[c.key] is not None}))
@@ -223,7 +229,7 @@ def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, w
     return usable
 
 
-def _held(entry: Path, source: Path) -> dict | None:
+def _held(entry: Path, source: Path | None) -> dict | None:
     """`_entry`, but an entry that cannot be read is said in one line (and computed again, as a missing one)."""
     try:
         return _entry(entry, source)

@@ -55,11 +55,14 @@ class DataError(GenreCnnError):
 class Clip:
     """One audio file of a dataset. `key` is `genre/name`, unique in its dataset and stable across machines: `name`
     is the file's path below its dataset's folder for that genre (`a/b.wav`), or just its file name (the default),
-    relative and without `..`; the feature cache files a clip under its key (genre_cnn.data.cache.entry_path)."""
+    relative and without `..`; the feature cache files a clip under its key (genre_cnn.data.cache.entry_path), or,
+    when the dataset kind knows it, under `content`, a digest of the file's audio without its tags (hex): its
+    features then stay valid whatever the file's path, name, tags, genre or modification time."""
 
     path: Path
     genre: str
     name: str = ""
+    content: str = ""
 
     def __post_init__(self) -> None:
         key = Path(self.key)

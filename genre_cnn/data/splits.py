@@ -14,7 +14,9 @@ track can reach training. Five kinds:
 - `groups`: cross-fitting over named groups of clips (`groups`: name -> patterns of clip keys, fnmatch-style):
   group `fold` (in name order) is the test part, every other clip trains, and there is no validation part;
   train.py then holds each group out in turn, fits the temperature on their pooled out-of-fold predictions and
-  trains the model it keeps on every clip (how the ready model is made).
+  trains the model it keeps on every clip (how the ready model is made). Without `groups`, the dataset's own
+  groups (`Source.groups()`: a library's artists) are dealt into `num_folds` folds (`deal_groups`), so that no
+  group is on both sides.
 
 Copies of one recording (`together`: groups of clip keys, genre_cnn.data.duplicates) stay on one side of every
 kind: `random` and `kfold` split one clip of each group and put its copies with it; in `groups` the copies join the
@@ -200,6 +202,31 @@ def group_split(keys: list[str], groups: dict[str, list[str]], fold: int,
     return {"train": sorted(set(keys) - test), "val": [], "test": sorted(test)}
 
 
+def deal_groups(keys: list[str], labels: list[int], group_of: dict[str, str], folds: int,
+                seed: int = 0) -> list[list[str]]:
+    """`keys` dealt into `folds` folds (sorted lists; one may be empty if there are fewer groups) so that the clips
+    of one group (`group_of`: key -> group, e.g. an artist; a key it lacks is a group of its own) share a fold, and
+    each genre (`labels`) is spread as evenly as its groups allow: the groups, largest first (ties in an order
+    drawn with `seed`), each go to the fold holding the fewest clips of the group's most common genre, then the
+    fewest clips."""
+    members: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        members.setdefault(group_of.get(key, f"\0{key}"), []).append(i)
+    rng = np.random.default_rng(seed)
+    names = sorted(members)
+    tie = dict(zip(names, rng.permutation(len(names))))
+    order = sorted(names, key=lambda g: (-len(members[g]), tie[g]))
+    per_genre = np.zeros((folds, max(labels, default=0) + 1), dtype=np.int64)  # (folds, genres) clips dealt
+    dealt: list[list[str]] = [[] for _ in range(folds)]
+    for group in order:
+        genre = int(np.bincount([labels[i] for i in members[group]]).argmax())
+        fold = min(range(folds), key=lambda f: (per_genre[f, genre], per_genre[f].sum(), f))
+        for i in members[group]:
+            per_genre[fold, labels[i]] += 1
+            dealt[fold].append(keys[i])
+    return [sorted(fold) for fold in dealt]
+
+
 @dataclass(frozen=True)
 class Split:
     """How the clips are split by track (train.py's `--data.split.*` options).
@@ -214,8 +241,10 @@ class Split:
         val_fraction: of the rest, for validation ("random", "kfold").
         num_folds: folds of "kfold".
         fold: the test fold ("kfold"), or the group held out ("groups", in name order).
-        seed: of the random split; the split is saved beside the cache and reused.
-        groups: group name -> patterns of clip keys (kind "groups"), e.g. {"A": ["*/gtzan_unseen/*.0007?.*"]}.
+        seed: of the random split, and of how a dataset's own groups are dealt; the split is saved beside the cache
+            and reused.
+        groups: group name -> patterns of clip keys (kind "groups"), e.g. {"A": ["*/gtzan_unseen/*.0007?.*"]};
+            none: the dataset's own groups (a library's artists) dealt into num_folds folds.
     """
 
     kind: Literal["official", "random", "kfold", "lists", "groups"] | None = None
@@ -233,26 +262,35 @@ class Split:
             if not 0 < value < 1:  # validation picks the best epoch: it cannot be empty
                 raise SettingsError(f"--data.split.{option} must be between 0 and 1 (exclusive), got {value}")
         checks = (("num_folds", self.num_folds, 2, 1000), ("seed", self.seed, 0, 2**32 - 1),
-                  ("fold", self.fold, 0, (len(self.groups or {}) if self.kind == "groups" else self.num_folds) - 1))
+                  ("fold", self.fold, 0, (len(self.group_names) if self.kind == "groups" else self.num_folds) - 1))
         for option, value, low, high in checks:
             if why := out_of(value, low, high):
                 raise SettingsError(f"--data.split.{option} {why}")
         if self.kind == "lists" and not self.lists_dir:
             raise SettingsError("--data.split.kind lists needs --data.split.lists_dir (e.g. ../shared/gtzan_splits)")
-        if self.kind == "groups" and len(self.groups or {}) < 2:
-            raise SettingsError("--data.split.kind groups needs at least two --data.split.groups (name: [patterns])")
+        if self.kind == "groups" and self.groups is not None and len(self.groups) < 2:
+            raise SettingsError("--data.split.kind groups needs at least two --data.split.groups (name: [patterns]), "
+                                "or none for the dataset's own groups")
 
     @property
     def has_validation(self) -> bool:
         """Whether the split has a validation part (every kind but "groups")."""
         return self.kind != "groups"
 
+    @property
+    def group_names(self) -> list[str]:
+        """The groups cross-fitting holds out in turn (kind "groups"): those named, else the folds "1", "2"... that
+        the dataset's own groups are dealt into."""
+        return sorted(self.groups) if self.groups else [str(i + 1) for i in range(self.num_folds)]
+
     def make(self, keys: list[str], labels: list[int], genres: list[str], where: str = "the dataset",
              own: dict[str, list[str]] | None = None,
-             together: list[list[str]] = ()) -> tuple[dict[str, list[str]], str]:
+             together: list[list[str]] = (),
+             own_groups: dict[str, str] | None = None) -> tuple[dict[str, list[str]], str]:
         """The track-level split of `keys` (labels: indices into `genres`), and the file name it is saved under
         (`load_or_save`); `own` is the dataset's own split, for kind "official"; each group of `together` (keys of
-        copies of one recording) is kept on one side. A dataset too small for it is a SettingsError naming the
+        copies of one recording) is kept on one side; `own_groups` is the dataset's own groups (key -> group), for
+        kind "groups" without `groups`. A dataset too small for it is a SettingsError naming the
         options, with the clip count of each genre; `where` names the dataset."""
         kind = self.kind or "random"
         counts = {g: labels.count(i) for i, g in enumerate(genres) if labels.count(i)}
@@ -269,6 +307,21 @@ class Split:
             except ValueError as err:
                 raise SettingsError(f"--data.split.kind official: {where}: {err}; use random or kfold") from None
         try:
+            if kind == "groups" and not self.groups:
+                if own_groups is None:
+                    raise SettingsError(f"--data.split.kind groups: {where} has no groups of its own; name them with "
+                                        "--data.split.groups")
+                own_groups = dict(own_groups)
+                for copies in together:  # a recording's copies join the group of its first copy
+                    for key in copies:
+                        own_groups[key] = own_groups.get(copies[0], f"\0{copies[0]}")
+                folds = deal_groups(keys, labels, own_groups, self.num_folds, self.seed)
+                if not all(folds):
+                    raise ValueError(f"{len(set(own_groups.values()))} groups cannot fill {self.num_folds} folds; "
+                                     "lower --data.split.num_folds")
+                tag = hashlib.sha256(json.dumps(folds).encode()).hexdigest()[:8]
+                return ({"train": sorted(set(keys) - set(folds[self.fold])), "val": [], "test": folds[self.fold]},
+                        f"split-groups-own{self.num_folds}-{tag}-fold{self.fold}.json")
             if kind == "groups":
                 tag = hashlib.sha256(json.dumps(self.groups, sort_keys=True).encode()).hexdigest()[:8]
                 return (group_split(keys, self.groups, self.fold, together),

@@ -93,7 +93,8 @@ def trained_on(checkpoint: dict) -> str:
     data = data if isinstance(data, dict) else {}
     source = data.get("data_dir") or data.get("dataset")
     n = len(checkpoint["hyper_parameters"]["genres"])
-    return f"trained on {source}, {n} genres" if isinstance(source, str) else f"{n} genres"
+    clips = f"{data['clips']} clips of " if isinstance(data.get("clips"), int) else ""
+    return f"trained on {source}, {clips}{n} genres" if isinstance(source, str) else f"{n} genres"
 
 
 def load_model(path: Path, map_location="cpu") -> GenreClassifier:

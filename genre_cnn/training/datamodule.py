@@ -189,7 +189,7 @@ class GenreDataModule(L.LightningDataModule):
         policy, together = self.split_policy, self.duplicates.together
         split, name = policy.make([c.key for c in clips], [self.genres.index(c.genre) for c in clips], self.genres,
                                   self.source.describe(), self.source.official_split() if policy.kind == "official"
-                                  else None, together)
+                                  else None, together, self.source.groups() if policy.kind == "groups" else None)
         self.split = load_or_save(self.cache_dir / name, split, together)
         if self.duplicates.line():
             say_once(self.duplicates.line())
@@ -222,6 +222,7 @@ class GenreDataModule(L.LightningDataModule):
         self.features, self.labels = self.clipset.features, self.clipset.labels
         index = {k: i for i, k in enumerate(self.clipset.keys)}
         self.idx = {part: np.array([index[k] for k in split[part]], dtype=np.int64) for part in split}
+        self.hparams["clips"] = len(self.train_idx)  # what a checkpoint says its model learnt from
         log.debug("split: %s", ", ".join(f"{p} {len(i)} clips" for p, i in self.idx.items()))
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler=None) -> DataLoader:

@@ -185,7 +185,7 @@ def cross_fit(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
 
     start, policy = time.time(), data.split_policy
     logits, labels = [], []
-    for fold, group in enumerate(sorted(policy.groups)):
+    for fold, group in enumerate(policy.group_names):
         dm = data_module(data, name, split=replace(policy, fold=fold))
         say(f"cross-fit {name}: without group {group} ({len(dm.idx['test'])} clips), on {seen(dm)}")
         model, _ = fit_unvalidated(name, cfg, run, dm, f"without-{group}", [])
@@ -199,7 +199,7 @@ def cross_fit(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
     confusion = np.bincount(labels * n + after.argmax(1), minlength=n * n).reshape(n, n)
     windows = logits.argmax(-1) == labels[:, None]  # (N, K)
     result = {**metrics_from_confusion(confusion, data.genres), "window_acc": float(windows.mean()),
-              "cross_fit": sorted(policy.groups), "split": "groups",
+              "cross_fit": policy.group_names, "split": "groups",
               "calibration": {"temperature": t, "clips": int(len(labels)),
                               "ece_before": expected_calibration_error(before, labels),
                               "ece_after": expected_calibration_error(after, labels)}}

@@ -257,6 +257,7 @@ def train_all(cfg: Namespace, run: Run, data: GenreDataModule) -> dict[str, dict
     On --resume a model already tested in the run is reused as it is, whatever the command line says."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+    from genre_cnn.training.personal import personal_report
     from genre_cnn.training.report import side_by_side, write_report
 
     results: dict[str, dict] = {}
@@ -276,6 +277,7 @@ def train_all(cfg: Namespace, run: Run, data: GenreDataModule) -> dict[str, dict
         report = write_report(results, run.dir, data.duplicates.summary(data.make_split()))
         print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {run.checkpoints}\n"
               f"curves: tensorboard --logdir {run.dir.parent}")
+        personal_report(results, data, report)  # a library's own section, after the figures
     return results
 
 

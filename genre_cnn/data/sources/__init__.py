@@ -9,7 +9,8 @@
 A kind is one module of this package with one `Source` subclass whose typed `__init__` arguments are its options:
 `gtzan.Gtzan` (GTZAN's ten genres, downloaded when missing), `folder.Folder` (any folder per genre, or several:
 their genres), `demo.Demo` (generated clips), `fma.Fma` (the Free Music Archive's top-level genres, with its own
-split) and `csvlist.CsvList` (a CSV file of paths and labels). train.py's `--data.source` takes one by class name
+split), `csvlist.CsvList` (a CSV file of paths and labels) and `library.Library` (your own music, labelled by its
+genre tags, split by artist). train.py's `--data.source` takes one by class name
 or class path, with its options (`--data.source Fma --data.source.subset medium`); a kind in another package is
 named by its class path. The feature cache (genre_cnn.data.cache), the split (genre_cnn.data.splits) and the loaders
 (genre_cnn.training.loaders) are separate pieces that the DataModule composes; `genre_cnn.data.clipset` serves a
@@ -52,6 +53,11 @@ class Source:
     def official_split(self) -> dict[str, list[str]] | None:
         """The dataset's own split by clip key ({"train", "val", "test"}), or None if it has none (a kind that has
         one says so with `has_official_split`, known before any file is read); after ensure()."""
+        return None
+
+    def groups(self) -> dict[str, str] | None:
+        """Clip key -> the group whose clips a split keeps on one side (e.g. the artist), or None if the dataset
+        has none (genre_cnn.data.splits: kind "groups" without named groups); after ensure()."""
         return None
 
     def cache_source(self) -> str:
