@@ -7,7 +7,7 @@ Without a GPU (and without `--device cpu`) it says so in one line and exits 0. O
 a temporary folder, it
 1. generates the demo clips (genre_cnn.data.demo, `--clips-per-genre` of each of the four genres, 8 s) and caches
    their features, as `configs/demo.yaml` does, with more clips (and 32 windows of each an epoch);
-2. trains the CNN (LitCNN with the real DataModule and augmentation) in fp32 (`32-true`) and in bf16
+2. trains the CNN (GenreModule with the real DataModule and augmentation) in fp32 (`32-true`) and in bf16
    (`bf16-mixed`): one warm-up epoch, then one timed epoch, in windows/s;
 3. runs the front end (log-mel + chroma) of the same clips on the GPU and on the CPU;
 4. predicts the clips with the fp32 CNN just trained and with the ready model (musicnn) on both, in fp32, and
@@ -72,22 +72,27 @@ def wheels(folder: Path, python_version: str) -> int:
 
 def demo_data(args: argparse.Namespace):
     """The DataModule of the CNN on the generated clips, prepared and set up for fitting."""
+    from genre_cnn.data.sources.demo import Demo
+    from genre_cnn.data.store import FeatureStore
     from genre_cnn.training.datamodule import GenreDataModule
 
-    dm = GenreDataModule(dataset="demo", data_dir=str(args.home / "demo"), demo_clips_per_genre=args.clips_per_genre,
-                         clip_seconds=args.seconds, crops_per_clip=2 if args.quick else 32, batch_size=args.batch,
-                         num_workers=args.loader_workers, cache_workers=1 if args.quick else None, family="cnn")
+    source = Demo(str(args.home / "demo"), clips_per_genre=args.clips_per_genre, seconds=args.seconds)
+    dm = GenreDataModule(source, FeatureStore(clip_seconds=args.seconds, workers=1 if args.quick else None),
+                         crops_per_clip=2 if args.quick else 32, batch_size=args.batch,
+                         num_workers=args.loader_workers, family="cnn")
     dm.prepare_data()
     dm.setup("fit")
     return dm
 
 
 def train(dm, accelerator: str, precision: str, devices: int = 1, epochs: int = 2) -> dict:
-    """Fits a fresh LitCNN; windows/s of the last epoch (the ones before warm up), final training loss."""
+    """Fits a fresh CNN (GenreModule); windows/s of the last epoch (the ones before warm up), final training loss."""
     import lightning as L
     import torch
 
-    from genre_cnn.training.lit import LitCNN
+    from genre_cnn.audio.frontend import FrontEndConfig
+    from genre_cnn.models import families
+    from genre_cnn.training.lit import build_module
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # its tips and notes, not the check's
 
@@ -109,9 +114,9 @@ def train(dm, accelerator: str, precision: str, devices: int = 1, epochs: int = 
                         strategy="ddp" if devices > 1 else "auto", limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[timer])
-    model = LitCNN(genres=dm.genres)
+    model = build_module(families.get("cnn"), dm.genres, FrontEndConfig(), {})
     trainer.fit(model, datamodule=dm)
-    windows = len(dm.idx["train"]) * dm.hparams.crops_per_clip
+    windows = len(dm.idx["train"]) * dm.crops_per_clip
     loss = float(trainer.callback_metrics["train/loss"])
     return {"rate": windows / timer.times[-1], "loss": loss, "model": model.model.eval(),
             "rank": trainer.global_rank}
@@ -123,7 +128,7 @@ def clips(dm, count: int, sample_rate: int) -> list:
 
     from genre_cnn.audio.decode import load_audio
 
-    paths = sorted(Path(dm.data_dir).rglob("*.wav"))
+    paths = sorted(Path(dm.source.data_dir).rglob("*.wav"))
     return [torch.from_numpy(load_audio(p, sample_rate)) for p in paths[::max(1, len(paths) // count)][:count]]
 
 

@@ -104,7 +104,7 @@ def test_each_member_of_an_ensemble_learns_on_its_own_and_the_answer_is_their_me
 
 @pytest.mark.slow
 def test_a_cross_fitted_run_reports_out_of_fold_figures_and_ships_the_model_trained_on_every_clip(demo_dir, tmp_path):
-    from genre_cnn.inference.onnx_predict import shipped_onnx_path
+    from genre_cnn.inference.onnx_predict import answer_path, shipped_onnx_path
     from genre_cnn.inference.predict import load_model
     from genre_cnn.training.train import main
 
@@ -122,5 +122,6 @@ def test_a_cross_fitted_run_reports_out_of_fold_figures_and_ships_the_model_trai
     model = load_model(ship)
     assert float(model.temperature) == pytest.approx(result["calibration"]["temperature"])
     graphs = sorted((tmp_path / "ready").glob("*.onnx"))
-    assert graphs == [shipped_onnx_path(ship)]  # its graph beside it; an earlier build's removed
+    graph = shipped_onnx_path(ship)
+    assert graphs == sorted([graph, answer_path(graph)])  # its graphs beside it; an earlier build's removed
     assert "cross-fitting" in (tmp_path / "runs" / "x" / "report.md").read_text()

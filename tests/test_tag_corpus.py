@@ -50,8 +50,9 @@ def test_tag_then_undo_loses_nothing_or_refuses_untouched(model, library, tmp_pa
         print_, raw, _ = before[name]
         row = rows[name]
         if expect != "write":
-            assert row["status"] == "failed" and ("not changed" if expect == "refuse" else "not readable as tagged "
-                                                  "audio (IndexError") in row["reason"], (name, row)
+            why = ("truncated" if name.startswith("broken-truncated")  # cut short: skipped before any write
+                   else "not changed" if expect == "refuse" else "not readable as tagged audio (IndexError")
+            assert row["status"] == "failed" and why in row["reason"], (name, row)
             assert "\n" not in row["reason"] and path.read_bytes() == raw, name  # one line; not a byte changed
             continue
         assert row["status"] == "tagged", (name, row)

@@ -77,11 +77,11 @@ class TorchRunner:
 
     Runs in inference mode. Built in a process that has not yet chosen its torch thread count, it keeps torch's
     default (one thread per core); worker processes set one thread each (genre_cnn.app.library). Windows read
-    alone are shown to it one at a time (`joins_windows`): PyTorch's convolutions take more time per window on
-    several musicnn patches at once than on one (benchmarks/long_tracks.py, `model`), ONNX Runtime's less.
+    alone are shown to it end to end, as to ONNX Runtime (genre_cnn.inference.track.sampled), so that both engines
+    give the same answer: a musicnn patch's first frames then see the end of the window before it, as in a pass
+    over the whole file. PyTorch takes more time per window that way than one window at a time
+    (benchmarks/long_tracks.py, `model`); the same answer from both engines comes first.
     """
-
-    joins_windows = False
 
     def __init__(self, model: GenreClassifier):
         self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate

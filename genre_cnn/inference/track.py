@@ -92,7 +92,7 @@ def track_answer(runner, path: Path, max_windows: int | None = None) -> TrackAns
         elif total is not None and not clip and runner.segment_samples:
             step = getattr(runner, "window_step", None) or runner.segment_samples
             plan = WindowPlan.of(total, max(step, runner.segment_samples), step, sr, max_windows)
-            joined = step >= runner.segment_samples and getattr(runner, "joins_windows", True)
+            joined = step >= runner.segment_samples
             values = None if plan is None else sampled(reader, plan, pool, check, joined)
         if values is None:  # every window, or sampling found no music: the whole file
             check = SignalCheck()
