@@ -28,16 +28,19 @@ RATE = 16000
 
 
 def non_music(folder: Path) -> list[Path]:
-    """White noise (4 s), a sine sweep (3 s), a click train (5 s) and mains hum (1.5 s, looped by prediction), at
-    16 kHz, drawn with a seed of their own (not the recordings the detector was fitted on)."""
+    """White noise (4 s), a sine sweep (3 s), knocks (5 s: a 20-ms decaying noise burst every 0.2 s) and mains hum
+    (1.5 s, looped by prediction), at 16 kHz, drawn with a seed of their own (not the recordings the detector was fitted
+    on)."""
     rng = np.random.default_rng(3)
     folder.mkdir(parents=True, exist_ok=True)
     t = {s: np.arange(int(s * RATE)) / RATE for s in (4, 3, 5, 1.5)}
-    clicks = np.zeros(t[5].size)
-    clicks[::1600] = 1.0
+    knocks = np.zeros(t[5].size)
+    burst = rng.standard_normal(320) * np.exp(-np.arange(320) / 60)  # 20 ms
+    for start in range(0, knocks.size - 320, 3200):
+        knocks[start:start + 320] = burst
     signals = {"white.wav": rng.standard_normal(t[4].size),
                "sweep.wav": np.sin(2 * np.pi * (200 * t[3] + 3000 * t[3] ** 2 / 6)),
-               "clicks.wav": clicks,
+               "knocks.wav": knocks,
                "hum.wav": np.sin(2 * np.pi * 50 * t[1.5]) + 0.3 * np.sin(2 * np.pi * 150 * t[1.5])}
     for name, y in signals.items():
         sf.write(folder / name, (0.5 * y / np.abs(y).max()).astype(np.float32), RATE)

@@ -19,14 +19,16 @@ from tests.conftest import DEMO_ARGS
 
 
 def negatives(folder: Path, rate: int = 16000) -> Path:
-    """A folder per kind of non-music, three generated recordings each: click trains and mains hum, 1-4 s."""
+    """A folder per kind of non-music, three generated recordings each: knocks (20-ms decaying noise bursts, 4-10 a
+    second) and mains hum, 1-3 s."""
     rng = np.random.default_rng(11)
     for i in range(3):
         t = np.arange(int((1 + i) * rate)) / rate
-        clicks = np.zeros(t.size)
-        clicks[:: int(rate / (4 + 6 * i))] = 1.0
+        knocks = np.zeros(t.size)
+        for start in range(0, t.size - 320, int(rate / (4 + 3 * i))):
+            knocks[start:start + 320] = rng.standard_normal(320) * np.exp(-np.arange(320) / 60)
         hum = np.sin(2 * np.pi * (50 + 10 * i) * t) + 0.05 * rng.standard_normal(t.size)
-        for kind, y in (("clicks", clicks), ("hum", hum)):
+        for kind, y in (("knocks", knocks), ("hum", hum)):
             (folder / kind).mkdir(parents=True, exist_ok=True)
             sf.write(folder / kind / f"{kind}{i}.wav", (0.5 * y / np.abs(y).max()).astype(np.float32), rate)
     return folder

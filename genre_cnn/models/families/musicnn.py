@@ -82,8 +82,9 @@ class MusicnnClassifier(FrontEndInput, VectorClassifier):
     bounds = {"widths": widths, "dropout": (0.0, 1.0), "members": (1, 16), "backbone": known_backbone,
               "openset": flag, "openset_keep": (0.5, 1.0), "openset_references": (0, MAX_REFERENCES)}
     fitted = ("openset_references",)  # set by training, never an option
-    # what a checkpoint's detector buffers may hold (genre_cnn.models.checkpoint checks them before loading)
-    value_bounds = {"detector.std": (1e-6, float("inf")), "detector.references": (0.0, float("inf")),
+    # what a checkpoint's detector buffers may hold (genre_cnn.models.checkpoint checks them before loading); fitting
+    # floors std at 1e-6, which float32 stores just below 1e-6
+    value_bounds = {"detector.std": (1e-7, float("inf")), "detector.references": (0.0, float("inf")),
                     "detector.max_distance": (0.0, float("inf")), "detector.music_floor": (0.0, 1.0)}
 
     @staticmethod
