@@ -89,6 +89,32 @@ def test_pytorch_and_onnx_agree_on_music_and_non_music(engines, tmp_path):
             assert a.music["verdict"] == ("music" if file in music else "not music"), (file, a.music)
 
 
+def test_a_fresh_answer_graph_carries_the_detector(engines, tmp_path):
+    """The export itself (not only the shipped file): the answer graph of the ready model, run on a batch of pooled
+    embeddings of music and non-music, gives the detector's outputs and verdict words as PyTorch does."""
+    import onnxruntime as ort
+
+    from genre_cnn.audio.decode import load_audio
+    from genre_cnn.inference.export import export_answer
+
+    model, torch_runner, _ = engines
+    music = [f for f in REAL_CLIPS if f.is_file()]
+    files = music + non_music(tmp_path)[:3]  # 3 s or more: one patch at least
+    means = np.stack([torch_runner.window_values(load_audio(f, RATE)[: 9 * RATE]).mean(axis=0)
+                      for f in files])  # (B, 250)
+    session = ort.InferenceSession(str(export_answer(model, tmp_path / "answer.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    assert json.loads(session.get_modelmeta().custom_metadata_map["verdicts"]) == list(VERDICTS)
+    probs, familiarity, probability, verdict = session.run(
+        ["probabilities", "familiarity", "music_probability", "verdict"], {"means": means})
+    want = torch_runner.openset(means)
+    assert verdict.dtype == np.int64 and (verdict == want[2]).all()
+    assert verdict.tolist() == [0] * len(music) + [2, 2, 2]  # the music is music, the rest is not
+    np.testing.assert_allclose(familiarity, want[0], atol=1 / (model.detector.references.numel() + 1) + 1e-6)
+    np.testing.assert_allclose(probability, want[1], atol=1e-5)
+    np.testing.assert_allclose(probs, torch_runner.answer(means), atol=1e-5)
+
+
 class Recording(TorchRunner):
     """A TorchRunner that keeps the values of every window it is shown."""
 
