@@ -34,9 +34,10 @@ def load_model(path: str | Path | None = None):
 
 def predict_file(model, path: str | Path, top_k: int = 3, max_windows: int | None = None) -> dict:
     """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning" for a
-    file under 3 s) of one audio file, its windows chosen as `genre-cnn predict` chooses them (`max_windows`:
-    None for the default, 0 for every window, N for at most N; genre_cnn.inference.track). Raises AudioError
-    (one line) for a file that cannot be used."""
+    file under 3 s; + "music": {"verdict", "familiarity", "music_probability"} from a model with an open-set
+    detector, such as the ready model: only the verdict "music" means a genre can be trusted) of one audio file, its
+    windows chosen as `genre-cnn predict` chooses them (`max_windows`: None for the default, 0 for every window, N
+    for at most N; genre_cnn.inference.track). Raises AudioError (one line) for a file that cannot be used."""
     from genre_cnn.inference.torch_runner import TorchRunner
 
     res, error = predict_one(TorchRunner(model), Path(path), top_k, max_windows)
@@ -47,12 +48,15 @@ def predict_file(model, path: str | Path, top_k: int = 3, max_windows: int | Non
 
 def predict_waveform(model, samples: np.ndarray, sample_rate: int, top_k: int = 3) -> dict:
     """The same for a waveform: `samples` (samples,) or (samples, channels) at `sample_rate` Hz, float in
-    [-1, 1]; channels are averaged and the rate converted to the model's."""
+    [-1, 1]; channels are averaged and the rate converted to the model's. The answer is made from the windows' values
+    as `predict_file` makes it (with "music" from a model with an open-set detector)."""
     y = np.asarray(samples, dtype=np.float32)
     y = y.mean(axis=1) if y.ndim == 2 else y  # (samples,)
     from genre_cnn.inference.torch_runner import TorchRunner
+    from genre_cnn.inference.track import Pooling
 
     runner = TorchRunner(model)
     y = resample(clean(y), int(sample_rate), runner.sample_rate)
-    probs = runner.window_probs(y).mean(axis=0)  # (K, n) -> (n,)
-    return result("<waveform>", runner.genres, probs, top_k)
+    pool = Pooling(runner)
+    mean = pool.values(y).mean(axis=0, keepdims=True)  # (K, D) -> (1, D)
+    return result("<waveform>", runner.genres, pool.answer(mean)[0], top_k, music=pool.music(mean))
