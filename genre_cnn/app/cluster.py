@@ -100,20 +100,25 @@ class FilePredictor:
     batch {"file": names} to the pyarrow Table of their rows.
 
     Args: kind and suffix of the model file ("onnx", ".onnx" or "torch", ".ckpt"), model ([its bytes' ObjectRef]:
-    in a list, which Ray passes as it is), genres, description (the rows' `model`), top_k, max_windows.
+    in a list, which Ray passes as it is), answer ([the ObjectRef of an ONNX graph's answer graph], or []: pooling
+    and the open-set verdict as on one machine, genre_cnn.inference.onnx_predict), genres, description (the rows'
+    `model`), top_k, max_windows.
     """
 
-    def __init__(self, kind: str, suffix: str, model: list, genres: list[str], description: str, top_k: int,
-                 max_windows: int | None):
+    def __init__(self, kind: str, suffix: str, model: list, answer: list, genres: list[str], description: str,
+                 top_k: int, max_windows: int | None):
         import tempfile
 
         import ray
 
         from genre_cnn.app.library import build_runner
+        from genre_cnn.inference.onnx_predict import answer_path
 
         with tempfile.TemporaryDirectory(prefix="genre_cnn-model-") as folder:
             path = Path(folder) / f"model{suffix}"
             path.write_bytes(ray.get(model[0]))
+            if answer:
+                answer_path(path).write_bytes(ray.get(answer[0]))
             self.runner = build_runner((kind, path), threads=1)
         self.genres, self.description, self.top_k, self.max_windows = genres, description, top_k, max_windows
 
@@ -130,6 +135,8 @@ def _stream(spec: tuple[str, Path], runner, files: list[str], top_k: int, max_wi
 
     import ray
     import ray.data
+
+    from genre_cnn.inference.onnx_predict import answer_path
 
     started = not ray.is_initialized()
     if started:
@@ -148,7 +155,9 @@ def _stream(spec: tuple[str, Path], runner, files: list[str], top_k: int, max_wi
         ray.data.DataContext.get_current().enable_progress_bars = progress
         items = [{"file": os.fsencode(f)} for f in files]
         ds = ray.data.from_items(items, override_num_blocks=min(-(-len(files) // batch), 10000))
-        model = {"kind": kind, "suffix": Path(path).suffix, "model": [ray.put(Path(path).read_bytes())]}
+        head = answer_path(path) if kind == "onnx" else None  # the answer graph beside an ONNX graph
+        model = {"kind": kind, "suffix": Path(path).suffix, "model": [ray.put(Path(path).read_bytes())],
+                 "answer": [ray.put(head.read_bytes())] if head is not None and head.is_file() else []}
         ds = ds.map_batches(FilePredictor, batch_size=batch, batch_format="numpy", num_cpus=1,
                             compute=ray.data.ActorPoolStrategy(size=workers),
                             fn_constructor_kwargs={**model, "genres": runner.genres, "top_k": top_k,
