@@ -6,8 +6,8 @@ apart the scores are, on real recordings as `predict` hears them.
 The ready model (genre_cnn/ready/) carries its detector; `train.py --ship` exported it into both graphs (waveform ->
 probabilities, window probabilities, window values, familiarity, music probability, verdict; and means -> the same
 from the mean of the windows read). Each file goes through genre_cnn.inference.track.track_answer with a TorchRunner
-and with an OnnxRunner: music clips, speech, animal sounds, a file shorter than one 3-s patch, a long game track
-(windows read alone). Prints each answer and the largest differences.
+and with an OnnxRunner: music clips, speech, animal sounds, a file shorter than one 3-s patch, a game track (54 s).
+Prints each answer and the largest differences.
 """
 
 from __future__ import annotations
