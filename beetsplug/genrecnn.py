@@ -13,8 +13,13 @@ below it is left alone), `separator` (between several genres in the single `genr
 (a file of your own genre spellings, as `genre-cnn tag --genre-map`). They are checked as genre-cnn's command
 line checks its own, and a bad one is one line through beets' own error. Genres are written in the usual
 spellings (Hip-Hop, Jazz...; see genre_cnn.genres), and a genre that differs from the prediction only in
-spelling counts as the same. Each predicted item also gets the flexible attributes `genre_cnn_probability`
-(of its top genre) and `genre_cnn_model`. `beet genrecnn` ends with `N set, M kept, K below the threshold`.
+spelling counts as the same. Each item that gets a genre also gets the flexible attributes
+`genre_cnn_probability` (of its top genre) and `genre_cnn_model`. The genres to write follow genre-cnn's one rule
+(genre_cnn.inference.session.choose_genres): with a model that knows what it does not know, an item it judges "not
+music" or "unfamiliar" gets no genre and its file is left alone; the library records the verdict in
+`genre_cnn_verdict` and `genre_cnn_familiarity` (also for the items that get a genre), so
+`beet ls genre_cnn_verdict:"not music"` lists them. `beet genrecnn` ends with `N set, M kept, K below the
+threshold` (and `, J not music or unfamiliar: left alone` when there are such items).
 
 Files are written as beets decides: `beet genrecnn` writes tags when `import.write` is on (`-w` / `-W` override
 it); on import, the plugin sets the fields and, once the importer has copied or moved the files, writes the
@@ -33,15 +38,18 @@ from beets.library import Item
 
 from genre_cnn.app.cli_parser import MIN_CONFIDENCE
 
+FIELDS = ["genre_cnn_probability", "genre_cnn_model", "genre_cnn_verdict", "genre_cnn_familiarity"]  # flexible
+
 
 class GenreCnnPlugin(plugins.BeetsPlugin):
-    item_types = {"genre_cnn_probability": types.FLOAT}  # so `genre_cnn_probability:0.9..` is a numeric range
+    # numeric, so that `genre_cnn_probability:0.9..` is a range
+    item_types = {"genre_cnn_probability": types.FLOAT, "genre_cnn_familiarity": types.FLOAT}
 
     def __init__(self) -> None:
         super().__init__()
         self.config.add({"auto": True, "force": False, "count": 1, "min_confidence": MIN_CONFIDENCE, "separator": ", ",
                          "ckpt": None, "engine": "auto", "max_windows": None, "genre_map": None})
-        self._engine = None  # (spec, runner, model name), built on first use
+        self._predictor = None  # genre_cnn's prediction session, opened on first use
         self._settings = None  # the checked options, read on first use
         self._changed: set[int] = set()  # ids of items changed by the import stage, written after the files move
         if self.config["auto"].get(bool):
@@ -68,16 +76,16 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
         if self._settings is None:
             from genre_cnn.errors import GenreCnnError
             from genre_cnn.genres import load_mapping
-            from genre_cnn.models.checkpoint import check_file, resolve_checkpoint
+            from genre_cnn.inference.session import ENGINES, choose_checkpoint
 
             engine = self.config["engine"].as_str()
-            if engine not in ("auto", "onnx", "torch"):
-                raise ui.UserError(f"genrecnn: engine: {engine!r} is not one of auto, onnx, torch")
+            if engine not in ENGINES:
+                raise ui.UserError(f"genrecnn: engine: {engine!r} is not one of {', '.join(ENGINES)}")
             ckpt = Path(self.config["ckpt"].as_filename()) if self.config["ckpt"].get() else None
             mapping = self.config["genre_map"].as_filename() if self.config["genre_map"].get() else None
             try:
                 if ckpt is not None:  # checked before anything reads it, as genre-cnn's --ckpt
-                    check_file(resolve_checkpoint(ckpt))
+                    choose_checkpoint(ckpt)
                 mapping = load_mapping(Path(mapping)) if mapping else None
             except GenreCnnError as err:
                 raise ui.UserError(f"genrecnn: {err}") from None
@@ -88,20 +96,17 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
                               "ckpt": ckpt, "mapping": mapping}
         return self._settings
 
-    def engine(self):
-        """The model, chosen, checked and loaded once, as `genre-cnn predict` does; ui.UserError if it cannot be."""
-        if self._engine is None:
-            from genre_cnn.app.cli import _choose, _engine
-            from genre_cnn.app.tag import model_label
+    def predictor(self):
+        """genre_cnn's Predictor, opened once as `genre-cnn predict` opens it; ui.UserError if it cannot be."""
+        if self._predictor is None:
             from genre_cnn.errors import GenreCnnError
+            from genre_cnn.inference.session import Predictor
 
-            ckpt = self.settings()["ckpt"]
             try:
-                spec, runner = _engine(ckpt, self.settings()["engine"])
-                self._engine = spec, runner, model_label(_choose(ckpt)[0])
+                self._predictor = Predictor.open(self.settings()["ckpt"], self.settings()["engine"])
             except GenreCnnError as err:
                 raise ui.UserError(f"genrecnn: {err}") from None
-        return self._engine
+        return self._predictor
 
     @staticmethod
     def existing(item: Item) -> list[str]:
@@ -115,49 +120,60 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
         else:
             item.genre = self.settings()["separator"].join(genres)
 
-    def predict(self, items: list[Item], workers: int | None = None) -> tuple[list[Item], Counter]:
-        """Predicts and sets the genre of `items` (those that have one only with `force`); returns the changed
-        items and the counts {"set", "kept", "below", "failed"}."""
-        from genre_cnn.app.library import predict_many
+    def predict(self, items: list[Item], workers: int | None = None) -> tuple[list[Item], list[Item], Counter]:
+        """Predicts the genre of `items` (those that have one only with `force`) and applies genre_cnn's rule
+        (genre_cnn.inference.session.choose_genres). Returns the items whose genres were set, those only marked
+        with the model's verdict (not music or unfamiliar: their genres and files are left alone), and the counts
+        {"set", "kept", "below", "not_music", "failed"}."""
         from genre_cnn.genres import display, same
+        from genre_cnn.inference.session import choose_genres, verdict, verdict_text
 
         settings, force = self.settings(), self.config["force"].get(bool)
-        counts = Counter(set=0, kept=0, below=0, failed=0)
+        counts = Counter(set=0, kept=0, below=0, not_music=0, failed=0)
         todo = [item for item in items if force or not self.existing(item)]
         counts["kept"] = len(items) - len(todo)
+        changed, marked = [], []
         if not todo:
-            return [], counts
-        count, floor = settings["count"], settings["min_confidence"]
-        spec, runner, model = self.engine()
+            return changed, marked, counts
+        predictor = self.predictor()
         paths = [Path(os.fsdecode(item.path)) for item in todo]
-        changed = []
-        for item, (_, res, error) in zip(todo, predict_many(spec, paths, count, settings["max_windows"],
-                                                           workers or 1, False, runner, desc="genrecnn")):
+        answers = predictor.predict_many(paths, settings["count"], settings["max_windows"], workers or 1, False,
+                                         desc="genrecnn")
+        for item, (_, res, error) in zip(todo, answers):
             if error:
                 self._log.warning("{}", error)
                 counts["failed"] += 1
                 continue
-            chosen = [t for t in res["top"][:count] if t["probability"] >= floor]
-            if not chosen:
-                top = res["top"][0]
+            decision, music = choose_genres(res, settings["count"], settings["min_confidence"]), verdict(res)
+            judged = {}  # the model's verdict, for a model that has one
+            if music:
+                judged = {"genre_cnn_verdict": music["verdict"],
+                          "genre_cnn_familiarity": round(music["familiarity"], 6)}
+            if decision.reason == "below":
                 self._log.info("{}: top genre {} ({:.2f}) is below min_confidence {}; left alone", item,
-                               display(top["genre"], settings["mapping"]), top["probability"], floor)
+                               display(decision.top["genre"], settings["mapping"]), decision.top["probability"],
+                               settings["min_confidence"])
                 counts["below"] += 1
-                continue
-            genres = [display(t["genre"], settings["mapping"]) for t in chosen]
-            if same(self.existing(item), genres):
+            elif not decision.genres:
+                self._log.info("{}: {}; left alone", item, verdict_text(res))
+                counts["not_music"] += 1
+                item.update(judged)
+                marked.append(item)
+            elif same(self.existing(item), genres := [display(t["genre"], settings["mapping"])
+                                                      for t in decision.genres]):
                 counts["kept"] += 1
-                continue
-            self.set_genres(item, genres)
-            item["genre_cnn_probability"] = round(chosen[0]["probability"], 6)
-            item["genre_cnn_model"] = model
-            changed.append(item)
-            counts["set"] += 1
-        return changed, counts
+            else:
+                self.set_genres(item, genres)
+                item.update({"genre_cnn_probability": round(decision.genres[0]["probability"], 6),
+                             "genre_cnn_model": predictor.label, **judged})
+                changed.append(item)
+                counts["set"] += 1
+        return changed, marked, counts
 
     @staticmethod
     def summary(counts: Counter) -> str:
         return (f"genrecnn: {counts['set']} set, {counts['kept']} kept, {counts['below']} below the threshold"
+                + (f", {counts['not_music']} not music or unfamiliar: left alone" if counts["not_music"] else "")
                 + (f", {counts['failed']} could not be read" if counts["failed"] else ""))
 
     def commands(self) -> list[ui.Subcommand]:
@@ -182,19 +198,23 @@ class GenreCnnPlugin(plugins.BeetsPlugin):
         self.settings()
         write = ui.should_write(opts.write)
         items = list(lib.items(args))
-        changed, counts = self.predict(items, workers=opts.workers or os.cpu_count())
+        changed, marked, counts = self.predict(items, workers=opts.workers or os.cpu_count())
         for item in changed:
-            ui.show_model_changes(item, fields=["genres", "genre", "genre_cnn_probability", "genre_cnn_model"])
+            ui.show_model_changes(item, fields=["genres", "genre", *FIELDS])
             if not opts.pretend:
                 item.try_sync(write=write, move=False)
+        for item in marked:  # its verdict, in the library only: the file is left as it is
+            ui.show_model_changes(item, fields=FIELDS[2:])
+            if not opts.pretend:
+                item.store()
         ui.print_(self.summary(counts) + (" (pretend: nothing changed)" if opts.pretend else ""))
 
     def imported(self, session, task) -> None:
         """Import stage: sets the fields and stores them; the files are written after they moved (below)."""
-        changed, counts = self.predict(list(task.imported_items()))
-        for item in changed:
+        changed, marked, counts = self.predict(list(task.imported_items()))
+        for item in [*changed, *marked]:
             item.store()
-            self._changed.add(item.id)
+        self._changed.update(item.id for item in changed)
         self._log.info("{}", self.summary(counts))
 
     def write_imported(self, session, task) -> None:

@@ -44,9 +44,9 @@ NAMES = {"cnn": "CNN, log-mel + chroma, 3-s windows averaged", "dense": "dense b
 
 def predict_clips(checkpoint: str | Path, files: list[Path]) -> list[str]:
     """The genre a trained checkpoint predicts for each whole file (the one place that uses the prediction API)."""
-    from genre_cnn.inference.predict import load_model, predict_files
+    from genre_cnn.inference.api import load_model, predict_files
 
-    results, errors = predict_files(load_model(Path(checkpoint)), files, top_k=1, progress=False)
+    results, errors = predict_files(load_model(Path(checkpoint), "torch"), files, top_k=1, progress=False)
     if errors:
         raise SystemExit("cannot predict: " + "; ".join(errors))
     return [r["top"][0]["genre"] for r in results]

@@ -68,12 +68,12 @@ def cli_rate(args: list[str], n: int) -> tuple[float, float]:
 
 
 def speed(ckpt: Path, folder: Path, tracks: int) -> None:
-    from genre_cnn.inference.onnx_predict import cached_onnx, make_onnx
-    from genre_cnn.inference.predict import load_model, predict_files
+    from genre_cnn.inference.api import predict_files
+    from genre_cnn.inference.session import Predictor
 
     files = make_library(folder, tracks)
-    model = load_model(ckpt)
-    cached_onnx(ckpt) or make_onnx(ckpt, model)  # made once, before timing
+    Predictor.open(ckpt)  # its ONNX graph made once, before timing
+    model = Predictor.open(ckpt, "torch")
     start = time.perf_counter()
     results, errors = predict_files(model, files, progress=False)
     base = len(files) / (time.perf_counter() - start)
@@ -96,18 +96,15 @@ def speed(ckpt: Path, folder: Path, tracks: int) -> None:
 
 def accuracy(ckpt: Path, windows: list[int]) -> None:
     from genre_cnn.data.layout import dataset_clips
-    from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
-    from genre_cnn.inference.predict import TorchRunner, load_model, predict_one
+    from genre_cnn.inference.session import Predictor
 
-    model = load_model(ckpt)
-    graph = cached_onnx(ckpt) or make_onnx(ckpt, model)
-    runner = OnnxRunner(graph) if graph else TorchRunner(model)
-    print(f"model {ckpt} ({model.trained_on}); windows of a 30-s clip: every one (19 for the CNN) vs N")
+    predictor = Predictor.open(ckpt)
+    print(f"model {predictor.description}; windows of a 30-s clip: every one (19 for the CNN) vs N")
     for name in ("gtzan_unseen", "gtzan_mini"):
-        clips = [c for c in dataset_clips(SHARED / name) if c.genre in runner.genres]
+        clips = [c for c in dataset_clips(SHARED / name) if c.genre in predictor.genres]
         answers = {}
         for n in [None, *windows]:
-            answers[n] = [predict_one(runner, c.path, 1, n)[0]["top"][0]["genre"] for c in clips]
+            answers[n] = [predictor.predict_file(c.path, 1, n)["top"][0]["genre"] for c in clips]
         truth = [c.genre for c in clips]
         for n, got in answers.items():
             acc = np.mean([g == t for g, t in zip(got, truth)])
@@ -124,9 +121,9 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true", help="measure --max-windows' effect on accuracy")
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args()
-    from genre_cnn.inference.predict import default_checkpoint, resolve_checkpoint
+    from genre_cnn.inference.session import choose_checkpoint
 
-    ckpt = resolve_checkpoint(args.ckpt) if args.ckpt else default_checkpoint()
+    ckpt, _ = choose_checkpoint(args.ckpt)
     if args.accuracy:
         accuracy(ckpt, args.windows)
     else:

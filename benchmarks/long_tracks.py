@@ -95,9 +95,7 @@ _RUNNER = None
 
 def _init(spec) -> None:
     global _RUNNER
-    from genre_cnn.app.library import build_runner
-
-    _RUNNER = build_runner(spec, threads=1)
+    _RUNNER = spec.runner(threads=1)
 
 
 def _compare(path: Path) -> dict:
@@ -191,7 +189,7 @@ def model_time(spec, ckpt: Path, track: Path) -> None:
     from genre_cnn.inference.predict import load_model
     from genre_cnn.inference.torch_runner import TorchRunner
 
-    onnx = {t: OnnxRunner(spec[1], t) for t in (1, 0)} if spec[0] == "onnx" else {}
+    onnx = {t: OnnxRunner(spec.path, t) for t in (1, 0)} if spec.engine == "onnx" else {}
     model = load_model(ckpt)
     y = load_audio(track, model.sample_rate)
     step = TorchRunner(model).window_step or TorchRunner(model).segment_samples
@@ -231,14 +229,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/genre_cnn_long_tracks"))
     args = parser.parse_args()
-    from genre_cnn.inference.onnx_predict import cached_onnx, make_onnx
-    from genre_cnn.inference.predict import READY_MODEL, expand_paths, load_model
+    from genre_cnn.inference.predict import READY_MODEL, expand_paths
+    from genre_cnn.inference.session import Predictor
 
     ckpt = args.ckpt or READY_MODEL
-    graph = cached_onnx(ckpt) or make_onnx(ckpt, load_model(ckpt))
-    spec = ("onnx", graph) if graph else ("torch", ckpt)
+    spec = Predictor.open(ckpt).spec
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; model {ckpt} ({spec[0]}); load: {os.getloadavg()}")
+          f"{platform.python_version()}; model {ckpt} ({spec.engine}); load: {os.getloadavg()}")
     tracks = joined_tracks(args.dir / "joined", args.tracks_per_genre)
     spaced = tracks[::max(1, len(tracks) // args.folder_tracks)][: args.folder_tracks]  # of several genres
     mp3s = [to_mp3(t, args.dir / f"mp3_{args.folder_tracks}" / t.with_suffix(".mp3").name) for t in spaced]

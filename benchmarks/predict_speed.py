@@ -71,9 +71,10 @@ def main() -> None:
 
     from genre_cnn.audio.decode import load_audio
     from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
-    from genre_cnn.inference.predict import default_checkpoint, load_model, resolve_checkpoint
+    from genre_cnn.inference.predict import load_model
+    from genre_cnn.inference.session import choose_checkpoint
 
-    ckpt = resolve_checkpoint(args.ckpt) if args.ckpt else default_checkpoint()
+    ckpt, _ = choose_checkpoint(args.ckpt)
     model = load_model(ckpt)
     graph = cached_onnx(ckpt) or make_onnx(ckpt, model)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "

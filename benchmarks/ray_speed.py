@@ -5,8 +5,8 @@
 On the first --tracks real 30-s clips of ../shared/gtzan_mini, with the model `genre-cnn predict` would use for
 --ckpt (its ONNX graph): one local Ray (`ray.init(num_cpus=2)`, started once, its start-up timed apart), then
 `predict_on_ray` into a fresh results folder with 1 and with 2 actors (their start-up included), then the same
-files through `genre_cnn.app.library.predict_many` with 1 and 2 worker processes (their start-up included). Each
-row is one run; the answers of every run are checked to be the same.
+files through `Predictor.predict_many` (genre_cnn.inference.session) with 1 and 2 worker processes (their start-up
+included). Each row is one run; the answers of every run are checked to be the same.
 """
 
 from __future__ import annotations
@@ -34,14 +34,11 @@ def main() -> None:
 
     from genre_cnn.app.cluster import predict_on_ray
     from genre_cnn.app.cluster_results import read_results
-    from genre_cnn.app.library import predict_many
-    from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx, make_onnx
-    from genre_cnn.inference.predict import load_model
+    from genre_cnn.inference.session import Predictor
 
     clips = sorted((GTZAN_MINI / "genres").rglob("*.wav"))
     files = [str(p) for p in clips[:: max(1, len(clips) // args.tracks)][: args.tracks]]
-    graph = cached_onnx(args.ckpt) or make_onnx(args.ckpt, load_model(args.ckpt))
-    spec, runner = ("onnx", graph), OnnxRunner(graph, checkpoint=args.ckpt)
+    predictor = Predictor.open(args.ckpt, "onnx")
     load = os.getloadavg()[0]
     start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
@@ -51,18 +48,18 @@ def main() -> None:
         for workers in (1, 2):
             out = str(Path(tmp) / f"ray{workers}.parquet")
             start = time.perf_counter()
-            predict_on_ray(spec, runner, files, out, workers=workers, progress=False)
+            predict_on_ray(predictor, files, out, workers=workers, progress=False)
             took = time.perf_counter() - start
             rows.append((f"--ray, {workers} actor(s)", took))
             answers[rows[-1][0]] = {r["file"]: r["top"][0]["genre"] for r in read_results(out)}
     ray.shutdown()
     for workers in (1, 2):
         start = time.perf_counter()
-        out = list(predict_many(spec, [Path(f) for f in files], workers=workers, progress=False))
+        out = list(predictor.predict_many([Path(f) for f in files], workers=workers))
         rows.append((f"worker processes, {workers}", time.perf_counter() - start))
         answers[rows[-1][0]] = {str(p): r["top"][0]["genre"] for p, r, _ in out}
     same = all(a == answers[rows[0][0]] for a in answers.values())
-    print(f"{len(files)} real 30-s clips of gtzan_mini; model: {runner.description}")
+    print(f"{len(files)} real 30-s clips of gtzan_mini; model: {predictor.description}")
     print(f"machine: {os.cpu_count()} cores; load average at the start: {load:.2f}")
     for name, took in rows:
         print(f"{name:<26} {len(files) / took:5.2f} tracks/s ({took:.1f} s, start-up included)")

@@ -5,8 +5,8 @@
 Serves the app on a free localhost port (in this process, a background thread), posts the file to
 /api/analyse once as a warm-up, then 5 times, and prints the median wall time from the start of the upload
 to the parsed JSON answer (audio decoding, front end, every window, the two PNGs, the JSON), and the
-median time of the model adapter `analyse` alone, with the machine and its load average. Default: the CNN
-of the latest run, on a real 30-s GTZAN clip of ../shared/gtzan_mini.
+median time of the model adapter `analyse` alone, with the machine and its load average. Default: the model
+`genre-cnn serve` answers with, on a real 30-s GTZAN clip of ../shared/gtzan_mini.
 """
 
 from __future__ import annotations
@@ -29,16 +29,15 @@ def main() -> None:
 
     from genre_cnn.app.serve import make_app, serve_in_thread
     from genre_cnn.app.serve_analysis import analyse
-    from genre_cnn.inference.predict import latest_checkpoint, load_model
+    from genre_cnn.inference.session import Predictor
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=None)
     parser.add_argument("--file", type=Path, default=CLIP)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    ckpt = args.ckpt or latest_checkpoint()
-    model = load_model(ckpt)
-    url, stop = serve_in_thread(make_app(model, str(ckpt)))
+    model = Predictor.open(args.ckpt, "torch")  # as `genre-cnn serve` opens it
+    url, stop = serve_in_thread(make_app(model))
     body = args.file.read_bytes()
     times, answer = [], {}
     try:
@@ -66,7 +65,7 @@ def main() -> None:
     top = max(zip(answer["probabilities"], answer["genres"]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
-    print(f"model: {answer['model']} ({ckpt}); file: {args.file.name}, {answer['duration']:.1f} s, "
+    print(f"model: {answer['model']} ({model.checkpoint}); file: {args.file.name}, {answer['duration']:.1f} s, "
           f"{len(body) / 1e6:.2f} MB, {len(answer['window_times'])} windows; top genre {top[1]} {100 * top[0]:.1f}%")
     print(f"upload to answer: {1000 * statistics.median(times):.0f} ms (median of {args.runs}; "
           f"min {1000 * min(times):.0f}, max {1000 * max(times):.0f})")

@@ -4,12 +4,12 @@
 
 Makes --files real 30-s clips of ../shared/gtzan_mini in mp3, flac, ogg and m4a (ffmpeg, a quarter each) with
 title/artist tags and, for mp3/flac/m4a, a cover picture. Then, alternately --repeats times each, on fresh
-copies: (a) `genre_cnn.app.library.predict_many` over the files (prediction alone), (b) `genre_cnn.app.tag.tag_files`
-over the same files (prediction, reading each file's genre, the undo log, the safe write and the report), both
-with the model that `genre-cnn tag` uses (ONNX Runtime when it exports) and the same workers. Prints the
-median seconds of each and the extra cost of tagging per file; the target is at most 20 ms a file. On a busy
-machine that difference drowns in the noise of prediction, so the tagging work alone (reading the file's
-genre, the fsynced undo entry, the copy + save + read-back check (tags, stream information, audio bytes) + fsync
+copies: (a) `Predictor.predict_many` (genre_cnn.inference.session) over the files (prediction alone), (b)
+`genre_cnn.app.tag.tag_files` over the same files (prediction, reading each file's genre, the undo log, the safe
+write and the report), both with the model that `genre-cnn tag` uses (ONNX Runtime when it exports) and the same
+workers. Prints the median seconds of each and the extra cost of tagging per file; the target is at most 20 ms a
+file. On a busy machine that difference drowns in the noise of prediction, so the tagging work alone (reading the
+file's genre, the fsynced undo entry, the copy + save + read-back check (tags, stream information, audio bytes) + fsync
 + rename) is also timed file by file, in this process.
 """
 
@@ -65,14 +65,12 @@ def main() -> None:
     if shutil.which("ffmpeg") is None or not MINI.is_dir():
         sys.exit("needs ffmpeg and ../shared/gtzan_mini")
 
-    from genre_cnn.app.cli import _choose, _engine
-    from genre_cnn.app.library import predict_many
-    from genre_cnn.app.tag import model_label, tag_files
+    from genre_cnn.app.tag import tag_files
     from genre_cnn.app.tagfile import read_genre, write_genres
     from genre_cnn.app.tagundo import append_entry
+    from genre_cnn.inference.session import Predictor
 
-    spec, runner = _engine(args.ckpt, "auto")
-    model = model_label(_choose(args.ckpt)[0])
+    predictor = Predictor.open(args.ckpt)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "made").mkdir()
@@ -81,13 +79,12 @@ def main() -> None:
         for r in range(args.repeats):
             work = fresh(files, tmp / "work")
             start = time.perf_counter()
-            assert all(res for _, res, _ in predict_many(spec, work, 1, None, args.workers, False, runner))
+            assert all(res for _, res, _ in predictor.predict_many(work, 1, None, args.workers))
             times["predict"].append(time.perf_counter() - start)
             work = fresh(files, tmp / "work")
             start = time.perf_counter()
             with contextlib.redirect_stderr(io.StringIO()):
-                summary = tag_files(spec, runner, work, model, workers=args.workers, progress=False,
-                                    log_stem=tmp / f"log{r}")
+                summary = tag_files(predictor, work, workers=args.workers, progress=False, log_stem=tmp / f"log{r}")
             times["tag"].append(time.perf_counter() - start)
             assert summary["tagged"] == len(files), summary
         alone = []
@@ -98,7 +95,7 @@ def main() -> None:
             write_genres(path, ["Jazz"], expect=current)
             alone.append(time.perf_counter() - start)
     predict, tag = statistics.median(times["predict"]), statistics.median(times["tag"])
-    print(f"model: {runner.description}")
+    print(f"model: {predictor.description}")
     print(f"{len(files)} files (30 s each, {', '.join(FORMATS)}), {args.workers} workers, median of {args.repeats}")
     print(f"prediction alone: {predict:.2f} s ({1000 * predict / len(files):.0f} ms a file); runs "
           + " ".join(f"{t:.2f}" for t in times["predict"]))

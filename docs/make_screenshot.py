@@ -4,7 +4,7 @@
 
 Needs the app extra (pip install -e .[app]), selenium, and Debian's chromium + chromium-driver. Serves the
 app on a free localhost port in this process, picks the file in the page, waits for the answer and saves a
-screenshot of the whole page. Default: the CNN of the latest run, jazz.00005 of ../shared/gtzan_mini.
+screenshot of the whole page. Default: the model `genre-cnn serve` answers with, jazz.00005 of ../shared/gtzan_mini.
 """
 
 from __future__ import annotations
@@ -22,15 +22,14 @@ def main() -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     from genre_cnn.app.serve import make_app, serve_in_thread
-    from genre_cnn.inference.predict import latest_checkpoint, load_model
+    from genre_cnn.inference.session import Predictor
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=None)
     parser.add_argument("--file", type=Path, default=CLIP)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "serve.png")
     args = parser.parse_args()
-    ckpt = args.ckpt or latest_checkpoint()
-    url, stop = serve_in_thread(make_app(load_model(ckpt), str(ckpt)))
+    url, stop = serve_in_thread(make_app(Predictor.open(args.ckpt, "torch")))
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,1400",

@@ -16,7 +16,7 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {"load_model": "genre_cnn.inference.api", "predict_file": "genre_cnn.inference.api",
-         "predict_waveform": "genre_cnn.inference.api", "predict_files": "genre_cnn.inference.predict",
+         "predict_waveform": "genre_cnn.inference.api", "predict_files": "genre_cnn.inference.api",
          "default_checkpoint": "genre_cnn.models.checkpoint"}
 __all__ = sorted(_LAZY)
 

@@ -1,6 +1,6 @@
 """The errors genre_cnn reports to its users, and the one place a command turns them into a line and an exit code.
 
-    from genre_cnn.errors import GenreCnnError, SettingsError, run_command
+    from genre_cnn.errors import GenreCnnError, SettingsError, UsageError, run_command
     sys.exit(run_command(lambda: main(argv)))      # how `genre-cnn` and `python train.py` run
 
 Each GenreCnnError carries a one-line message meant for the user (a file, an option, what to do) and the exit code
@@ -23,6 +23,12 @@ class GenreCnnError(Exception):
 class SettingsError(GenreCnnError):
     """A setting out of its sane range; the message names the option as the command line spells it
     (e.g. "--data.batch_size must be >= 1, got 0")."""
+
+    exit_code = 2
+
+
+class UsageError(GenreCnnError):
+    """Options that do not go together (the command line's own parser checks each one alone)."""
 
     exit_code = 2
 

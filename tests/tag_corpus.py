@@ -32,17 +32,11 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 
 
 def ready_model():
-    """(spec, runner) of the ready model, through its shipped ONNX graph when onnxruntime is installed."""
+    """The ready model's Predictor, through its shipped ONNX graph when onnxruntime is installed."""
+    from genre_cnn.inference.session import Predictor
     from genre_cnn.models.checkpoint import READY_MODEL
 
-    try:
-        from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx
-    except ImportError:
-        from genre_cnn.inference.predict import TorchRunner, load_model
-
-        return ("torch", READY_MODEL), TorchRunner(load_model(READY_MODEL))
-    graph = cached_onnx(READY_MODEL)
-    return ("onnx", graph), OnnxRunner(graph)
+    return Predictor.open(READY_MODEL)
 
 
 def sine(*args: str) -> None:

@@ -102,9 +102,9 @@ def _kill_readers_of(victim: Path, stop: threading.Event, killed: list[int]) -> 
 
 
 def test_a_worker_that_dies_costs_only_its_file_and_the_run_goes_on(tmp_path):
-    from genre_cnn.app.library import DIED, predict_many
-    from genre_cnn.inference.onnx_predict import cached_onnx
     from genre_cnn.inference.predict import READY_MODEL
+    from genre_cnn.inference.session import Predictor
+    from genre_cnn.inference.workers import DIED
 
     files = []
     for i, seconds in enumerate([4.0, 4.0, 90.0, 4.0, 4.0, 4.0]):  # the long one is read long enough to be caught
@@ -115,8 +115,7 @@ def test_a_worker_that_dies_costs_only_its_file_and_the_run_goes_on(tmp_path):
     killer = threading.Thread(target=_kill_readers_of, args=(victim, stop, killed), daemon=True)
     killer.start()
     try:
-        out = list(predict_many(("onnx", cached_onnx(READY_MODEL)), files, workers=2, max_windows=None,
-                                progress=False))
+        out = list(Predictor.open(READY_MODEL, "onnx").predict_many(files, workers=2))
     finally:
         stop.set()
         killer.join()

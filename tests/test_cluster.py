@@ -24,8 +24,8 @@ from genre_cnn.app.cli import main
 from genre_cnn.app.cli_parser import is_ray_address
 from genre_cnn.app.cluster_results import Results, read_results, table, text
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx
 from genre_cnn.inference.predict import READY_MODEL
+from genre_cnn.inference.session import Predictor
 
 pytest.importorskip("pyarrow", reason="the cluster extra is not installed (pip install -e .[cluster])")
 REPO = Path(__file__).resolve().parents[1]
@@ -42,11 +42,8 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def model():
-    """(spec, runner) of the ready model's shipped ONNX graph, as `genre-cnn predict --ckpt READY` builds them."""
-    graph = cached_onnx(READY_MODEL)
-    runner = OnnxRunner(graph, checkpoint=READY_MODEL)
-    runner.description += " -- --ckpt"
-    return ("onnx", graph), runner
+    """The ready model on its shipped ONNX graph, as `genre-cnn predict --ckpt READY` opens it."""
+    return Predictor.open(READY_MODEL)
 
 
 def tones(folder: Path, count: int, seconds: float = 3.5) -> list[Path]:
@@ -107,7 +104,7 @@ def test_real_clips_get_the_answers_of_one_machine_and_bad_files_their_reasons(r
         (music / f"{genre}.wav").symlink_to(sorted((GTZAN_MINI / "genres" / genre).iterdir())[-1])
     reasons = bad_files(music / "bad")
     missing = tmp_path / "gone.mp3"
-    summary = cluster.predict_on_ray(*model, [str(music), str(missing)], str(tmp_path / "out.parquet"),
+    summary = cluster.predict_on_ray(model, [str(music), str(missing)], str(tmp_path / "out.parquet"),
                                      progress=False, part_rows=2)
     rows = read_results(tmp_path / "out.parquet")
     assert summary == {"predicted": 5, "skipped": 6, "already": 0, "results": 5}
@@ -122,8 +119,8 @@ def test_real_clips_get_the_answers_of_one_machine_and_bad_files_their_reasons(r
 DRIVER = """
 import sys, time
 from genre_cnn.app import cluster, cluster_results
-from genre_cnn.inference.onnx_predict import OnnxRunner, cached_onnx
 from genre_cnn.inference.predict import READY_MODEL
+from genre_cnn.inference.session import Predictor
 import ray
 ray.init(address=sys.argv[1], log_to_driver=False, logging_level="warning")
 write = cluster_results.Results.write
@@ -132,10 +129,8 @@ def slow_write(self, part):  # slow the writer down, so that the kill comes mid-
     time.sleep(0.4)
     return name
 cluster_results.Results.write = slow_write
-runner = OnnxRunner(cached_onnx(READY_MODEL), checkpoint=READY_MODEL)
-runner.description += " -- --ckpt"
-cluster.predict_on_ray(("onnx", cached_onnx(READY_MODEL)), runner, [sys.argv[2]], sys.argv[3], progress=False,
-                       workers=1, part_rows=1)
+cluster.predict_on_ray(Predictor.open(READY_MODEL), [sys.argv[2]], sys.argv[3], progress=False, workers=1,
+                       part_rows=1)
 """
 
 
@@ -159,7 +154,7 @@ def test_a_killed_run_resumes_without_redoing_a_file_or_listing_one_twice(ray_ad
     half.write_bytes(before[half.name][: len(before[half.name]) // 2])
     (out / f".{parts[0].name}.abc123.tmp").write_bytes(b"PAR1")
     lost = {r["file"] for r in read_results(out)} ^ set(done)  # the half-written part's files
-    summary = cluster.predict_on_ray(*model, [str(tmp_path / "music")], str(out), progress=False)
+    summary = cluster.predict_on_ray(model, [str(tmp_path / "music")], str(out), progress=False)
     assert summary["already"] == len(done) - len(lost) and summary["predicted"] == len(files) - summary["already"]
     rows = read_results(out)
     assert sorted(r["file"] for r in rows) == sorted(map(str, files))  # every file once
@@ -174,13 +169,12 @@ def test_uris_are_listed_and_read_through_pyarrow(model, tmp_path):
     files, skipped = cluster.list_inputs([uri, f"file://{tmp_path}/nothing", f"nosuch://{tmp_path}"])
     assert files == [f"{uri}/tone00.wav"]
     assert [s["error"] for s in skipped][0] == "no such file or folder" and "cannot list" in skipped[1]["error"]
-    spec, runner = model
-    row = cluster.predict_row(runner, files[0], 3, None, "m")
-    plain = cluster.predict_row(runner, str(clip), 3, None, "m")
+    row = cluster.predict_row(model, files[0], 3, None, "m")
+    plain = cluster.predict_row(model, str(clip), 3, None, "m")
     assert row == {**plain, "file": files[0]}
-    warned = cluster.predict_row(runner, f"file://{short}", 3, None, "m")
+    warned = cluster.predict_row(model, f"file://{short}", 3, None, "m")
     assert f"file://{short}" in warned["warning"] and "genre_cnn-" not in warned["warning"]
-    assert cluster.predict_row(runner, f"file://{tmp_path}/gone.wav", 3, None, "m")["error"].startswith("cannot read")
+    assert cluster.predict_row(model, f"file://{tmp_path}/gone.wav", 3, None, "m")["error"].startswith("cannot read")
 
 
 def test_the_results_folder_is_locked_kept_to_one_model_and_cleaned(tmp_path):
@@ -245,7 +239,7 @@ def test_an_unreachable_cluster_is_one_line(model, tmp_path, monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", unreachable)
     with pytest.raises(GenreCnnError, match=r"^Failed to connect to Ray cluster at 10\.0\.0\.9:6379 .*RAY_AUTH_MODE"):
-        cluster.predict_on_ray(*model, [str(tmp_path / "music")], str(tmp_path / "out"), address="10.0.0.9:6379")
+        cluster.predict_on_ray(model, [str(tmp_path / "music")], str(tmp_path / "out"), address="10.0.0.9:6379")
     assert read_results(tmp_path / "out") == []
 
 
@@ -255,5 +249,5 @@ def test_without_the_cluster_extra_it_says_what_to_install(model, tmp_path, monk
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
     with pytest.raises(GenreCnnError, match=r"pip install -e '\.\[cluster\]'"):
-        cluster.predict_on_ray(*model, [str(tmp_path)], str(tmp_path / "out.parquet"))
+        cluster.predict_on_ray(model, [str(tmp_path)], str(tmp_path / "out.parquet"))
     assert not (tmp_path / "out.parquet").exists()

@@ -31,9 +31,10 @@ def toy():
 def test_a_fourth_family_trains_tests_predicts_exports_and_is_chosen(toy, demo_dir, tmp_path):
     import soundfile as sf
 
+    from genre_cnn.inference.api import predict_files
     from genre_cnn.inference.export import export_onnx
     from genre_cnn.inference.onnx_predict import OnnxRunner
-    from genre_cnn.inference.predict import TorchRunner, load_model, predict_files
+    from genre_cnn.inference.predict import TorchRunner, load_model
     from genre_cnn.models.checkpoint import latest_checkpoint
     from genre_cnn.training.train import main
 

@@ -181,7 +181,8 @@ def test_a_dataset_without_its_own_split_refuses_split_official(tmp_path):
 
 
 def test_every_family_trains_tests_and_predicts_on_fma_and_the_report_says_which_split(fma_root, tmp_path):
-    from genre_cnn.inference.predict import load_model, predict_files
+    from genre_cnn.inference.api import predict_files
+    from genre_cnn.inference.predict import load_model
     from genre_cnn.training.train import main
 
     results = main(["--data.source", "Fma", "--data.source.data_dir", str(fma_root), "--data.source.download",

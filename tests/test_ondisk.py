@@ -139,7 +139,7 @@ def test_two_processes_read_their_own_share_from_disk_and_test_as_one_process_do
 @pytest.mark.slow
 def test_torchrun_starts_every_process_of_one_run(project_home, demo_dir, tmp_path):
     """The launch of a run on several machines (torchrun on each), here two processes on one: they join one named
-    run, and without --run_name they stop at once, saying so."""
+    run."""
     with socket.socket() as s:  # a free port on the loopback for the two processes to meet at
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -149,9 +149,6 @@ def test_torchrun_starts_every_process_of_one_run(project_home, demo_dir, tmp_pa
             "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
             "--trainer.strategy", "ddp", "--data.features.in_memory", "false", "--data.crops_per_clip", "2"]
     env = {**os.environ, "GENRE_CNN_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    unnamed = subprocess.run([*torchrun, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert unnamed.returncode != 0 and "give --run_name NAME" in unnamed.stderr
-    assert not (tmp_path / "runs").exists()
     named = subprocess.run([*torchrun, *args, "--run_name", "tr"], capture_output=True, text=True, timeout=400,
                            cwd=tmp_path, env=env)
     assert named.returncode == 0, named.stderr[-3000:]
@@ -160,3 +157,19 @@ def test_torchrun_starts_every_process_of_one_run(project_home, demo_dir, tmp_pa
     assert report["clips"] == len(json.loads(split.read_text())["test"])  # every test clip once, across both
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tr"]  # one run folder for both processes
     assert (tmp_path / "checkpoints" / "tr" / "cnn" / "best.ckpt").is_file()
+
+
+@pytest.mark.parametrize("launcher", [{"WORLD_SIZE": "2", "RANK": "1"},  # torchrun
+                                      {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "4"}])  # srun
+def test_a_process_of_a_launched_run_without_run_name_stops_at_once(project_home, demo_dir, tmp_path, monkeypatch,
+                                                                    launcher):
+    """One of several processes started by torchrun or SLURM (their environment) needs the run's name: without it,
+    it stops before anything is written, saying so."""
+    from genre_cnn.errors import SettingsError
+    from genre_cnn.training.train import main
+
+    for name, value in launcher.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match="give --run_name NAME"):
+        main([*DEMO_ARGS, "--models", "[cnn]", "--output_root", str(tmp_path)])
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "checkpoints").exists()

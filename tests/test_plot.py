@@ -57,15 +57,15 @@ def test_figure_without_a_model_has_no_probabilities(demo_dir):
 
 
 def test_files_sharing_a_name_get_a_png_each(tmp_path, monkeypatch, capsys):
-    import genre_cnn.app.cli
     import genre_cnn.app.plot
+    from genre_cnn.inference.session import Predictor
 
     paths = [tmp_path / "a" / "x.wav", tmp_path / "a" / "x.flac", tmp_path / "b" / "x.wav", tmp_path / "y.wav"]
     assert png_names(paths) == ["x.wav.png", "x.flac.png", "x.wav-2.png", "y.png"]
     for p in paths:
         p.parent.mkdir(exist_ok=True)
         p.write_bytes(b"")
-    monkeypatch.setattr(genre_cnn.app.cli, "_load", lambda ckpt: (None, None))
+    monkeypatch.setattr(Predictor, "open", classmethod(lambda cls, *args: None))  # no model needed
     def fake_plot(path, png, model):  # records which file made which PNG, without drawing
         png.parent.mkdir(exist_ok=True)
         png.write_text(str(path))

@@ -19,7 +19,8 @@ import torch
 
 from genre_cnn.app.cli import main
 from genre_cnn.data.demo import DEMO_GENRES
-from genre_cnn.inference.predict import CheckpointError, latest_checkpoint, load_model, predict_files
+from genre_cnn.inference.api import predict_files
+from genre_cnn.inference.predict import CheckpointError, latest_checkpoint, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 

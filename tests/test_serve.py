@@ -39,7 +39,7 @@ def server(ckpt, tmp_path_factory):
     from genre_cnn.inference.predict import load_model
 
     uploads = tmp_path_factory.mktemp("uploads")
-    url, stop = serve_in_thread(make_app(load_model(ckpt), str(ckpt), max_mb=1.0, upload_dir=uploads))
+    url, stop = serve_in_thread(make_app(load_model(ckpt), max_mb=1.0, upload_dir=uploads))
     yield {"url": url, "uploads": uploads}
     stop()
 
@@ -51,7 +51,7 @@ def server_big(ckpt, tmp_path_factory):
     from genre_cnn.inference.predict import load_model
 
     uploads = tmp_path_factory.mktemp("uploads_big")
-    url, stop = serve_in_thread(make_app(load_model(ckpt), str(ckpt), upload_dir=uploads))
+    url, stop = serve_in_thread(make_app(load_model(ckpt), upload_dir=uploads))
     yield {"url": url, "uploads": uploads}
     stop()
 
@@ -67,7 +67,7 @@ def post(url: str, body, name: str, headers: dict | None = None) -> tuple[int, d
 
 
 def expected_top(ckpt: Path, clip: Path) -> str:
-    from genre_cnn.inference.predict import load_model, predict_files
+    from genre_cnn.inference.api import load_model, predict_files
 
     results, errors = predict_files(load_model(ckpt), [clip], progress=False)
     assert not errors

@@ -43,7 +43,7 @@ def served(model, tmp_path_factory):
     from genre_cnn.app.serve import make_app, serve_in_thread
 
     uploads = tmp_path_factory.mktemp("uploads")
-    url, stop = serve_in_thread(make_app(model, "demo.ckpt", max_mb=1.0, upload_dir=uploads, idle_seconds=1.0))
+    url, stop = serve_in_thread(make_app(model, max_mb=1.0, upload_dir=uploads, idle_seconds=1.0))
     errors: list[logging.LogRecord] = []
     handler = logging.Handler(logging.ERROR)
     handler.emit = errors.append
@@ -208,7 +208,8 @@ def test_musicnn_patches_go_in_batches_and_give_the_models_probabilities(tmp_pat
     sizes = []
     model.backbone.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
     r = analyse(model, tmp_path / "jazz60.wav")
-    assert max(sizes) <= BATCH < sum(sizes) == len(r["window_probabilities"]) == 20
+    # the timeline's 20 patches, then the answer `predict` gives (its own windows): every call in batches
+    assert max(sizes) <= BATCH < 20 == len(r["window_probabilities"]) < sum(sizes)
     from genre_cnn.audio.decode import load_audio
 
     expected = model.predict_waveform(torch.from_numpy(load_audio(tmp_path / "jazz60.wav", 16000)))
@@ -270,7 +271,7 @@ def test_a_long_musicnn_analysis_fits_its_memory_bound(tmp_path):
         model = load_model({str(READY)!r})
     """
     code = f"""
-        r = _answer(model, __import__("pathlib").Path({str(tmp_path / "three_minutes.flac")!r}), "ready")
+        r = _answer(model, __import__("pathlib").Path({str(tmp_path / "three_minutes.flac")!r}))
         print(len(r["window_probabilities"]), r["logmel_png"][:22])
     """
     done = run_capped(code, headroom_mb=800, setup=setup)

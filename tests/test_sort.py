@@ -206,7 +206,7 @@ def test_a_failed_row_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch)
     import genre_cnn.app.placing
 
     path = tmp_path / MANIFEST
-    append_row(path, ["a.wav", "jazz", "0.9", "m", "jazz", "x/a.wav"], COLUMNS)
+    append_row(path, {"file": "a.wav", "genre": "jazz", "probability": "0.9", "dest": "x/a.wav"}, COLUMNS)
     before = path.read_bytes()
 
     def half_then_full(fd, data):
@@ -215,8 +215,17 @@ def test_a_failed_row_write_leaves_the_manifest_as_it_was(tmp_path, monkeypatch)
 
     monkeypatch.setattr(genre_cnn.app.placing, "_write_all", half_then_full)
     with pytest.raises(OSError):
-        append_row(path, ["b.wav", "rock", "0.8", "m", "rock", "x/b.wav"], COLUMNS)
+        append_row(path, {"file": "b.wav", "genre": "rock", "probability": "0.8", "dest": "x/b.wav"}, COLUMNS)
     assert path.read_bytes() == before
+
+
+def test_a_row_goes_into_the_manifests_own_columns(tmp_path):
+    path = tmp_path / MANIFEST
+    path.write_text("FILE;genre;probability;model;folder;dest;notes\n")  # six columns of an earlier version, and one
+    append_row(path, {"file": "a.wav", "genre": "jazz", "dest": "x/a.wav", "verdict": "music"}, COLUMNS)
+    assert path.read_text().splitlines()[1] == "a.wav;jazz;;;;x/a.wav;"
+    append_row(tmp_path / "new.csv", {"file": "b.wav", "verdict": "not music"}, COLUMNS)
+    assert (tmp_path / "new.csv").read_text().splitlines() == [",".join(COLUMNS), "b.wav,,,,,,not music"]
 
 
 def test_a_track_placed_but_not_recorded_is_recorded_by_the_rerun_not_placed_again(demo_run, two_albums, tmp_path,
@@ -299,10 +308,10 @@ def test_an_unreadable_sub_folder_is_one_line(demo_run, two_albums, tmp_path, ca
 @pytest.mark.parametrize("kind", ["under a file", pytest.param("read-only", marks=pytest.mark.skipif(
     os.geteuid() == 0, reason="root writes into read-only folders"))])
 def test_an_unwritable_dest_is_found_before_predicting(demo_run, two_albums, tmp_path, capsys, monkeypatch, kind):
-    import genre_cnn.app.sort
+    from genre_cnn.inference.session import Predictor
 
     predicted = []
-    monkeypatch.setattr(genre_cnn.app.sort, "predict_many", lambda *a, **k: predicted.append(a) or iter(()))
+    monkeypatch.setattr(Predictor, "predict_many", lambda *a, **k: predicted.append(a) or iter(()))
     dest = tmp_path / "dest"
     if kind == "read-only":
         dest.mkdir(mode=0o555)

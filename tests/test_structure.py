@@ -209,3 +209,22 @@ def test_the_readme_layout_names_every_module_and_nothing_else(tmp_path):
         (tmp_path / "pkg" / name).write_text('"""x"""\n')
     readme = "# x\n\n## Layout\n\n| `old.py` | x |\n| `sub/gone.py` | y |\n\n## Licence\n`sub/new.py`\n"
     assert layout_mismatch(readme, tmp_path / "pkg") == (["sub/new.py"], ["sub/gone.py"])
+
+
+def borrowed_private_names(paths: list[Path]) -> list[str]:
+    """`file: module.name` for each private name (one leading underscore) imported from a genre_cnn module."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("genre_cnn"):
+                found += [f"{path}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_caller_borrows_a_private_name_of_another_module(tmp_path):
+    callers = [*PACKAGE.rglob("*.py"), *(REPO / "beetsplug").glob("*.py"), *(REPO / "benchmarks").glob("*.py"),
+               *(REPO / "docs").glob("*.py")]
+    assert borrowed_private_names(callers) == []
+    (tmp_path / "plugin.py").write_text("from genre_cnn.app.cli import _choose, main\n")
+    assert len(borrowed_private_names([tmp_path / "plugin.py"])) == 1

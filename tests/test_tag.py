@@ -20,6 +20,7 @@ from genre_cnn.app.cli import main
 from genre_cnn.app.tag import tag_files
 from genre_cnn.app.tagfile import TMP_SUFFIX, read_genres, write_genres
 from genre_cnn.app.tagundo import read_log, undo
+from genre_cnn.inference.session import Predictor
 from genre_cnn.models.checkpoint import READY_MODEL
 
 try:
@@ -38,10 +39,10 @@ def originals(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model():
-    """(spec, runner) of the ready model through PyTorch."""
-    from genre_cnn.inference.predict import TorchRunner, load_model
+    """The ready model through PyTorch."""
+    from genre_cnn.inference.session import Predictor
 
-    return ("torch", READY_MODEL), TorchRunner(load_model(READY_MODEL))
+    return Predictor.open(READY_MODEL, "torch")
 
 
 @pytest.fixture
@@ -52,8 +53,8 @@ def library(originals, tmp_path) -> dict[str, Path]:
 
 
 def _tag(model, paths, tmp_path, **kw) -> dict:
-    spec, runner = model
-    return tag_files(spec, runner, paths, MODEL, log_stem=tmp_path / "run", workers=1, progress=False, **kw)
+    assert model.label == MODEL
+    return tag_files(model, paths, log_stem=tmp_path / "run", workers=1, progress=False, **kw)
 
 
 def test_every_format_gets_separate_genre_values_and_nothing_else_changes(model, library, tmp_path):
@@ -138,15 +139,15 @@ def test_bad_files_are_one_line_each_never_a_traceback(library, tmp_path, capsys
     readonly = library["flac"]
     readonly.chmod(0o444)
     vanishing = library["opus"]
-    real = tag_module.predict_many
+    real = Predictor.predict_many
 
-    def predict_then_delete(spec, files, *args, **kw):  # the file disappears after it was predicted
-        for path, res, error in real(spec, files, *args, **kw):
+    def predict_then_delete(self, files, *args, **kw):  # the file disappears after it was predicted
+        for path, res, error in real(self, files, *args, **kw):
             if path == vanishing:
                 path.unlink()
             yield path, res, error
 
-    monkeypatch.setattr(tag_module, "predict_many", predict_then_delete)
+    monkeypatch.setattr(Predictor, "predict_many", predict_then_delete)
     args = ["tag", str(tmp_path / "lib"), str(tmp_path / "lib" / "notes.txt"), str(tmp_path / "gone.mp3"), *CLI,
             "--log", str(tmp_path / "run")]
     assert main(args) == 0

@@ -18,7 +18,6 @@ from genre_cnn.app.tagundo import undo
 from genre_cnn.genres import SPELLINGS
 
 pytestmark = needs_ffmpeg
-MODEL = "genre_cnn/ready/musicnn_gtzan_mini"
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +37,9 @@ def library(corpus, tmp_path) -> dict[str, tuple[Path, str]]:
 
 
 def test_tag_then_undo_loses_nothing_or_refuses_untouched(model, library, tmp_path):
-    spec, runner = model
     before = {name: (expect == "write" and fingerprint(path), path.read_bytes(), expect == "write" and read_genre(path))
               for name, (path, expect) in library.items()}
-    summary = tag_files(spec, runner, [path for path, _ in library.values()], MODEL, count=2, min_confidence=0.0,
+    summary = tag_files(model, [path for path, _ in library.values()], count=2, min_confidence=0.0,
                         overwrite=True, log_stem=tmp_path / "run", workers=1, progress=False)
     rows = {Path(r["file"]).name: r for r in json.loads((tmp_path / "run.report.json").read_text())["files"]}
     written = [name for name, (_, expect) in library.items() if expect == "write"]
@@ -90,10 +88,9 @@ def test_an_id3v23_tag_keeps_its_version_frames_and_odd_years(library, tmp_path)
 
 
 def test_a_genre_beside_the_main_tag_counts_and_is_kept(model, library, tmp_path):
-    spec, runner = model
     paths = [library[name][0] for name in ("wav-info-ignr.wav", "v1-only.mp3", "v23-v1-ape.mp3")]
     raw = [p.read_bytes() for p in paths]
     assert [read_genres(p) for p in paths] == [["Jazz"], ["Jazz"], ["House"]]  # RIFF INFO IGNR, ID3v1, APE
-    summary = tag_files(spec, runner, paths, MODEL, log_stem=tmp_path / "run", workers=1, progress=False)
+    summary = tag_files(model, paths, log_stem=tmp_path / "run", workers=1, progress=False)
     assert summary["skipped"] == 3 and summary["tagged"] == 0
     assert [p.read_bytes() for p in paths] == raw

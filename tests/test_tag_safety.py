@@ -15,15 +15,14 @@ import pytest
 from audio_formats import needs_ffmpeg
 from tag_corpus import ready_model, sine
 
-from genre_cnn.app import tag as tag_module
 from genre_cnn.app.cli import main
 from genre_cnn.app.tag import tag_files
 from genre_cnn.app.tagfile import TMP_SUFFIX, GenreChanged, read_genre, read_genres, write_genres
 from genre_cnn.app.tagundo import undo
+from genre_cnn.inference.session import Predictor
 from genre_cnn.models.checkpoint import READY_MODEL
 
 pytestmark = needs_ffmpeg
-MODEL = "genre_cnn/ready/musicnn_gtzan_mini"
 CLI = ["--ckpt", str(READY_MODEL), "--workers", "1", "--no-progress", "--min-confidence", "0"]
 
 
@@ -46,8 +45,7 @@ def song(made, tmp_path) -> Path:
 
 
 def _tag(model, paths, stem: Path, **kw) -> dict:
-    spec, runner = model
-    return tag_files(spec, runner, paths, MODEL, min_confidence=0.0, log_stem=stem, workers=1, progress=False, **kw)
+    return tag_files(model, paths, min_confidence=0.0, log_stem=stem, workers=1, progress=False, **kw)
 
 
 def test_a_link_planted_at_the_temporary_name_is_never_followed(song, tmp_path, monkeypatch):
@@ -67,14 +65,14 @@ def test_a_link_planted_at_the_temporary_name_is_never_followed(song, tmp_path, 
 
 
 def test_a_genre_set_while_tag_predicts_is_kept_and_undo_never_deletes_it(model, song, tmp_path, monkeypatch):
-    real = tag_module.predict_many
+    real = Predictor.predict_many
 
-    def someone_tags_meanwhile(spec, files, *args, **kw):
-        for path, res, error in real(spec, files, *args, **kw):
+    def someone_tags_meanwhile(self, files, *args, **kw):
+        for path, res, error in real(self, files, *args, **kw):
             write_genres(path, ["Bossa Nova"])
             yield path, res, error
 
-    monkeypatch.setattr(tag_module, "predict_many", someone_tags_meanwhile)
+    monkeypatch.setattr(Predictor, "predict_many", someone_tags_meanwhile)
     summary = _tag(model, [song], tmp_path / "run")
     assert summary["skipped"] == 1 and summary["tagged"] == 0 and read_genres(song) == ["Bossa Nova"]
     assert undo([tmp_path / "run"])["restored"] == 0 and read_genres(song) == ["Bossa Nova"]

@@ -124,13 +124,14 @@ def test_a_run_started_before_an_option_existed_resumes_as_it_was(project_home, 
 
 
 def test_same_seed_same_results(project_home, demo_dir, tmp_path):
-    a = short_run(tmp_path, "a", "--seed", "7")["cnn"]
-    b = short_run(tmp_path, "b", "--seed", "7")["cnn"]
+    one = ("--trainer.max_epochs", "1")
+    a = short_run(tmp_path, "a", "--seed", "7", *one)["cnn"]
+    b = short_run(tmp_path, "b", "--seed", "7", *one)["cnn"]
     assert a["confusion"] == b["confusion"] and a["window_acc"] == b["window_acc"]
     wa = torch.load(tmp_path / "checkpoints" / "a" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
     wb = torch.load(tmp_path / "checkpoints" / "b" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    short_run(tmp_path, "c", "--seed", "8")
+    short_run(tmp_path, "c", "--seed", "8", *one)
     wc = torch.load(tmp_path / "checkpoints" / "c" / "cnn" / "last.ckpt", weights_only=True)["state_dict"]
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 

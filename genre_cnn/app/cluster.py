@@ -6,11 +6,11 @@
 Needs the `cluster` extra (`pip install -e .[cluster]`: Ray Data and pyarrow). Files are listed on the driver
 (local folders as `genre-cnn predict` lists them; URIs such as s3://, gs:// or file:// through pyarrow.fs), then a
 Ray Data pipeline feeds them to a pool of actors (`map_batches` with the callable class `FilePredictor`), each
-holding the model once and decoding and predicting file after file through `predict_row`, the one call into
-`genre_cnn.inference.predict.predict_one`, the function of the one-machine path: the answers are the same. A
-file given as a URI is copied to the actor's temporary folder first; a plain path must be readable on every
-node (a shared file system). The model travels through Ray's object store, so the workers need genre_cnn and
-its dependencies installed, not the driver's files.
+holding the model once (a genre_cnn.inference.session.Predictor built from the driver's spec) and decoding and
+predicting file after file through `predict_row`, with the function of the one-machine path: the answers are the
+same. A file given as a URI is copied to the actor's temporary folder first; a plain path must be readable on
+every node (a shared file system). The model's files (an ONNX graph with its answer graph, or a checkpoint) travel
+through Ray's object store, so the workers need genre_cnn and its dependencies installed, not the driver's files.
 
 The driver writes the rows (the fields of `--json`, a skipped file's reason included) as Parquet parts into
 the `--out` folder, every `part_rows` rows or `part_seconds` seconds, each whole or not at all; a rerun skips
@@ -28,7 +28,8 @@ from pathlib import Path
 
 from genre_cnn.app.cluster_results import Results, filesystem, table, text
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.inference.predict import expand_paths, predict_one
+from genre_cnn.inference.predict import expand_paths
+from genre_cnn.inference.session import ModelSpec, Predictor
 
 
 def list_inputs(paths: list[str]) -> tuple[list[str], list[dict]]:
@@ -78,14 +79,14 @@ def local_copy(file: str) -> Iterator[Path]:
         yield copy
 
 
-def predict_row(runner, file: str, top_k: int, max_windows: int | None, model: str) -> dict:
+def predict_row(predictor: Predictor, file: str, top_k: int, max_windows: int | None, model: str) -> dict:
     """One file's row as `genre-cnn predict --json` prints it: the result and the `model` that gave it, or
     {"file", "error"} for a file that was skipped."""
     from genre_cnn.audio.decode import shown
 
     try:
         with local_copy(file) as path:
-            result, skipped = predict_one(runner, path, top_k, max_windows)
+            [(_, result, skipped)] = predictor.predict_many([path], top_k, max_windows, workers=1)
     except OSError as err:
         return {"file": file, "error": f"cannot read ({err.strerror or str(err).splitlines()[0][:200]})"}
     if result is None:
@@ -99,44 +100,36 @@ class FilePredictor:
     """Ray Data's callable class: each actor builds the model once (one thread: it holds one CPU), then maps a
     batch {"file": names} to the pyarrow Table of their rows.
 
-    Args: kind and suffix of the model file ("onnx", ".onnx" or "torch", ".ckpt"), model ([its bytes' ObjectRef]:
-    in a list, which Ray passes as it is), answer ([the ObjectRef of an ONNX graph's answer graph], or []: pooling
-    and the open-set verdict as on one machine, genre_cnn.inference.onnx_predict), genres, description (the rows'
-    `model`), top_k, max_windows.
+    Args: engine (the driver's ModelSpec's), files ({name: its bytes' ObjectRef}, the spec's file first: in a dict,
+    which Ray passes as it is), genres, description (the rows' `model`), top_k, max_windows.
     """
 
-    def __init__(self, kind: str, suffix: str, model: list, answer: list, genres: list[str], description: str,
-                 top_k: int, max_windows: int | None):
+    def __init__(self, engine: str, files: dict, genres: list[str], description: str, top_k: int,
+                 max_windows: int | None):
         import tempfile
 
         import ray
 
-        from genre_cnn.app.library import build_runner
-        from genre_cnn.inference.onnx_predict import answer_path
-
         with tempfile.TemporaryDirectory(prefix="genre_cnn-model-") as folder:
-            path = Path(folder) / f"model{suffix}"
-            path.write_bytes(ray.get(model[0]))
-            if answer:
-                answer_path(path).write_bytes(ray.get(answer[0]))
-            self.runner = build_runner((kind, path), threads=1)
+            for name, ref in files.items():
+                (Path(folder) / name).write_bytes(ray.get(ref))
+            spec = ModelSpec(engine, Path(folder) / next(iter(files)))
+            self.predictor = Predictor.from_spec(spec, threads=1)
         self.genres, self.description, self.top_k, self.max_windows = genres, description, top_k, max_windows
 
     def __call__(self, batch: dict):
-        rows = [predict_row(self.runner, os.fsdecode(f), self.top_k, self.max_windows, self.description)
+        rows = [predict_row(self.predictor, os.fsdecode(f), self.top_k, self.max_windows, self.description)
                 for f in batch["file"]]
         return table(rows, self.genres, self.description)
 
 
-def _stream(spec: tuple[str, Path], runner, files: list[str], top_k: int, max_windows: int | None,
-            workers: int | None, address: str | None, progress: bool) -> Iterator:
+def _stream(predictor: Predictor, files: list[str], top_k: int, max_windows: int | None, workers: int | None,
+            address: str | None, progress: bool) -> Iterator:
     """Tables of rows from the actor pool, as they come."""
     import logging
 
     import ray
     import ray.data
-
-    from genre_cnn.inference.onnx_predict import answer_path
 
     started = not ray.is_initialized()
     if started:
@@ -148,33 +141,32 @@ def _stream(spec: tuple[str, Path], runner, files: list[str], top_k: int, max_wi
                                 ) from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plan, progress and notes; errors still show
     try:
-        kind, path = spec
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         workers = min(workers or cpus, cpus)  # an actor holds a CPU: more would wait for ever
         batch = max(1, min(16, len(files) // (4 * workers)))  # files per actor call
         ray.data.DataContext.get_current().enable_progress_bars = progress
         items = [{"file": os.fsencode(f)} for f in files]
         ds = ray.data.from_items(items, override_num_blocks=min(-(-len(files) // batch), 10000))
-        head = answer_path(path) if kind == "onnx" else None  # the answer graph beside an ONNX graph
-        model = {"kind": kind, "suffix": Path(path).suffix, "model": [ray.put(Path(path).read_bytes())],
-                 "answer": [ray.put(head.read_bytes())] if head is not None and head.is_file() else []}
+        files = {p.name: ray.put(p.read_bytes()) for p in predictor.spec.files()}  # the spec's own file first
+        model = {"engine": predictor.spec.engine, "files": files}
         ds = ds.map_batches(FilePredictor, batch_size=batch, batch_format="numpy", num_cpus=1,
                             compute=ray.data.ActorPoolStrategy(size=workers),
-                            fn_constructor_kwargs={**model, "genres": runner.genres, "top_k": top_k,
-                                                   "description": runner.description, "max_windows": max_windows})
+                            fn_constructor_kwargs={**model, "genres": predictor.genres, "top_k": top_k,
+                                                   "description": predictor.description, "max_windows": max_windows})
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
     finally:
         if started:
             ray.shutdown()
 
 
-def predict_on_ray(spec: tuple[str, Path], runner, paths: list[str], out: str, top_k: int = 3,
+def predict_on_ray(predictor: Predictor, paths: list[str], out: str, top_k: int = 3,
                    max_windows: int | None = None, workers: int | None = None, address: str | None = None,
                    progress: bool = True, part_rows: int = 1000, part_seconds: float = 60.0) -> dict:
     """Predicts every file under `paths` not yet in the results folder `out`, writing its rows there.
 
-    `spec` and `runner`: the model as genre_cnn.app.library names it and its driver-side runner (its `genres` and
-    `description`). `workers`: actors (default and at most: one per CPU of the cluster as it is at the start).
+    `predictor`: the model, on the driver (its `spec` goes to the actors; its `genres` and `description` name the
+    columns and the rows' `model`). `workers`: actors (default and at most: one per CPU of the cluster as it is at
+    the start).
     `address`: the Ray cluster (None: Ray's default, RAY_ADDRESS or a cluster started on this machine by
     `ray start`, else a new local one). `part_rows`, `part_seconds`: how often a part is written.
     Returns {"predicted", "skipped", "already", "results"} (results: rows with an answer in the folder, all runs).
@@ -186,11 +178,11 @@ def predict_on_ray(spec: tuple[str, Path], runner, paths: list[str], out: str, t
                             "(bash setup.sh installs them)")
     counts = {"predicted": 0, "skipped": 0, "already": 0}
     with Results(out) as store:
-        done = store.open(runner.description)
+        done = store.open(predictor.description)
         files, listed = list_inputs(paths)
         todo, skipped = [f for f in files if text(f) not in done], [s for s in listed if text(s["file"]) not in done]
         counts["already"] = len(files) + len(listed) - len(todo) - len(skipped)
-        pending, last = [table(skipped, runner.genres, runner.description)] if skipped else [], time.monotonic()
+        pending, last = [table(skipped, predictor.genres, predictor.description)] if skipped else [], time.monotonic()
 
         def flush() -> None:
             import pyarrow as pa
@@ -207,7 +199,7 @@ def predict_on_ray(spec: tuple[str, Path], runner, paths: list[str], out: str, t
 
         try:
             if todo:
-                for part in _stream(spec, runner, todo, top_k, max_windows, workers, address, progress):
+                for part in _stream(predictor, todo, top_k, max_windows, workers, address, progress):
                     pending.append(part)
                     if sum(p.num_rows for p in pending) >= part_rows or time.monotonic() - last >= part_seconds:
                         flush()
@@ -216,5 +208,5 @@ def predict_on_ray(spec: tuple[str, Path], runner, paths: list[str], out: str, t
         errors = [store.read(n, ["error"]) for n in store.parts()]
         answered = sum(e.column("error").null_count for e in errors if e is not None)
     print(f"{out}: {counts['predicted']} files predicted, {counts['skipped']} skipped (their reasons are in the "
-          f"error column), {counts['already']} already there; model: {runner.description}", file=sys.stderr)
+          f"error column), {counts['already']} already there; model: {predictor.description}", file=sys.stderr)
     return {**counts, "results": answered}

@@ -5,8 +5,8 @@
 
 A folder (a local path, or a URI that pyarrow.fs writes: s3://, gs://, file://...) of parts
 `part-NNNNN-<id>.parquet`, each a table of `schema(genres, model)`: the fields of `--json` (`file`, `top`,
-`probabilities` with a field per genre, `model`, `warning`; `error` for a skipped file; `music`, the verdict of a model
-with an open-set detector), each absent field null.
+`probabilities` with a field per genre, `music` (verdict, familiarity, music_probability) for a model that knows
+what it does not know, `model`, `warning`; `error` for a skipped file), each absent field null.
 Pandas, Polars, DuckDB, Spark or pyarrow read the folder as one table (they leave out hidden names). A local part
 is written to a hidden temporary file, fsynced and renamed into place (genre_cnn.paths.atomic_write); on object
 storage each part is one object, which appears only once uploaded whole. `Results.open` takes the folder's lock
@@ -48,8 +48,8 @@ def schema(genres: list[str], model: str):
     top = pa.list_(pa.struct([("genre", pa.string()), ("probability", pa.float64())]))
     probabilities = pa.struct([(g, pa.float64()) for g in genres])
     music = pa.struct([("verdict", pa.string()), ("familiarity", pa.float64()), ("music_probability", pa.float64())])
-    return pa.schema([("file", pa.string()), ("top", top), ("probabilities", probabilities), ("model", pa.string()),
-                      ("warning", pa.string()), ("error", pa.string()), ("music", music)],
+    return pa.schema([("file", pa.string()), ("top", top), ("probabilities", probabilities), ("music", music),
+                      ("model", pa.string()), ("warning", pa.string()), ("error", pa.string())],
                      metadata={MODEL_KEY: model.encode()})
 
 

@@ -8,7 +8,8 @@ names that never replace anything. Used by `genre_cnn.app.sort` (`genre-cnn sort
 Tables (the manifest, the journal) are CSV files read as a spreadsheet may have re-saved them: with a UTF-8
 byte-order mark, `;` or tab separators, CRLF line ends; new rows are appended in the file's own separator.
 File names are kept byte for byte, UTF-8 or not (`surrogateescape`), so a Latin-1 name from an old archive
-finds its row again. A table whose header cannot be read is refused (TableError), never taken as empty.
+finds its row again. A row goes into a table's own columns, so a manifest begun by an earlier version (without a
+column added since) stays a table. A table whose header cannot be read is refused (TableError), never taken as empty.
 """
 
 from __future__ import annotations
@@ -48,11 +49,15 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8-sig", errors="surrogateescape")
 
 
+def _names(header: str, sep: str) -> list[str]:
+    """The column names of a header line, as read_rows compares them."""
+    return [c.strip().lower() for c in next(csv.reader([header], delimiter=sep), [])]
+
+
 def _delimiter(header: str, columns: list[str]) -> str | None:
     """The separator under which `header` names the first of `columns`, or None."""
     for sep in DELIMITERS:
-        names = [c.strip().lower() for c in next(csv.reader([header], delimiter=sep), [])]
-        if columns[0] in names:
+        if columns[0] in _names(header, sep):
             return sep
     return None
 
@@ -86,22 +91,25 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def append_row(path: Path, row: list, columns: list[str]) -> None:
-    """Appends one CSV row (and the header to a new file) under an exclusive lock, in the file's own separator,
-    then fsyncs; if that fails (a full disk) the file is cut back to what it was, so no torn row is left."""
+def append_row(path: Path, row: dict[str, str], columns: list[str]) -> None:
+    """Appends one CSV row (and the header `columns` to a new file) under an exclusive lock, in the file's own
+    separator and the order of its own header (a column it lacks is left out, one it has beyond `columns` left
+    empty), then fsyncs; if that fails (a full disk) the file is cut back to what it was, so no torn row is left."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         end = os.lseek(fd, 0, os.SEEK_END)
         header = _decode(os.pread(fd, 4096, 0)).splitlines()[0] if end else ""
+        sep = _delimiter(header, columns) or ","
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n", delimiter=_delimiter(header, columns) or ",")
+        writer = csv.writer(buffer, lineterminator="\n", delimiter=sep)
         if end == 0:
             writer.writerow(columns)
-            head = b""
+            head, order = b"", columns
         else:
             head = b"" if os.pread(fd, 1, end - 1) == b"\n" else b"\n"  # close a row torn by a killed run
-        writer.writerow(row)
+            order = _names(header, sep)
+        writer.writerow([row.get(c, "") for c in order])
         try:
             _write_all(fd, head + buffer.getvalue().encode("utf-8", "surrogateescape"))
             os.fsync(fd)

@@ -7,10 +7,12 @@ in dB; the log-mel spectrogram the model sees (its own front end, or a default o
 or in log10(1 + 10^4 power) for musicnn's) and the chroma (a model input for the CNN; drawn for reference
 for musicnn, which takes none); MFCCs 1-19 of that log-mel (c0, the overall level, is left out: it would
 take the whole colour scale); spectral centroid and zero-crossing rate over time; and, given a model, its
-genre probabilities for the whole file. `png_names` gives several inputs that share a name distinct PNG names.
+answer for the whole file (every window), with its verdict for a model that knows what it does not know
+(genre_cnn.inference.session: a file it does not judge to be music is titled so, its bars only a guess).
+`png_names` gives several inputs that share a name distinct PNG names.
 
 Memory does not grow past a bound: files over MAX_SECONDS are refused (from the header, or while decoding in
-pieces), the network sees its windows in batches (the classifier's `track_probs`), and the spectrogram panels draw at
+pieces), the network hears the file a piece at a time (genre_cnn.inference.track), and the spectrogram panels draw at
 most MAX_COLUMNS columns (neighbouring frames averaged). Characters that the figure's font cannot draw
 (a CJK file name with the default font) are written as \\uXXXX escapes, never as boxes.
 """
@@ -26,7 +28,7 @@ from genre_cnn.paths import atomic_write
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from genre_cnn.models.families.base import GenreClassifier
+    from genre_cnn.inference.session import Predictor
 
 MAX_SECONDS = 15 * 60  # longer files are refused
 MAX_COLUMNS = 4000  # spectrogram columns drawn at most (about three per pixel of the figure's width)
@@ -81,10 +83,10 @@ def _columns(data, frames_per_column: int):
     return np.add.reduceat(data, starts, axis=1) / np.diff(np.append(starts, t))  # (bins, columns)
 
 
-def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
-    """The figure for one file (not saved). Every panel has a title and both axis labels; colour bars
-    are extra axes labelled with their unit. Raises AudioError for a file that is not usable audio or is
-    longer than MAX_SECONDS."""
+def build_figure(path: Path, model: Predictor | None = None) -> Figure:
+    """The figure for one file (not saved); `model`: a Predictor (genre_cnn.inference.session), or a classifier.
+    Every panel has a title and both axis labels; colour bars are extra axes labelled with their unit. Raises
+    AudioError for a file that is not usable audio or is longer than MAX_SECONDS."""
     import librosa
     import librosa.display
     import matplotlib
@@ -96,7 +98,10 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
 
     from genre_cnn.audio.decode import load_capped
     from genre_cnn.audio.frontend import N_CHROMA, FrontEnd, FrontEndConfig
+    from genre_cnn.inference.session import Predictor, choose_genres, verdict_text
 
+    predictor = Predictor.of(model) if model is not None else None
+    model = predictor.model if predictor is not None else None
     path = Path(path)
     y = load_capped(path, model.sample_rate if model is not None else FrontEndConfig().sample_rate, MAX_SECONDS)
     view = model.feature_view(torch.from_numpy(y)) if model is not None else None  # what the model hears, if any
@@ -106,7 +111,8 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
     with torch.no_grad():
         power_t = frontend.power(torch.from_numpy(y)[None])  # (1, bins, frames)
         feats = view[0].numpy() if view is not None else frontend.from_power(power_t)[0].numpy()  # (n_mels [+ 12], T)
-    probs = model.track_probs(torch.from_numpy(y))[0].numpy() if model is not None else None  # (n,)
+    answer = predictor.predict_file(path, top_k=1, max_windows=0) if predictor is not None else None  # every window
+    probs = np.array([answer["probabilities"][g] for g in model.genres]) if answer else None  # (n,)
     power = power_t[0].numpy()  # (bins, frames)
     del power_t
     mel = feats[:config.n_mels]
@@ -163,12 +169,14 @@ def build_figure(path: Path, model: GenreClassifier | None = None) -> Figure:
         names = [displayable(model.genres[i]) for i in order]
         bars = ax_bar.barh(names, probs[order], color=["tab:gray"] * (len(order) - 1) + ["tab:red"])
         ax_bar.bar_label(bars, labels=[f"{100 * p:.1f}%" for p in probs[order]], padding=3)
-        ax_bar.set(title=f"genre probabilities ({type(model).__name__}, whole file)", xlabel="probability",
-                   ylabel="genre", xlim=(0, 1.1))
+        title = f"genre probabilities ({type(model).__name__}, whole file)"
+        if choose_genres(answer).reason in ("not music", "unfamiliar"):
+            title = f"{verdict_text(answer)}: no genre; what it would have guessed ({type(model).__name__})"
+        ax_bar.set(title=title, xlabel="probability", ylabel="genre", xlim=(0, 1.1))
     return fig
 
 
-def plot_file(path: Path, out_png: Path, model: GenreClassifier | None = None) -> Path:
+def plot_file(path: Path, out_png: Path, model: Predictor | None = None) -> Path:
     """Writes the figure of `build_figure` for the audio file `path` to `out_png` (atomically) and returns it.
 
     Raises genre_cnn.audio.decode.AudioError (one line) if the file cannot be read as audio or is too long.

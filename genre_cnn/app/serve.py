@@ -5,9 +5,10 @@
     genre-cnn serve --ckpt checkpoints/RUN/cnn/best.ckpt --port 8080 --max-mb 50 [--host 0.0.0.0]
 
 The page (genre_cnn/app/static/serve.html) takes a dropped or picked audio file, or a microphone recording
-(encoded to WAV in the browser), and shows the top genres as a bar chart with the model that answered, the
-genre probabilities of every window along the track, the log-mel spectrogram the network saw and the chroma
-(the CNN's input; drawn for reference for musicnn).
+(encoded to WAV in the browser), and shows the top genres as a bar chart with the model that answered (the answer
+`genre-cnn predict` gives), the genre probabilities of every window along the track, the log-mel spectrogram the
+network saw and the chroma (the CNN's input; drawn for reference for musicnn). A model that knows what it does not
+know also gives its verdict, and the page says plainly when a file does not sound like music it knows.
 
 Why Starlette + uvicorn and not Gradio: Gradio is the usual ML demo, but it pulls in dozens of packages
 (FastAPI, pydantic, pandas, huggingface-hub, ...), is slow to import, changes its API between majors and its
@@ -56,6 +57,7 @@ from starlette.routing import Route
 from genre_cnn.app.serve_analysis import MAX_SECONDS, analyse, feature_png
 from genre_cnn.app.serve_guard import SameOrigin, private_upload_dir
 from genre_cnn.errors import GenreCnnError
+from genre_cnn.inference.session import Predictor
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).resolve().parent / "static" / "serve.html"
@@ -75,13 +77,13 @@ class Abandoned(Exception):
     """The client left: the analysis stops."""
 
 
-def _answer(model, path: Path, checkpoint: str, check: Callable[[], None] | None = None) -> dict:
+def _answer(predictor: Predictor, path: Path, check: Callable[[], None] | None = None) -> dict:
     """analyse + PNGs: the JSON the page gets."""
-    result = analyse(model, path, check=check)
+    result = analyse(predictor, path, check=check)
     titles = {"logmel": None, "chroma": result.pop("chroma_title")}
     for kind, title in titles.items():
         result[f"{kind}_png"] = feature_png(result.pop(kind), result["hop_seconds"], kind, result["logmel_unit"], title)
-    return {**result, "checkpoint": checkpoint}
+    return {**result, "checkpoint": str(predictor.checkpoint)}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -114,14 +116,16 @@ async def _watch(request: Request, gone: threading.Event) -> None:
         await anyio.sleep(0.25)
 
 
-def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | None = None,
+def make_app(model, max_mb: float = 50.0, upload_dir: Path | None = None,
              idle_seconds: float = IDLE_SECONDS) -> Starlette:
     """The ASGI app: GET / (the page), GET /api/info (model, genres, limit), POST /api/analyse?name=FILE
     (raw file body -> the `_answer` JSON, or {"error": one line} with 400, 403, 408, 413, 422, 500 or 503).
-    Without `upload_dir`, uploads go to a private temporary folder removed at shutdown."""
+    `model`: a Predictor (genre_cnn.inference.session), or a classifier. Without `upload_dir`, uploads go to a
+    private temporary folder removed at shutdown."""
+    predictor = Predictor.of(model)
     max_bytes = int(max_mb * 1024 * 1024)
-    info = {"model": type(model).__name__, "checkpoint": checkpoint, "genres": model.genres, "max_mb": max_mb,
-            "max_minutes": MAX_SECONDS / 60}
+    info = {"model": type(predictor.model).__name__, "checkpoint": str(predictor.checkpoint),
+            "genres": predictor.genres, "max_mb": max_mb, "max_minutes": MAX_SECONDS / 60}
     limiter = anyio.CapacityLimiter(ANALYSES)
     uploads = {"now": 0, "dir": Path(upload_dir) if upload_dir else None}
 
@@ -176,8 +180,7 @@ def make_app(model, checkpoint: str, max_mb: float = 50.0, upload_dir: Path | No
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_watch, request, gone)
                 try:
-                    answer = await anyio.to_thread.run_sync(_answer, model, Path(tmp), checkpoint, check,
-                                                            limiter=limiter)
+                    answer = await anyio.to_thread.run_sync(_answer, predictor, Path(tmp), check, limiter=limiter)
                 except Exception as err:  # noqa: BLE001 - raised below, outside the task group
                     answer = err
                 tasks.cancel_scope.cancel()
@@ -245,15 +248,16 @@ def serve_in_thread(app: Starlette, host: str = "127.0.0.1", port: int = 0) -> t
     return _url(sock), stop
 
 
-def run(model, checkpoint: Path, host: str = "127.0.0.1", port: int = 8000, max_mb: float = 50.0) -> int:
-    """Serves the page until Ctrl+C (the `genre-cnn serve` command). ServeError (one line) when the port is
-    busy or impossible or --max-mb is not a positive number: checked before the address is printed."""
+def run(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, max_mb: float = 50.0) -> int:
+    """Serves the page with `predictor`'s model until Ctrl+C (the `genre-cnn serve` command). ServeError (one line)
+    when the port is busy or impossible or --max-mb is not a positive number: checked before the address is
+    printed."""
     if not (math.isfinite(max_mb) and max_mb > 0):
         raise ServeError(f"--max-mb {max_mb}: give the largest upload as a positive number of MB")
     sock = bind(host, port)
     uploads = private_upload_dir()  # also removes those of servers killed before they could
-    app = make_app(model, str(checkpoint), max_mb, upload_dir=uploads)
-    print(f"genre-cnn serve: {_url(sock)}/  model {type(model).__name__} from {checkpoint}  "
+    app = make_app(predictor, max_mb, upload_dir=uploads)
+    print(f"genre-cnn serve: {_url(sock)}/  model {type(predictor.model).__name__} from {predictor.checkpoint}  "
           f"(uploads up to {max_mb:g} MB; Ctrl+C stops)", flush=True)
     config = uvicorn.Config(app, log_level="warning", limit_concurrency=MAX_CONNECTIONS)
     try:

@@ -2,11 +2,11 @@
 log-mel spectrogram the network saw and the chroma (the CNN's input; for musicnn, for reference), as images.
 
     from genre_cnn.app.serve_analysis import analyse, feature_png
-    r = analyse(model, Path("song.mp3"))      # model: genre_cnn.inference.predict.load_model(...)
+    r = analyse(Predictor.open(engine="torch"), Path("song.mp3"))    # genre_cnn.inference.session
     png = feature_png(r["logmel"], r["hop_seconds"], "logmel", r["logmel_unit"])   # a data: URL
 
 genre_cnn.app.serve serves these to the page (`genre-cnn serve`); nothing here needs the web stack.
-`analyse` is the only function that touches the model: re-point it when the prediction API changes.
+`analyse` is the only function that touches the model.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ MAX_SECONDS = 15 * 60  # longer audio is refused (from its header, or while deco
 
 def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable[[], None] | None = None) -> dict:
     """The model adapter: one audio file -> what the page shows. Raises AudioError (one line) for bad audio.
+    `model`: a genre_cnn.inference.session.Predictor, or a classifier (genre_cnn.inference.predict.load_model).
 
-    Returns {"model": class name, "genres": [n], "probabilities": [n] (whole file, as `predict` with every window),
+    Returns {"model": class name, "genres": [n], "probabilities": [n] (the answer `genre-cnn predict` gives),
+    "music": the model's verdict (None for a model without one; genre_cnn.inference.session),
     "window_times": [K] (s, window centres, spread evenly), "window_probabilities": [K][n] (one point for a model
     that sees the clip whole), "duration": s, "hop_seconds": s per frame, "logmel": (n_mels, T) numpy array (what the
     model's front end makes of the file), "chroma": (12, T) array (the CNN's own input; for a front end without
@@ -35,6 +37,10 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
 
     from genre_cnn.audio.decode import load_capped
     from genre_cnn.audio.frontend import FrontEnd, FrontEndConfig
+    from genre_cnn.inference.session import Predictor, verdict
+
+    predictor = Predictor.of(model)
+    model = predictor.model
 
     sr = model.sample_rate
     y = load_capped(path, sr, max_seconds, check=check)  # (samples,)
@@ -47,9 +53,13 @@ def analyse(model, path: Path, max_seconds: float = MAX_SECONDS, check: Callable
         config = dataclasses.replace(config, chroma=True)
         with torch.inference_mode():
             feats = FrontEnd(config)(wave[None])[0]  # (n_mels + 12, T)
-    probs, window_probs = model.track_probs(wave, check=check)  # (n,), (K, n)
+    _, window_probs = model.track_probs(wave, check=check)  # (K, n)
     centres = (torch.arange(len(window_probs)) + 0.5) * duration / len(window_probs)  # (K,) seconds
-    return {"model": type(model).__name__, "genres": model.genres, "probabilities": probs.tolist(),
+    if check is not None:
+        check()
+    answer = predictor.predict_file(path, top_k=1)  # the answer and verdict of `genre-cnn predict`
+    return {"model": type(model).__name__, "genres": model.genres,
+            "probabilities": [answer["probabilities"][g] for g in model.genres], "music": verdict(answer),
             "window_times": centres.tolist(), "window_probabilities": window_probs.tolist(),
             "duration": duration, "hop_seconds": config.hop_length / sr,
             "logmel_unit": "dB" if config.compression == "db" else "log10(1 + 10^4 power)",

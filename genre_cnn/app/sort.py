@@ -3,6 +3,7 @@
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre                  # links, manifest, progress bar with ETA
     genre-cnn sort ~/Music/unsorted ~/Music/by-genre --keep-path      # by-genre/reggae/Artist/Album/01 x.mp3
     genre-cnn sort SRC DEST --copy --min-confidence 0.6 --dry-run      # copies; shows the plan, changes nothing
+    sort_library(Predictor.open(), [Path("unsorted")], Path("by-genre"))  # from Python (genre_cnn.inference.session)
 
 How a track appears in DEST: a hard link when SRC and DEST are on the same filesystem (no extra space), else a
 symbolic link to the original's real path; `--symlink` always makes symbolic links, `--copy` independent
@@ -17,11 +18,15 @@ name, and removed on any failure). One sort at a time per DEST (a lock file); DE
 never taken as new tracks, whether DEST lies inside SRC or SRC inside DEST. Each placement is written to a
 journal first, so a track placed but not yet in DEST/manifest.csv (killed run, full disk) is recognised by
 the next run and recorded, never placed twice; unfinished copies of a killed run are removed by the next.
-DEST/manifest.csv gets one row per sorted track (file, genre, probability, model, folder, dest), fsynced
-row by row; a rerun skips every track already in it, also once a spreadsheet has re-saved it (see
-genre_cnn.app.placing), and a manifest whose header cannot be read stops the run (SortError). A track that
-cannot be placed is one line on stderr and makes the exit code 1; a full disk stops the run. A summary line
-ends the run.
+Which folder (genre_cnn.inference.session.choose_genres, the rule `tag` and the beets plugin follow too): its top
+genre's, or DEST/_unsure/ for a track whose top genre is below `min_confidence`; with a model that knows what it
+does not know, a track it judges "unfamiliar" (music unlike its genres) goes to DEST/_unsure/ too and one it judges
+"not music" to DEST/_not_music/.
+DEST/manifest.csv gets one row per sorted track (file, genre, probability, model, folder, dest, verdict: the
+model's verdict, empty for a model without one), fsynced row by row; a rerun skips every track already in it,
+also once a spreadsheet has re-saved it (see genre_cnn.app.placing), and a manifest whose header cannot be read
+stops the run (SortError). A track that cannot be placed is one line on stderr and makes the exit code 1; a full
+disk stops the run. A summary line ends the run.
 """
 
 from __future__ import annotations
@@ -38,19 +43,21 @@ from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
-from genre_cnn.app.library import predict_many
 from genre_cnn.app.placing import TableError, append_row, candidate_names, place, read_rows, same_track
 from genre_cnn.audio.decode import DECODE_EXTENSIONS
 from genre_cnn.audio.sniff import shown
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.inference.predict import expand_paths
+from genre_cnn.inference.session import Predictor, choose_genres, verdict, verdict_text
 
 MANIFEST = "manifest.csv"
 JOURNAL = ".genre-cnn-sort.journal"  # placements begun: "file will appear in dir as name (or name (N))"
 LOCK = ".genre-cnn-sort.lock"
-COLUMNS = ["file", "genre", "probability", "model", "folder", "dest"]
-JOURNAL_COLUMNS = [*COLUMNS[:5], "dir", "name"]
-UNSURE = "_unsure"
+COLUMNS = ["file", "genre", "probability", "model", "folder", "dest", "verdict"]
+JOURNAL_COLUMNS = [*COLUMNS[:5], "verdict", "dir", "name"]
+UNSURE, NOT_MUSIC = "_unsure", "_not_music"
+FOLDERS = {"below": UNSURE, "unfamiliar": UNSURE, "not music": NOT_MUSIC}  # where a track without a genre goes
+COUNTED = {"below": "unsure", "unfamiliar": "unfamiliar", "not music": "not_music"}  # ... and its summary count
 PARTIAL = re.compile(r"^\..+\.\d+\.partial$")  # an unfinished copy: .NAME.PID.partial
 STOP = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # DEST can take nothing more: the run stops
 
@@ -179,7 +186,7 @@ def recover(dest: Path) -> int:
             if not os.path.lexists(candidate):
                 break
             if same_track(Path(row["file"]), candidate):
-                append_row(manifest, [row[c] for c in COLUMNS[:5]] + [str(candidate)], COLUMNS)
+                append_row(manifest, {**row, "dest": str(candidate)}, COLUMNS)
                 done.add(row["file"])
                 added += 1
                 break
@@ -187,21 +194,23 @@ def recover(dest: Path) -> int:
     return added
 
 
-def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: float = 0.5, copy: bool = False,
-                 dry_run: bool = False, max_windows: int | None = None, workers: int | None = None,
-                 progress: bool = True, symlink: bool = False, keep_path: bool = False) -> dict:
-    """Sorts every audio file under `sources` into `dest` (see the module docstring); returns counts:
-    {"sorted", "unsure", "already", "failed" (unreadable), "unplaced", "skipped" (DEST's own), "genres":
-    Counter, "stopped": why the run stopped early or None}. `spec`/`runner`: see genre_cnn.app.library.
-    Raises SortError when DEST cannot be used."""
+def sort_library(predictor: Predictor, sources: list[Path], dest: Path, min_confidence: float = 0.5,
+                 copy: bool = False, dry_run: bool = False, max_windows: int | None = None,
+                 workers: int | None = None, progress: bool = True, symlink: bool = False,
+                 keep_path: bool = False) -> dict:
+    """Sorts every audio file under `sources` into `dest` with `predictor`'s answers (see the module docstring);
+    returns counts: {"sorted", "unsure" (below min_confidence), "unfamiliar", "not_music", "already", "failed"
+    (unreadable), "unplaced", "skipped" (DEST's own), "genres": Counter of folders, "stopped": why the run stopped
+    early or None}. Raises SortError when DEST cannot be used."""
     from tqdm import tqdm
 
     dest = Path(dest)
     manifest, journal = dest / MANIFEST, dest / JOURNAL
     how = "copy" if copy else "symlink" if symlink else "link"
-    found, errors, empty, skipped = gather(sources, dest, {folder_name(g) for g in runner.genres} | {UNSURE})
-    summary = {"sorted": 0, "unsure": 0, "already": 0, "failed": 0, "unplaced": 0, "skipped": skipped,
-               "genres": Counter(), "stopped": None}
+    own = {folder_name(g) for g in predictor.genres} | {UNSURE, NOT_MUSIC}
+    found, errors, empty, skipped = gather(sources, dest, own)
+    summary = {"sorted": 0, "unsure": 0, "unfamiliar": 0, "not_music": 0, "already": 0, "failed": 0, "unplaced": 0,
+               "skipped": skipped, "genres": Counter(), "stopped": None}
     for line in [*errors, *empty]:
         print(line, file=sys.stderr)
     summary["failed"] = len(errors)
@@ -215,7 +224,7 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
         todo = [f for f, (key, _) in found.items() if key not in done and os.path.abspath(f) not in done]
         summary["already"] = len(found) - len(todo)
         unrecorded = False
-        results = predict_many(spec, todo, 1, max_windows, workers, progress, runner, desc="sorting")
+        results = predictor.predict_many(todo, 1, max_windows, workers, progress, desc="sorting")
         for n, (path, res, error) in enumerate(results):
             if error:
                 tqdm.write(error, file=sys.stderr)
@@ -223,16 +232,19 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
                 continue
             if "warning" in res:
                 tqdm.write(f"warning: {res['warning']}", file=sys.stderr)
-            genre, probability = res["top"][0]["genre"], res["top"][0]["probability"]
-            folder = folder_name(genre) if probability >= min_confidence else UNSURE
+            decision = choose_genres(res, 1, min_confidence)
+            genre, probability = decision.top["genre"], decision.top["probability"]
+            folder = folder_name(genre) if decision.genres else FOLDERS[decision.reason]
             key, mirror = found[path]
             where = dest / folder / (mirror.parent if keep_path else "")
-            row = [key, genre, f"{probability:.6f}", runner.description, folder]
+            row = {"file": key, "genre": genre, "probability": f"{probability:.6f}", "model": predictor.description,
+                   "folder": folder, "verdict": (verdict(res) or {}).get("verdict", "")}
             if dry_run:
-                tqdm.write(f"would {how} {shown(path)} -> {shown(where)}/ ({genre} {probability:.0%})")
+                said = verdict_text(res) if decision.reason in ("unfamiliar", "not music") else f"{probability:.0%}"
+                tqdm.write(f"would {how} {shown(path)} -> {shown(where)}/ ({genre} {said})")
             else:
                 try:
-                    append_row(journal, [*row, os.path.abspath(where), path.name], JOURNAL_COLUMNS)
+                    append_row(journal, {**row, "dir": os.path.abspath(where), "name": path.name}, JOURNAL_COLUMNS)
                     target = place(path, where, how)
                 except OSError as err:
                     tqdm.write(f"{shown(path)}: could not be placed in {shown(where)} ({err.strerror or err})",
@@ -244,14 +256,15 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
                         break
                     continue
                 try:
-                    append_row(manifest, [*row, str(target)], COLUMNS)
+                    append_row(manifest, {**row, "dest": str(target)}, COLUMNS)
                 except OSError as err:
                     unrecorded = True  # the journal says where it is
                     summary["stopped"] = f"{manifest}: could not be written ({err.strerror}); stopped; {path} " \
                                          f"is in {target} and the next run records it"
                     break
             summary["sorted"] += 1
-            summary["unsure"] += folder == UNSURE
+            if decision.reason in COUNTED:
+                summary[COUNTED[decision.reason]] += 1
             summary["genres"][folder] += 1
         results.close()
         if not dry_run and not unrecorded:
@@ -260,8 +273,10 @@ def sort_library(spec, runner, sources: list[Path], dest: Path, min_confidence: 
         print(summary["stopped"], file=sys.stderr)
     genres = ", ".join(f"{g} {n}" for g, n in sorted(summary["genres"].items()))
     print(f"{'would sort' if dry_run else 'sorted'} {summary['sorted']} track(s) ({genres or 'none'}); "
-          f"{summary['unsure']} below {min_confidence:.0%} in {UNSURE}/; {summary['already']} already in the "
-          f"manifest; {summary['failed']} could not be read"
+          f"{summary['unsure']} below {min_confidence:.0%} in {UNSURE}/; "
+          + (f"{summary['unfamiliar']} unfamiliar in {UNSURE}/; " if summary["unfamiliar"] else "")
+          + (f"{summary['not_music']} not music in {NOT_MUSIC}/; " if summary["not_music"] else "")
+          + f"{summary['already']} already in the manifest; {summary['failed']} could not be read"
           + (f"; {summary['unplaced']} could not be placed" if summary["unplaced"] else "")
           + (f"; {skipped} left alone in {dest}'s genre folders" if skipped else "")
           + ("" if dry_run or not manifest.exists() else f"; manifest: {manifest}"), file=sys.stderr)

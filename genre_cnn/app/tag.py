@@ -6,8 +6,10 @@
     genre-cnn tag ~/Music --genre-map genres.txt       # your own spellings (genre_cnn.genres)
     genre-cnn tag --undo data/tag-logs/RUN             # every file it names back to its previous genre
 
-What is written: the top `count` genres whose probability is at least `min_confidence`, as separate values
-(a file whose top genre is below it is left alone), in the usual spellings (Hip-Hop, Jazz...; see
+What is written (genre_cnn.inference.session.choose_genres, the rule `sort` and the beets plugin follow too): the
+top `count` genres whose probability is at least `min_confidence`, as separate values (a file whose top genre is
+below it is left alone; so is a file that a model knowing what it does not know judges "not music" or
+"unfamiliar", and the report and the summary count those), in the usual spellings (Hip-Hop, Jazz...; see
 genre_cnn.genres). Only the genre field changes, or the file is left as it was (see `genre_cnn.app.tagfile`).
 A file that already carries a genre is kept unless `overwrite`; its genre is read again just before the
 write, so a genre set while the run predicted is kept too. A genre that differs from the prediction only in
@@ -29,23 +31,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from genre_cnn.app.library import predict_many
 from genre_cnn.app.tagfile import TagError, read_genre, write_genres
 from genre_cnn.app.tagundo import append_entry, json_text, now
 from genre_cnn.audio.sniff import shown
 from genre_cnn.genres import display, same
 from genre_cnn.inference.predict import expand_paths
+from genre_cnn.inference.session import Predictor, choose_genres, verdict, verdict_text
 from genre_cnn.paths import atomic_write_text, home
 
 HARD_LINKS = ("{n} file(s) have other hard links (as `genre-cnn sort` makes): tagging one name would give it a new "
               "file and leave the other names with the untagged one, so they are left alone. Tag the originals "
               "before sorting them (`genre-cnn tag SRC`, then `genre-cnn sort SRC DEST`), or sort with --symlink "
               "(tags written through the links show in both places) or --copy; --force tags these names alone")
-
-
-def model_label(checkpoint: Path) -> str:
-    """A short name of a model for tags and reports: the checkpoint's last three path parts, no suffix."""
-    return "/".join(Path(checkpoint).with_suffix("").parts[-3:])
 
 
 def default_log_stem() -> Path:
@@ -96,27 +93,29 @@ def _write(path: Path, genres: list[str], log: Path, overwrite: bool) -> tuple[s
     return "tagged", None
 
 
-def tag_files(spec, runner, paths: list[Path], model: str, count: int = 1, min_confidence: float = 0.5,
+def tag_files(predictor: Predictor, paths: list[Path], count: int = 1, min_confidence: float = 0.5,
               overwrite: bool = False, dry_run: bool = False, force: bool = False, log_stem: Path | None = None,
               max_windows: int | None = None, workers: int | None = None, progress: bool = True,
               mapping: dict[str, str] | None = None) -> dict:
-    """Tags every audio file under `paths` (see the module docstring).
+    """Tags every audio file under `paths` (see the module docstring) with `predictor`'s answers (its `label`
+    names it in the undo log and the report).
 
     Args:
-        spec, runner: the model (see genre_cnn.app.library.predict_many); model: its name in reports.
         log_stem: the undo log is `<stem>.undo.jsonl`, the report `<stem>.report.json` (default:
             `default_log_stem()`).
         mapping: the user's genre spellings (genre_cnn.genres.load_mapping).
-    Returns {"tagged", "skipped", "unsure", "linked", "failed", "genres": Counter, "undo_log", "report",
-    "files": [...]}. Raises UndoLogError when the undo log cannot be written (no file is changed without its
-    entry).
+    Returns {"tagged", "skipped", "unsure" (below min_confidence), "not_music" (judged not music or unfamiliar),
+    "linked", "failed", "genres": Counter, "undo_log", "report", "files": [...]}. Raises UndoLogError when the
+    undo log cannot be written (no file is changed without its entry).
     """
     from tqdm import tqdm
 
     stem = Path(os.path.abspath(log_stem)) if log_stem else default_log_stem()
     log, report = stem.with_name(stem.name + ".undo.jsonl"), stem.with_name(stem.name + ".report.json")
     files, errors = expand_paths(paths)
-    summary = {"tagged": 0, "skipped": 0, "unsure": 0, "linked": 0, "failed": len(errors), "genres": Counter(),
+    model = predictor.label
+    summary = {"tagged": 0, "skipped": 0, "unsure": 0, "not_music": 0, "linked": 0, "failed": len(errors),
+               "genres": Counter(),
                "undo_log": None if dry_run else str(log), "report": str(report), "files": []}
     rows = summary["files"]
     rows.extend({"file": str(e.file), "status": "failed", "reason": str(e)} for e in errors)
@@ -136,8 +135,7 @@ def tag_files(spec, runner, paths: list[Path], model: str, count: int = 1, min_c
         print(HARD_LINKS.format(n=summary["linked"]), file=sys.stderr)
     if todo and not dry_run:
         append_entry(log, {"genre_cnn_undo": 1, "model": model, "started": now()})
-    workers = workers or (None if len(todo) >= 4 else 1)  # worker start-up costs more than a few files
-    for path, res, error in predict_many(spec, todo, count, max_windows, workers, progress, runner, desc="tagging"):
+    for path, res, error in predictor.predict_many(todo, count, max_windows, workers, progress, desc="tagging"):
         row = {"file": str(path), "previous": previous[path], "model": model}
         rows.append(row)
         if error:
@@ -145,15 +143,23 @@ def tag_files(spec, runner, paths: list[Path], model: str, count: int = 1, min_c
             summary["failed"] += 1
             row.update(status="failed", reason=str(error))
             continue
-        chosen = [t for t in res["top"][:count] if t["probability"] >= min_confidence]
+        decision = choose_genres(res, count, min_confidence)
+        chosen = decision.genres
         genres, probs = [display(t["genre"], mapping) for t in chosen], [round(t["probability"], 6) for t in chosen]
         row.update(genres=genres, probabilities=probs, top=res["top"])
-        if not chosen:
-            top = res["top"][0]
+        if verdict(res):
+            row["music"] = verdict(res)
+        if decision.reason == "below":
+            top = decision.top
             tqdm.write(f"{shown(path)}: top genre {display(top['genre'], mapping)} ({top['probability']:.2f}) is "
                        f"below --min-confidence {min_confidence:g}; not tagged", file=sys.stderr)
             summary["unsure"] += 1
             row["status"] = "unsure"
+            continue
+        if not chosen:  # the model does not judge it to be music
+            tqdm.write(f"{shown(path)}: {verdict_text(res)}; not tagged", file=sys.stderr)
+            summary["not_music"] += 1
+            row["status"] = decision.reason
             continue
         if dry_run:
             tqdm.write(f"{shown(path)}: {_fmt(previous[path])} -> {', '.join(genres)} "
@@ -178,6 +184,7 @@ def tag_files(spec, runner, paths: list[Path], model: str, count: int = 1, min_c
     genres = ", ".join(f"{g} {n}" for g, n in sorted(summary["genres"].items()))
     print(f"{'would tag' if dry_run else 'tagged'} {summary['tagged']} file(s) ({genres or 'none'}); "
           f"{summary['skipped']} already had a genre; {summary['unsure']} below {min_confidence:g}; "
+          + (f"{summary['not_music']} not music or unfamiliar: left alone; " if summary["not_music"] else "")
           + (f"{summary['linked']} left alone (hard links); " if summary["linked"] else "")
           + f"{summary['failed']} could not be tagged; report: {summary['report']}"
           + (f"; undo: genre-cnn tag --undo {log}" if summary["tagged"] and not dry_run else ""), file=sys.stderr)

@@ -48,6 +48,7 @@ from genre_cnn.inference.torch_runner import (
     window_values,
 )
 from genre_cnn.models import families
+from genre_cnn.models.checkpoint import CheckpointError
 from genre_cnn.models.families.base import GenreClassifier
 from genre_cnn.paths import atomic_write
 
@@ -138,7 +139,9 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
 
     if not exportable(model):
         shown = ", ".join(f.name for f in families.all().values() if f.exportable)
-        raise TypeError(f"ONNX export supports the families {shown}, not {type(model).__name__}")
+        raise CheckpointError(f"{getattr(model, 'checkpoint', 'this model')}: export needs a model of a family that "
+                              f"exports to ONNX ({shown}), this one is {type(model).__name__} (its pipeline is not all "
+                              "torch)")
     out = check_out(out)
     wrapper = WaveformToProbs(model.cpu().eval()).eval()
     extra_outputs, extra_meta = openset_metadata(model)

@@ -4,9 +4,11 @@
 
 From Python:
 
-    from genre_cnn.inference.predict import default_checkpoint, load_model, predict_files
-    model = load_model(default_checkpoint())
-    results, errors = predict_files(model, [Path("song.mp3")])
+    from genre_cnn.inference.predict import load_model, predict_one
+    model = load_model(Path("checkpoints/RUN/musicnn/best.ckpt"))
+    result, skipped = predict_one(TorchRunner(model), Path("song.mp3"))
+
+Callers choose and open a model through genre_cnn.inference.session (`Predictor`), which uses these.
 
 A checkpoint is size-checked (`genre_cnn.models.checkpoint`), read with `torch.load(weights_only=True)`, which
 refuses any pickled callable, and its model class is looked up by name among the model families'
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from genre_cnn.models.families.base import GenreClassifier
 
 __all__ = ["READY_MODEL", "CheckpointError", "PredictionError", "Skipped", "default_checkpoint", "expand_paths",
-           "latest_checkpoint", "load_model", "predict_files", "predict_one", "predict_track", "resolve_checkpoint"]
+           "latest_checkpoint", "load_model", "predict_one", "predict_track", "resolve_checkpoint"]
 
 
 def __getattr__(name: str):
@@ -194,25 +196,3 @@ def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = No
     except MemoryError:
         return None, Skipped(path, "ran out of memory while reading it; skipped")
     return result(path, runner.genres, answer.probs, top_k, answer.warning, answer.music), None
-
-
-def predict_files(model, paths: list[Path], top_k: int = 3, progress: bool = True,
-                  max_windows: int | None = None) -> tuple[list[dict], list[Skipped]]:
-    """Genre probabilities of each file, one at a time in this process; folders are searched recursively
-    (`genre_cnn.app.library.predict_many` does the same with worker processes).
-
-    `model`: a classifier (see load_model) or a runner (`TorchRunner`, `genre_cnn.inference.onnx_predict.OnnxRunner`).
-    Returns ([result(...) per readable file, in order], one error line per path that could not be used).
-    """
-    from tqdm import tqdm
-
-    from genre_cnn.inference.torch_runner import TorchRunner
-
-    runner = model if hasattr(model, "description") else TorchRunner(model)
-    files, errors = expand_paths(paths)
-    results: list[dict] = []
-    for path in tqdm(files, desc="predicting", unit="file", disable=not progress or len(files) < 2):
-        res, error = predict_one(runner, path, top_k, max_windows)
-        results.extend([res] if res else [])
-        errors.extend([error] if error else [])
-    return results, errors

@@ -76,7 +76,7 @@ class TorchRunner:
     """A torch classifier behind the interface of `genre_cnn.inference.predict.predict_track`.
 
     Runs in inference mode. Built in a process that has not yet chosen its torch thread count, it keeps torch's
-    default (one thread per core); worker processes set one thread each (genre_cnn.app.library). Windows read
+    default (one thread per core); worker processes set one thread each (genre_cnn.inference.workers). Windows read
     alone are shown to it end to end, as to ONNX Runtime (genre_cnn.inference.track.sampled), so that both engines
     give the same answer: a musicnn patch's first frames then see the end of the window before it, as in a pass
     over the whole file. PyTorch takes more time per window that way than one window at a time

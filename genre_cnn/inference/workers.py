@@ -1,16 +1,16 @@
-"""Predict a music library: worker processes decode and predict files in parallel, in order.
+"""Predict many files in worker processes, in order: what `Predictor.predict_many` runs (genre_cnn.inference.session).
 
-    from genre_cnn.app.library import predict_many
-    for path, result, error in predict_many(("onnx", "model.onnx"), files, workers=2, max_windows=8):
+    from genre_cnn.inference.workers import predict_many
+    for path, result, skipped in predict_many(spec, files, workers=2, max_windows=8):
         ...
 
-A model is named by a picklable spec, ("onnx", graph) or ("torch", checkpoint), that each worker builds
-once (one thread each: the workers use the cores). Every file goes through `genre_cnn.inference.predict.predict_one`,
-the same function as the one-process path, so the answers do not depend on the number of workers. Workers
-end by themselves soon after the process that started them dies (even by kill -9). A worker that dies (killed
-by the kernel for memory, a crash in a decoder) costs only its own file: the files it may have been working
-on are tried again one at a time in a fresh worker, the one that kills that worker too is skipped with one
-line, and the run goes on with new workers.
+The model is named by a picklable ModelSpec (genre_cnn.inference.session), which each worker builds once (one
+thread each: the workers use the cores). Every file goes through `genre_cnn.inference.predict.predict_one`, the
+same function as the one-process path, so the answers do not depend on the number of workers. Workers end by
+themselves soon after the process that started them dies (even by kill -9). A worker that dies (killed by the
+kernel for memory, a crash in a decoder) costs only its own file: the files it may have been working on are
+tried again one at a time in a fresh worker, the one that kills that worker too is skipped with one line, and
+the run goes on with new workers.
 """
 
 from __future__ import annotations
@@ -30,29 +30,13 @@ _RUNNER = None  # this worker's model
 DIED = "the process reading it died (killed for lack of memory, or a crash in a decoder); skipped"
 
 
-def build_runner(spec: tuple[str, Path], threads: int = 0):
-    """An OnnxRunner or TorchRunner from a spec; `threads` 0 leaves the library's default."""
-    kind, path = spec
-    if kind == "onnx":
-        from genre_cnn.inference.onnx_predict import OnnxRunner
-
-        return OnnxRunner(Path(path), threads)
-    import torch
-
-    from genre_cnn.inference.predict import TorchRunner, load_model
-
-    if threads:
-        torch.set_num_threads(threads)
-    return TorchRunner(load_model(Path(path)))
-
-
-def _init_worker(spec: tuple[str, Path], parent: int) -> None:
+def _init_worker(spec, parent: int) -> None:
     global _RUNNER
     die_with_parent(parent)
-    _RUNNER = build_runner(spec, threads=1)
+    _RUNNER = spec.runner(threads=1)
 
 
-def _work(job: tuple[Path, int, int | None]) -> tuple[dict | None, str | None]:
+def _work(job: tuple[Path, int, int | None]) -> tuple[dict | None, Skipped | None]:
     path, top_k, max_windows = job
     return predict_one(_RUNNER, path, top_k, max_windows)
 
@@ -72,22 +56,22 @@ def _bar(total: int, desc: str, show: bool):
     return tqdm(total=total, desc=desc, unit="file")
 
 
-def predict_many(spec: tuple[str, Path], files: list[Path], top_k: int = 3, max_windows: int | None = None,
+def predict_many(spec, files: list[Path], top_k: int = 3, max_windows: int | None = None,
                  workers: int | None = None, progress: bool = True, runner=None,
-                 desc: str = "predicting") -> Iterator[tuple[Path, dict | None, str | None]]:
-    """(path, result or None, error line or None) for each file, in order, with a progress bar (ETA) on stderr.
+                 desc: str = "predicting") -> Iterator[tuple[Path, dict | None, Skipped | None]]:
+    """(path, result or None, Skipped or None) for each file, in order, with a progress bar (ETA) on stderr.
 
     Args:
-        spec: the model, ("onnx", graph path) or ("torch", checkpoint path).
+        spec: the model's ModelSpec (genre_cnn.inference.session).
         workers: processes (default: every core; 1, or a single file, runs in this process with `runner`,
             built from `spec` if not given).
-        max_windows: at most this many evenly spaced windows per track (see genre_cnn.inference.predict).
+        max_windows: at most this many windows per track (see genre_cnn.inference.track).
     """
     workers = max(1, min(workers or os.cpu_count() or 1, len(files)))
     bar = _bar(len(files), desc, progress and len(files) > 1)
     try:
         if workers == 1:
-            runner = runner or build_runner(spec)
+            runner = runner or spec.runner()
             for path in files:
                 yield path, *predict_one(runner, path, top_k, max_windows)
                 bar.update()
@@ -100,7 +84,7 @@ def predict_many(spec: tuple[str, Path], files: list[Path], top_k: int = 3, max_
         bar.close()
 
 
-def _pooled(spec: tuple[str, Path], jobs: list[tuple], workers: int) -> Iterator[tuple[dict | None, str | None]]:
+def _pooled(spec, jobs: list[tuple], workers: int) -> Iterator[tuple[dict | None, Skipped | None]]:
     """`_work` of each job in worker processes, in order. When a worker dies, the first job not yet answered is
     run alone in a fresh worker (skipped if that one dies too) and a new pool takes the rest."""
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
@@ -114,8 +98,8 @@ def _pooled(spec: tuple[str, Path], jobs: list[tuple], workers: int) -> Iterator
             start += 1
 
 
-def _until_broken(spec: tuple[str, Path], jobs: list[tuple], start: int, workers: int,
-                  ctx) -> Iterator[tuple[dict | None, str | None]]:
+def _until_broken(spec, jobs: list[tuple], start: int, workers: int, ctx) -> Iterator[tuple[dict | None,
+                                                                                            Skipped | None]]:
     """Yields the answers of jobs[start:] in order from one pool, keeping 2 jobs per worker in flight; returns
     the index of the first job lost to a dead worker, or len(jobs)."""
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, os.getpid()))
