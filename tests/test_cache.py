@@ -217,7 +217,7 @@ def test_missing_musicnn_weights_are_one_error_before_any_clip_or_worker(tmp_pat
 
     monkeypatch.setenv("GENRE_CNN_HOME", str(tmp_path / "home"))  # no converted weights cached
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # and no wheel
-    monkeypatch.setattr(cache, "ProcessPoolExecutor", lambda *a, **k: pytest.fail("workers were started"))
+    monkeypatch.setattr("genre_cnn.data.pool.ProcessPoolExecutor", lambda *a, **k: pytest.fail("workers were started"))
     monkeypatch.setattr(cache, "_EXTRACTOR", None)
     clips = find_clips(make_folder(tmp_path / "audio", per_genre=1), ("low", "high"))
     read = []
@@ -225,3 +225,45 @@ def test_missing_musicnn_weights_are_one_error_before_any_clip_or_worker(tmp_pat
     with caplog.at_level(logging.WARNING), pytest.raises(WeightsNotFound, match="musicnn weights not found") as err:
         build_cache(clips, tmp_path / "cache", FeatureSettings(MusicnnEmbeddings()), workers=workers, progress=False)
     assert INSTALL in str(err.value) and not read and "skipped" not in caplog.text
+
+
+def test_an_entry_of_another_shape_or_unreadable_is_named_and_computed_again(tmp_path, monkeypatch, caplog):
+    from genre_cnn.data import layout
+
+    monkeypatch.setattr(layout, "_WARNED", set())
+    clips = find_clips(make_folder(tmp_path / "audio", per_genre=2), ("low", "high"))
+    cache = tmp_path / "cache"
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False)
+    right = load_cache(clips, cache)[0].shape[1:]
+    replaced, damaged = entry_path(cache, clips[1]), entry_path(cache, clips[2])
+    with np.load(replaced) as z:  # its source stamp kept: only the shape tells it is wrong
+        arrays = {name: z[name] for name in z.files}
+    np.savez(replaced, **{**arrays, "spec": arrays["spec"][:, :50]})
+    damaged.write_bytes(b"PK\x03\x04 not a whole zip")
+    with caplog.at_level(logging.WARNING):
+        assert build_cache(clips, cache, SETTINGS, workers=1, progress=False) == clips
+    said = [r.getMessage() for r in caplog.records]
+    odd = f"cache entry {replaced} holds hand of shape (91,), spec of shape (140, 50) where the others hold"
+    assert [m for m in said if m.startswith(odd) and m.endswith("computed again")], said
+    assert [m for m in said if m == f"cache entry {damaged}: not a readable cache entry (BadZipFile): computed again"]
+    assert load_cache(clips, cache)[0].shape[1:] == right
+    stamps = [entry_path(cache, c).stat().st_mtime_ns for c in clips]
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False)  # now all alike: nothing computed again
+    assert stamps == [entry_path(cache, c).stat().st_mtime_ns for c in clips]
+
+
+def test_an_entry_of_an_earlier_version_gets_its_fingerprint_and_keeps_its_features(tmp_path, monkeypatch):
+    clips = find_clips(make_folder(tmp_path / "audio", per_genre=1), ("low", "high"))
+    cache = tmp_path / "cache"
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False)
+    entry = entry_path(cache, clips[0])
+    with np.load(entry) as z:
+        arrays = {name: z[name] for name in z.files if name != "fingerprint"}
+    arrays["hand"] = arrays["hand"] + 1  # features only an extractor run would change back
+    np.savez(entry, **arrays)  # as earlier versions wrote it: no fingerprint
+    monkeypatch.setattr(SpectralFeatures, "__call__", lambda *a: pytest.fail("features computed again"))
+    fingerprints = {}
+    build_cache(clips, cache, SETTINGS, workers=1, progress=False, fingerprints=fingerprints)
+    with np.load(entry) as z:
+        assert np.array_equal(z["hand"], arrays["hand"]) and str(z["fingerprint"]) == fingerprints[clips[0].key]
+    assert len(set(fingerprints.values())) == 2

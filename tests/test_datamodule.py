@@ -150,8 +150,8 @@ def test_prepare_data_on_a_complete_cache_opens_no_entry_and_recomputes_a_change
     root = tone_folder(tmp_path / "a")
     dm = make_dm(root)
     opened = []
-    real = cache._is_fresh
-    monkeypatch.setattr(cache, "_is_fresh", lambda entry, source: opened.append(entry) or real(entry, source))
+    real = cache._entry
+    monkeypatch.setattr(cache, "_entry", lambda entry, source: opened.append(entry) or real(entry, source))
     dm.prepare_data()  # Lightning calls it before every fit and test
     assert opened == []
     changed = root / "low" / "low.00002.wav"

@@ -310,3 +310,20 @@ def test_an_unsafe_zip_is_refused_before_writing(bad, tmp_path):
     with pytest.raises(DownloadError, match="refusing") as err:
         safe_extract(archive, dest)
     assert repr(bad) in str(err.value) and not dest.exists()
+
+
+def test_a_track_listed_in_two_splits_is_one_line_before_any_clip_is_cached(fma_root, tmp_path, fresh_warnings,
+                                                                             monkeypatch, caplog):
+    root = tmp_path / "fma"
+    root.mkdir()
+    (root / "fma_small").symlink_to(fma_root / "fma_small")
+    twice = {**TRACKS[0], "split": "test"}  # the first track again, in another split
+    csv_path = write_tracks_csv(root / "fma_metadata" / "tracks.csv", [*TRACKS, twice])
+    monkeypatch.setattr("genre_cnn.data.store.build_cache", lambda *a, **k: pytest.fail("cache built"))
+    with pytest.raises(layout.DataError) as err:
+        FeatureStore(clip_seconds=SECONDS, workers=1).prepare(Fma(str(root), download=False), None)
+    assert str(err.value) == (f"{csv_path} lists track {TRACKS[0]['id']} twice, with set.split 'training' and 'test': "
+                              "keep one of its rows")
+    write_tracks_csv(csv_path, [*TRACKS, TRACKS[1]])  # a row repeated alike: read once, said in one line
+    assert fma.read_tracks(csv_path) == fma.read_tracks(fma_root / "fma_metadata" / "tracks.csv")
+    assert f"{csv_path}: 1 row(s) repeat a track listed before: each track read once" in caplog.text

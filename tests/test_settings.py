@@ -205,3 +205,23 @@ def test_half_written_checkpoints_of_a_killed_run_are_swept(tmp_path):
         path.write_bytes(b"x")
     assert sweep_partial_checkpoints(tmp_path / "checkpoints" / "r") == sorted(stale)
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig"])
+def test_a_config_file_saved_as_utf16_or_with_a_byte_order_mark_is_read(encoding, tmp_path):
+    from genre_cnn.training.train import build_parser
+
+    config = tmp_path / "run.yaml"
+    text = "seed: 7\nrun_name: Musique été\ndata:\n  batch_size: 5\n"
+    config.write_bytes((b"\xfe\xff" if encoding == "utf-16-be" else b"") + text.encode(encoding))  # BOM, as Notepad
+    for args in (["--config", str(config)], [f"--config={config}"]):
+        cfg = build_parser().parse_args(args)
+        assert (cfg.seed, cfg.run_name, cfg.data.batch_size) == (7, "Musique été", 5)
+
+
+def test_a_config_file_in_another_encoding_is_one_line(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_bytes("run_name: Musique été\n".encode("latin-1"))
+    code, err = run_cli(["--config", str(config)], tmp_path, capsys)
+    assert code == 2 and err == (f"error: --config {config}: not UTF-8 text (byte 0xe9 at offset 18): save it as "
+                                 "UTF-8 (e.g. in Notepad: Save as, Encoding UTF-8)")

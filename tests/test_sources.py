@@ -91,7 +91,8 @@ def test_a_csv_of_paths_and_genres_is_a_dataset_kind_of_its_own_that_trains(tmp_
 
     from genre_cnn.training.train import main
 
-    a, b = tone_folder(tmp_path / "a", per_genre=3), tone_folder(tmp_path / "b", per_genre=3)
+    a = tone_folder(tmp_path / "a", per_genre=3)
+    b = tone_folder(tmp_path / "b", per_genre=3, seconds=4.5)  # other audio: not copies of a's clips
     rows = [(f"{folder.name}/{g}/{g}.{i:05d}.wav", g) for folder in (a, b) for g in ("low", "mid", "high")
             for i in range(3)]
     rows.append((str(b / "low" / "low.00000.wav"), "low"))  # absolute, and the same file again: one clip

@@ -145,3 +145,49 @@ def test_two_processes_stream_their_own_share_and_test_as_one_process_does(proje
                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert json.loads(alone.stdout.strip().splitlines()[-1]) == report["confusion"]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut short"])
+def test_a_damaged_shard_folder_is_written_again_and_damaged_shards_at_a_url_are_one_line(entries, tmp_path, damage,
+                                                                                        monkeypatch, caplog):
+    from genre_cnn.data import layout
+
+    monkeypatch.setattr(layout, "_WARNED", set())
+    paths, labels, keys = entries
+    out = write_shards(paths, labels, keys, "spec", tmp_path / "shards")
+    (chunk, *_) = sorted(out.glob("*.bin"))
+    size = chunk.stat().st_size
+    if damage == "deleted":
+        chunk.unlink()
+        problem = f"{chunk.name}, listed in {COMPLETE}, is missing"
+    else:
+        chunk.write_bytes(chunk.read_bytes()[: size // 2])
+        problem = f"{chunk.name} holds {size // 2} bytes where {COMPLETE} lists {size}"
+    assert streamed.shards_problem(str(out)) == streamed.shards_problem(f"local:{out}") == problem
+    write_shards(paths, labels, keys, "spec", out)
+    assert f"the LitData shards in {out} are damaged ({problem}): written again from the feature cache" in caplog.text
+    assert streamed.shards_problem(str(out)) is None and chunk.stat().st_size == size
+    from litdata import StreamingDataset
+
+    assert sorted(item["key"] for item in StreamingDataset(str(out))) == sorted(keys)
+
+
+def test_a_url_of_damaged_shards_is_one_line_and_streaming_a_vector_family_says_so(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from genre_cnn.data import layout
+    from genre_cnn.data.layout import DataError
+
+    monkeypatch.setattr(layout, "_WARNED", set())
+    root = tone_folder(tmp_path / "a")
+    shards = Path(make_dm(root, streaming=True).shards)
+    (next(shards.glob("*.bin"))).unlink()  # a copy cut short, read as a URL: not rebuilt, said
+    with pytest.raises(DataError, match=rf"^--data.stream_dir local:{shards}: \S+\.bin, listed in index.json, is "
+                                        "missing; copy the shards there again"):
+        make_dm(root, streaming=True, stream_dir=f"local:{shards}")
+    with caplog.at_level(logging.INFO):
+        dense = make_dm(root, streaming=True, family="dense")
+    assert not dense.streams
+    assert [r.getMessage() for r in caplog.records if "--data.streaming" in r.getMessage()] == [
+        "--data.streaming true: the dense family trains on one vector per clip, held in RAM, not on windows: its "
+        "training clips are not streamed"]

@@ -4,9 +4,12 @@
 
 One `.npz` per clip at `CACHE_DIR/clips/<clip key>.npz` (`genre/name`), written to a temporary name and renamed, so a
 killed run leaves no file that is later trusted and a rerun computes only the clips still missing. Each file
-records the source file's size and modification time, so an edited source is recomputed. The cache folder
-name carries a hash of the feature settings (see `cache_name`), so changed settings never reuse features.
-Worker processes end by themselves soon after the process that started them dies.
+records the source file's size and modification time, so an edited source is recomputed, and the fingerprint of
+its decoded audio (`audio_fingerprint`), by which copies of one recording are found (genre_cnn.data.duplicates).
+An entry whose arrays are not of the shape the others have (replaced by hand, or by a file of other settings) is
+named in one line and computed again. The cache folder name carries a hash of the feature settings (see
+`cache_name`), so changed settings never reuse features. Worker processes end by themselves soon after the
+process that started them dies.
 """
 
 from __future__ import annotations
@@ -14,12 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing as mp
 import os
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,7 +28,9 @@ import numpy as np
 
 from genre_cnn.audio.decode import AudioError
 from genre_cnn.audio.features import SpectralFeatures
+from genre_cnn.data.duplicates import audio_fingerprint
 from genre_cnn.data.layout import Clip, warn_once
+from genre_cnn.data.pool import pooled
 from genre_cnn.paths import atomic_write, atomic_write_text, die_with_parent
 
 log = logging.getLogger(__name__)
@@ -92,12 +94,33 @@ def _source_stamp(path: Path) -> np.ndarray:
     return np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
 
 
-def _is_fresh(entry: Path, source: Path) -> bool:
+SHAPES = "shapes"  # an entry's arrays' shapes, as `_entry` gives them: ((name, shape), ...) sorted by name
+
+
+def _entry(entry: Path, source: Path) -> dict | None:
+    """What a cache entry made from `source` as it is now holds: {"fingerprint": its audio's, or None for an entry of
+    an earlier version, "shapes": ((name, shape), ...)}, read from the headers only; None for an entry that is
+    missing or made from another version of the file (or of another file); ValueError for one that is not a
+    readable cache entry."""
     try:
         with np.load(entry) as z:
-            return bool(np.array_equal(z["source"], _source_stamp(source)))
-    except Exception:  # noqa: BLE001 - missing, truncated or foreign file: recompute it
-        return False
+            if not np.array_equal(z["source"], _source_stamp(source)):
+                return None
+            return {"fingerprint": str(z["fingerprint"]) if "fingerprint" in z.files else None,
+                    SHAPES: tuple((name, _shape(z, name)) for name in sorted(z.files)
+                                  if name not in ("source", "fingerprint"))}
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # noqa: BLE001 - truncated, foreign or damaged file
+        raise ValueError(f"not a readable cache entry ({type(err).__name__})") from None
+
+
+def _shape(z, name: str) -> tuple[int, ...]:
+    """The shape of array `name` of an open .npz, from its header (the data is not read)."""
+    with z.zip.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return tuple(read(f)[0])
 
 
 _EXTRACTOR: tuple | None = None  # (settings, built front end) of this process
@@ -119,56 +142,30 @@ def _built(settings: FeatureSettings):
     return _EXTRACTOR[1]
 
 
-def _compute(job: tuple[Path, Path, FeatureSettings]) -> str | None:
-    """Computes and writes one clip; returns None, or the one-line reason it was skipped (its stale
-    cache entry, if any, is removed so that it is not trained on). Anything but unusable audio is a bug and
-    keeps its traceback."""
+def _compute(job: tuple[Path, Path, FeatureSettings, bool]) -> dict | str:
+    """Computes and writes one clip; returns what `_entry` reads of the entry written, or the one-line reason it
+    was skipped (its stale cache entry, if any, is removed so that it is not trained on). With `keep` (the job's
+    last item: an entry up to date but without a fingerprint, written by an earlier version) the entry only gets its
+    fingerprint and its features are kept. Anything but unusable audio is a bug and keeps its traceback."""
     from genre_cnn.audio.decode import fix_length, load_audio
 
-    source, dest, s = job
+    source, dest, s, keep = job
     sample_rate = s.extractor.sample_rate
     try:
         y = load_audio(source, sample_rate, s.min_seconds)
     except AudioError as err:
         dest.unlink(missing_ok=True)
         return str(err)
-    y = fix_length(y, int(round(s.clip_seconds * sample_rate)))  # (samples,)
-    arrays = s.extractor(y, _built(s))
-    atomic_write(dest, lambda f: np.savez(f, **arrays, source=_source_stamp(source)))
-    return None
-
-
-def _pooled(jobs: list[tuple[Path, Path, FeatureSettings]], workers: int, settings: FeatureSettings,
-            done: Callable[[], None]) -> list[str | None]:
-    """`_compute` of every job, in order, by `workers` processes; `done` is called once per finished job.
-
-    This process computes the first job before the workers start: a fresh install compiles librosa's numba
-    kernels on first use (minutes on a busy machine) and caches them on disk, so it happens once, not in every
-    worker. The workers then take jobs from the end of the list; until the first of them has answered (their
-    start-up: imports), this process goes on with jobs from the front."""
-    reasons: list[str | None] = [_compute(jobs[0])]
-    done()
-    rest = jobs[1:]
-    if not rest:
-        return reasons
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    pool = ProcessPoolExecutor(min(workers, len(rest)), mp_context=ctx, initializer=_init_worker,
-                               initargs=(settings, os.getpid()))  # a fresh server process to fork from
-    answered = threading.Event()
-    try:
-        futures = [pool.submit(_compute, job) for job in reversed(rest)][::-1]
-        for future in futures:
-            future.add_done_callback(lambda f: f.cancelled() or answered.set())
-        n = 0  # jobs of `rest` computed here
-        while n < len(rest) and not answered.is_set() and futures[n].cancel():
-            reasons.append(_compute(rest[n]))
-            done()
-            n += 1
-        for _ in as_completed(futures[n:]):
-            done()
-        return reasons + [future.result() for future in futures[n:]]
-    finally:  # on an error, the jobs not started are dropped, not waited for
-        pool.shutdown(cancel_futures=True)
+    fingerprint = audio_fingerprint(y)  # of the whole file, before it is cut to the clip length
+    if keep:
+        with np.load(dest) as z:  # in the order they were written (genre_cnn.data.ondisk reads them in place)
+            arrays = {name: z[name] for name in z.files if name not in ("source", "fingerprint")}
+    else:
+        clip = fix_length(y, int(round(s.clip_seconds * sample_rate)))  # (samples,)
+        arrays = s.extractor(clip, _built(s))
+    atomic_write(dest, lambda f: np.savez(f, **arrays, source=_source_stamp(source), fingerprint=fingerprint))
+    return {"fingerprint": fingerprint, SHAPES: tuple((name, np.shape(arrays[name])) for name in sorted(arrays)),
+            "computed": not keep}
 
 
 def entry_path(cache_dir: Path, clip: Clip) -> Path:
@@ -189,53 +186,95 @@ def remove_stale_tmp(cache_dir: Path, before: float | None = None) -> int:
 
 
 def build_cache(clips: list[Clip], cache_dir: Path, settings: FeatureSettings, workers: int | None = None,
-                progress: bool = True, failed: dict[str, str] | None = None) -> list[Clip]:
-    """Computes the features of every clip not yet cached; returns the clips that are usable, and puts why each
-    other one was skipped into `failed` (key -> reason) when given.
+                progress: bool = True, failed: dict[str, str] | None = None,
+                fingerprints: dict[str, str] | None = None) -> list[Clip]:
+    """Computes the features of every clip not yet cached; returns the clips that are usable, puts why each other
+    one was skipped into `failed` (key -> reason) and each usable clip's `audio_fingerprint` into `fingerprints`
+    (key -> fingerprint) when given.
 
-    Runs `workers` processes (default: all cores; this one computes the first clips while they start, see
-    `_pooled`). Unusable files are logged, one line each, and summarised; they are retried on the next build (a
-    fixed file is then picked up). Raises musicnn's WeightsNotFound before any clip is read if its weights are
-    missing.
+    Runs `workers` processes (default: all cores; this one computes the first clips while they start:
+    genre_cnn.data.pool). Unusable files are logged, one line each, and summarised; they are retried on the next
+    build (a fixed file is then picked up). An entry that cannot be read, or whose arrays are not of the shape of
+    the others (of one computed now, where there is one), is named in one line and computed again. Raises
+    musicnn's WeightsNotFound before any clip is read if its weights are missing.
     """
-    from tqdm.auto import tqdm
-
     if cache_dir.is_dir():
         remove_stale_tmp(cache_dir)
-    todo = [c for c in clips if not _is_fresh(entry_path(cache_dir, c), c.path)]
+    held = {c.key: _held(entry_path(cache_dir, c), c.path) for c in clips}
     failed = {} if failed is None else failed
-    if todo:
-        log.info("caching features of %d clip(s) (%d already cached) in %s", len(todo), len(clips) - len(todo),
-                 cache_dir)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_dir / "settings.json", json.dumps(settings.describe(), indent=2))
-        jobs = [(c.path, entry_path(cache_dir, c), settings) for c in todo]
-        workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-        _built(settings)  # here first: missing weights are one error, not one per clip or a broken pool
-        bar = tqdm(total=len(jobs), desc="features", unit="clip", disable=not progress)
-
-        def done() -> None:
-            bar.set_postfix_str("")
-            bar.update()
-
-        if workers == 1:
-            reasons = []
-            for job in jobs:
-                reasons.append(_compute(job))
-                done()
-        else:
-            bar.set_postfix_str(f"starting: the first clip here, then {workers} worker processes (a first run "
-                                "compiles and imports for a minute or more)")
-            reasons = _pooled(jobs, workers, settings, done)
-        bar.close()
-        for clip, reason in zip(todo, reasons):
-            if reason is not None:
-                failed[clip.key] = reason
-                warn_once(f"skipped {reason}")
+    held.update(_run([c for c in clips if held[c.key] is None or held[c.key]["fingerprint"] is None], cache_dir,
+                     settings, workers, progress, failed, keep={c.key for c in clips if held[c.key] is not None}))
+    for _ in range(2):  # the second time only if entries computed now differ from what most entries held
+        usable = [c for c in clips if c.key not in failed]
+        computed = [held[c.key][SHAPES] for c in usable if held[c.key].get("computed")]
+        shapes = Counter(held[c.key][SHAPES] for c in usable)
+        common = computed[0] if computed else shapes.most_common(1)[0][0] if shapes else ()
+        odd = [c for c in usable if held[c.key][SHAPES] != common]
+        for clip in odd:
+            warn_once(f"cache entry {entry_path(cache_dir, clip)} holds {_shown(held[clip.key][SHAPES])} where the "
+                      f"others hold {_shown(common)}: computed again")
+            entry_path(cache_dir, clip).unlink(missing_ok=True)
+        held.update(_run(odd, cache_dir, settings, workers, progress, failed))
     usable = [c for c in clips if c.key not in failed]
     if failed:
         log.warning("%d of %d file(s) skipped as unusable; %d usable", len(failed), len(clips), len(usable))
+    if fingerprints is not None:
+        fingerprints.update({c.key: held[c.key]["fingerprint"] for c in usable})
     return usable
+
+
+def _held(entry: Path, source: Path) -> dict | None:
+    """`_entry`, but an entry that cannot be read is said in one line (and computed again, as a missing one)."""
+    try:
+        return _entry(entry, source)
+    except ValueError as err:
+        warn_once(f"cache entry {entry}: {err}: computed again")
+        return None
+
+
+def _shown(shapes: tuple) -> str:
+    return ", ".join(f"{name} of shape {shape}" for name, shape in shapes) or "no array"
+
+
+def _run(todo: list[Clip], cache_dir: Path, settings: FeatureSettings, workers: int | None, progress: bool,
+         failed: dict[str, str], keep: set[str] = frozenset()) -> dict[str, dict]:
+    """Computes the clips `todo` (`_compute`, in `workers` processes; those of `keep` only get their fingerprint);
+    returns what each usable one's entry holds (key -> `_entry`), and puts why each other one was skipped into
+    `failed`, said in one line each."""
+    from tqdm.auto import tqdm
+
+    if not todo:
+        return {}
+    log.info("caching features of %d clip(s) in %s", len(todo), cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache_dir / "settings.json", json.dumps(settings.describe(), indent=2))
+    jobs = [(c.path, entry_path(cache_dir, c), settings, c.key in keep) for c in todo]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    _built(settings)  # here first: missing weights are one error, not one per clip or a broken pool
+    bar = tqdm(total=len(jobs), desc="features", unit="clip", disable=not progress)
+
+    def done() -> None:
+        bar.set_postfix_str("")
+        bar.update()
+
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(_compute(job))
+            done()
+    else:
+        bar.set_postfix_str(f"starting: the first clip here, then {workers} worker processes (a first run "
+                            "compiles and imports for a minute or more)")
+        results = pooled(_compute, jobs, workers, done, _init_worker, (settings, os.getpid()))
+    bar.close()
+    held = {}
+    for clip, result in zip(todo, results):
+        if isinstance(result, str):
+            failed[clip.key] = result
+            warn_once(f"skipped {result}")
+        else:
+            held[clip.key] = result
+    return held
 
 
 def load_cache(clips: list[Clip], cache_dir: Path, names: tuple[str, ...] = ("spec", "hand")) -> list[np.ndarray]:

@@ -40,6 +40,13 @@ def warn_once(message: str) -> None:
         log.warning("%s", message)
 
 
+def say_once(message: str) -> None:
+    """Logs a line of information about the data once per process (see `warn_once`)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.info("%s", message)
+
+
 class DataError(GenreCnnError):
     """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
 

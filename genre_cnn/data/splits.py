@@ -15,6 +15,12 @@ track can reach training. Five kinds:
   group `fold` (in name order) is the test part, every other clip trains, and there is no validation part;
   train.py then holds each group out in turn, fits the temperature on their pooled out-of-fold predictions and
   trains the model it keeps on every clip (how the ready model is made).
+
+Copies of one recording (`together`: groups of clip keys, genre_cnn.data.duplicates) stay on one side of every
+kind: `random` and `kfold` split one clip of each group and put its copies with it; in `groups` the copies join the
+group of the first copy a pattern names; where `lists` or `official` put copies in two parts, each group stays in
+the first of them (train, then val) and its copies in later parts are left out, said in one line: no test clip is
+then a copy of a training clip.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Literal
 import numpy as np
 
 from genre_cnn.bounds import out_of
+from genre_cnn.data.layout import warn_once
 from genre_cnn.errors import SettingsError
 from genre_cnn.paths import atomic_write_text, resolve
 
@@ -101,13 +108,55 @@ def official_split(keys: list[str], own: dict[str, list[str]]) -> dict[str, list
     return split
 
 
-def load_or_save(path: Path, split: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Reuses the split saved at `path` if it covers the same tracks; else saves `split` there."""
+def by_group(keys: list[str], labels: list[int], together: list[list[str]]
+             ) -> tuple[list[str], list[int], dict[str, list[str]]]:
+    """What a random or k-fold split divides so that copies land in one part: `keys` and `labels` but the copies
+    after the first of each group of `together`, and each first key's group (the keys of it that are in `keys`)."""
+    present = set(keys)
+    copies = {}
+    for group in together:
+        found = sorted(k for k in group if k in present)
+        if len(found) > 1:
+            copies[found[0]] = found
+    later = {k for found in copies.values() for k in found[1:]}
+    kept = [(k, label) for k, label in zip(keys, labels) if k not in later]
+    return [k for k, _ in kept], [label for _, label in kept], copies
+
+
+def with_copies(split: dict[str, list[str]], copies: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`split` with each first key of a group (`by_group`) replaced by the whole group."""
+    return {part: sorted(c for k in keys for c in copies.get(k, [k])) for part, keys in split.items()}
+
+
+def drop_later_copies(split: dict[str, list[str]], together: list[list[str]], what: str) -> dict[str, list[str]]:
+    """A fixed split (`what`: the split lists, the dataset's own) with each group of copies that it puts in two parts
+    kept in the first of them (train, val, test) only: its copies in later parts are left out, said in one line."""
+    part_of = {k: part for part in PARTS for k in split[part]}
+    dropped: dict[str, str] = {}
+    for group in together:
+        parts = {part_of[k] for k in group if k in part_of}
+        first = min(parts, key=PARTS.index) if parts else None
+        dropped.update({k: part_of[k] for k in group if part_of.get(k, first) != first})
+    if dropped:
+        names = sorted(dropped)
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        parts = " and ".join(p for p in PARTS if p in dropped.values())
+        warn_once(f"{what} puts copies of the same audio in two parts: {len(names)} copy(ies) left out of {parts} "
+                  f"({shown}), each group kept in its first part (the run's report.md lists them)")
+    return {part: [k for k in split[part] if k not in dropped] for part in PARTS}
+
+
+def load_or_save(path: Path, split: dict[str, list[str]], together: list[list[str]] = ()) -> dict[str, list[str]]:
+    """Reuses the split saved at `path` if it covers the same tracks and keeps each group of copies (`together`) in
+    one part; else saves `split` there."""
     if path.is_file():
         saved = json.loads(path.read_text())
-        if sorted(sum(saved.values(), [])) == sorted(sum(split.values(), [])):
+        part_of = {k: part for part, keys in saved.items() for k in keys}
+        apart = any(len({part_of.get(k) for k in group} - {None}) > 1 for group in together)
+        if sorted(sum(saved.values(), [])) == sorted(sum(split.values(), [])) and not apart:
             return saved
-        log.warning("the clips changed since %s was saved: making a new split", path)
+        log.warning("the clips changed since %s was saved%s: making a new split", path,
+                    ", or it puts copies of the same audio in two parts" if apart else "")
     check_disjoint(split)
     atomic_write_text(path, json.dumps(split, indent=1))  # DDP processes may save at once: a temp file each
     return split
@@ -123,14 +172,27 @@ def check_disjoint(split: dict[str, list[str]]) -> None:
         seen |= set(split[part])
 
 
-def group_split(keys: list[str], groups: dict[str, list[str]], fold: int) -> dict[str, list[str]]:
+def group_split(keys: list[str], groups: dict[str, list[str]], fold: int,
+                together: list[list[str]] = ()) -> dict[str, list[str]]:
     """Group number `fold` (in name order) as the test part, every other clip as train, no validation part: the
-    clips whose key matches one of its patterns (fnmatch), each in at most one group."""
+    clips whose key matches one of its patterns (fnmatch), each in at most one group, and the copies of each
+    (`together`: groups of keys), which join the group of their first copy that a pattern names."""
     names = sorted(groups)
     member = {name: {k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in groups[name])} for name in names}
     for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1:]):
         if member[a] & member[b]:
             raise ValueError(f"clip {sorted(member[a] & member[b])[0]} is in groups {a} and {b}")
+    present, spread = set(keys), 0
+    for copies in together:
+        owners = [name for k in sorted(copies) for name in names if k in member[name]]
+        if owners:
+            spread += len(set(owners)) > 1
+            for name in names:
+                member[name] -= set(copies)
+            member[owners[0]] |= set(copies) & present
+    if spread:
+        warn_once(f"--data.split.groups: {spread} group(s) of copies of the same audio are named by two groups: each "
+                  "joins the group of its first copy")
     empty = [name for name in names if not member[name]]
     if empty:
         raise ValueError(f"no clip matches group {empty[0]}")
@@ -186,10 +248,12 @@ class Split:
         return self.kind != "groups"
 
     def make(self, keys: list[str], labels: list[int], genres: list[str], where: str = "the dataset",
-             own: dict[str, list[str]] | None = None) -> tuple[dict[str, list[str]], str]:
+             own: dict[str, list[str]] | None = None,
+             together: list[list[str]] = ()) -> tuple[dict[str, list[str]], str]:
         """The track-level split of `keys` (labels: indices into `genres`), and the file name it is saved under
-        (`load_or_save`); `own` is the dataset's own split, for kind "official". A dataset too small for it is a
-        SettingsError naming the options, with the clip count of each genre; `where` names the dataset."""
+        (`load_or_save`); `own` is the dataset's own split, for kind "official"; each group of `together` (keys of
+        copies of one recording) is kept on one side. A dataset too small for it is a SettingsError naming the
+        options, with the clip count of each genre; `where` names the dataset."""
         kind = self.kind or "random"
         counts = {g: labels.count(i) for i, g in enumerate(genres) if labels.count(i)}
         if len(counts) < 2:
@@ -200,21 +264,27 @@ class Split:
                 raise SettingsError(f"--data.split.kind official: {where} has no split of its own; use random, kfold "
                                     "or lists")
             try:
-                return official_split(keys, own), "split-official.json"
+                split = official_split(keys, own)
+                return drop_later_copies(split, together, f"{where}'s own split"), "split-official.json"
             except ValueError as err:
                 raise SettingsError(f"--data.split.kind official: {where}: {err}; use random or kfold") from None
         try:
             if kind == "groups":
                 tag = hashlib.sha256(json.dumps(self.groups, sort_keys=True).encode()).hexdigest()[:8]
-                return group_split(keys, self.groups, self.fold), f"split-groups-{tag}-fold{self.fold}.json"
+                return (group_split(keys, self.groups, self.fold, together),
+                        f"split-groups-{tag}-fold{self.fold}.json")
             if kind == "lists":
                 lists_dir = resolve(self.lists_dir)
                 tag = hashlib.sha256(str(lists_dir.resolve()).encode()).hexdigest()[:8]  # another list set: a file
-                return list_split(keys, lists_dir), f"split-lists-{tag}.json"
+                return (drop_later_copies(list_split(keys, lists_dir), together, f"the split lists in {lists_dir}"),
+                        f"split-lists-{tag}.json")
+            firsts, first_labels, copies = by_group(keys, labels, together)
             if kind == "kfold":
-                return (kfold_split(keys, labels, self.fold, self.num_folds, self.val_fraction, self.seed),
+                return (with_copies(kfold_split(firsts, first_labels, self.fold, self.num_folds, self.val_fraction,
+                                                self.seed), copies),
                         f"split-kfold{self.num_folds}-fold{self.fold}-seed{self.seed}.json")
-            return (random_split(keys, labels, self.test_fraction, self.val_fraction, self.seed),
+            return (with_copies(random_split(firsts, first_labels, self.test_fraction, self.val_fraction, self.seed),
+                                copies),
                     f"split-random-{self.test_fraction:g}-{self.val_fraction:g}-seed{self.seed}.json")
         except ValueError as err:  # scikit-learn: a part would be empty, or a genre has too few clips to stratify
             if kind == "groups":

@@ -8,10 +8,16 @@ a complete cache, so that asking for it again costs one `stat` per clip instead 
     python -m genre_cnn.data.store DATA_DIR      # caches a folder-per-genre dataset; its hand-crafted vectors' shape
 
 train.py's `--data.features.*` options are its settings. After a build, `CACHE_DIR/complete.json` lists every clip
-with its file's size and modification time, and why each unusable one was skipped; `prepare` trusts the cache when
-the dataset lists the same clips with the same stamps and every entry is there, and otherwise builds what is
-missing (a changed file is computed again, a fixed one retried). Runs of earlier versions left no record: their
-caches are checked entry by entry once, then recorded.
+with its file's size and modification time, each cache entry's identity (inode, size, modification time) and its
+audio's fingerprint, and why each unusable clip was skipped; `prepare` trusts the cache when the dataset lists the
+same clips with the same stamps and every entry is there as recorded, and otherwise builds what is missing (a
+changed file is computed again, a fixed one retried, an entry replaced since checked again). Runs of earlier
+versions left no record, or one without fingerprints: their caches are checked entry by entry once (the
+fingerprints computed, the features kept), then recorded.
+
+Copies of one recording (genre_cnn.data.duplicates) are found from the fingerprints: copies filed under two genres
+or more are said in one line and left out of `prepare`'s, `cached`'s and `clipset`'s clips; the others are kept,
+and `duplicates` gives them to the split, which keeps each group on one side.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from genre_cnn.bounds import SECONDS, out_of
 from genre_cnn.data.cache import Extractor, FeatureSettings, build_cache, cached_clips, entry_path
 from genre_cnn.data.clipset import ClipSet
+from genre_cnn.data.duplicates import Duplicates
 from genre_cnn.data.layout import Clip, DataError, warn_once
 from genre_cnn.errors import SettingsError
 from genre_cnn.paths import atomic_write_text
@@ -68,8 +75,9 @@ class FeatureStore:
         return self.settings(extractor).cache_dir(source.cache_source())
 
     def prepare(self, source, extractor: Extractor) -> list[Clip]:
-        """Makes `source` ready (download, generation) and every clip's features cached; returns the usable clips.
-        Writes files and keeps no state. DataError if there is no usable audio."""
+        """Makes `source` ready (download, generation) and every clip's features cached; returns the usable clips (but
+        copies of one recording filed under several genres, said in one line each). Writes files and keeps no
+        state. DataError if there is no usable audio."""
         source.ensure()
         genres = source.genres()
         if len(genres) < 2:  # before any feature work
@@ -80,33 +88,56 @@ class FeatureStore:
         if record is not None and _complete(record, clips, cache_dir):
             for reason in record["skipped"].values():
                 warn_once(f"skipped {reason}")
-            return [c for c in clips if c.key in record["cached"]]
-        failed: dict[str, str] = {}
-        usable = build_cache(clips, cache_dir, self.settings(extractor), self.workers, failed=failed)
-        if not usable:
-            raise DataError(f"no usable audio file in {source.describe()}: every file was skipped (see above)")
-        stamps = {c.key: _stamp(c.path) for c in clips}
-        atomic_write_text(cache_dir / RECORD, json.dumps({
-            "cached": {c.key: stamps[c.key] for c in usable},
-            "skipped": {key: reason for key, reason in failed.items()},
-            "stamps": {key: stamps[key] for key in failed}}))
-        return usable
+            usable = [c for c in clips if c.key in record["cached"]]
+            fingerprints = record["fingerprints"]
+        else:
+            failed: dict[str, str] = {}
+            fingerprints = {}
+            usable = build_cache(clips, cache_dir, self.settings(extractor), self.workers, failed=failed,
+                                 fingerprints=fingerprints)
+            if not usable:
+                raise DataError(f"no usable audio file in {source.describe()}: every file was skipped (see above)")
+            stamps = {c.key: _stamp(c.path) for c in clips}
+            atomic_write_text(cache_dir / RECORD, json.dumps({
+                "cached": {c.key: stamps[c.key] for c in usable},
+                "skipped": {key: reason for key, reason in failed.items()},
+                "stamps": {key: stamps[key] for key in failed},
+                "entries": {c.key: _identity(entry_path(cache_dir, c)) for c in usable},
+                "fingerprints": fingerprints}))
+        found = Duplicates.find(usable, fingerprints)
+        found.say_conflicts()
+        return [c for c in usable if c.key not in found.left_out]
+
+    def duplicates(self, source, extractor: Extractor) -> Duplicates:
+        """The copies of one recording among `source`'s cached clips, from the fingerprints the cache recorded
+        (after `prepare`; none without its record)."""
+        record = _read(self.cache_dir(source, extractor) / RECORD) or {}
+        fingerprints = record.get("fingerprints") or {}
+        return Duplicates.find([c for c in source.clips() if c.key in fingerprints], fingerprints)
 
     def clipset(self, source, extractor: Extractor, name: str, pool: Callable[[np.ndarray], np.ndarray] | None = None,
                 genres: list[str] | None = None) -> ClipSet:
-        """The cached clips of `source` as a ClipSet of their array `name` (after `prepare`), labelled by `genres`
-        (default: the source's)."""
-        return ClipSet(source.clips(), genres or source.genres(), self.cache_dir(source, extractor), name, pool,
-                       self.in_memory)
+        """The cached clips of `source` (`cached`) as a ClipSet of their array `name` (after `prepare`), labelled by
+        `genres` (default: the source's)."""
+        return ClipSet(self.cached(source, extractor), genres or source.genres(), self.cache_dir(source, extractor),
+                       name, pool, self.in_memory)
 
     def cached(self, source, extractor: Extractor) -> list[Clip]:
-        """The clips of `source` whose features are cached, in order (after `prepare`)."""
-        return cached_clips(source.clips(), self.cache_dir(source, extractor))
+        """The clips of `source` whose features are cached, in order (after `prepare`), but the copies of one
+        recording filed under several genres."""
+        left_out = self.duplicates(source, extractor).left_out
+        return [c for c in cached_clips(source.clips(), self.cache_dir(source, extractor)) if c.key not in left_out]
 
 
 def _stamp(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
+
+
+def _identity(path: Path) -> list[int]:
+    """A cache entry's inode, size and modification time: another file put in its place (copied or moved) differs."""
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def _read(path: Path) -> dict | None:
@@ -119,13 +150,16 @@ def _read(path: Path) -> dict | None:
 
 def _complete(record: dict, clips: list[Clip], cache_dir: Path) -> bool:
     """Whether the record lists exactly `clips`, each with its file's current size and modification time, and every
-    usable clip's entry is there: one stat per clip and per entry, no entry opened."""
+    usable clip's entry is there as recorded, with its fingerprint: one stat per clip and per entry, no entry
+    opened."""
     stamps = {**record["cached"], **record["stamps"]}
     if len(stamps) != len(clips) or set(record["skipped"]) != set(record["stamps"]):
         return False
+    entries, fingerprints = record.get("entries") or {}, record.get("fingerprints") or {}
     try:
         return all(stamps.get(c.key) == _stamp(c.path) for c in clips) and all(
-            entry_path(cache_dir, c).is_file() for c in clips if c.key in record["cached"])
+            c.key in fingerprints and entries.get(c.key) == _identity(entry_path(cache_dir, c))
+            for c in clips if c.key in record["cached"])
     except OSError:  # a file gone since it was listed
         return False
 

@@ -11,10 +11,15 @@ clip from the feature cache (genre_cnn.data.ondisk).
 
 Items are whole clips, {"spec": (C, T) float16, "label": int, "key": str}; `RandomCrops` cuts `crops` random
 windows (crops, C, W) from each as it arrives, and `flatten_crops` makes a batch of them (B * crops, C, W).
+
+Shards are checked against their index before they are used (`shards_problem`: every chunk there, of the size the
+index lists): a damaged local folder (a chunk deleted, a copy cut short) is written again from the feature cache,
+and damaged shards at a URL are one line saying what is wrong.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genre_cnn.data.layout import DataError
+from genre_cnn.data.layout import DataError, warn_once
 
 CHUNK_BYTES = "64MB"  # one chunk: about 180 clips of 30 s (log-mel + chroma, float16)
 COMPLETE = "index.json"  # litdata.optimize writes the index last; shards are only trusted once renamed into place
@@ -52,7 +57,14 @@ def write_shards(entries: list[Path], labels: np.ndarray, keys: list[str], name:
     it, then renamed into place: an interrupted write leaves nothing that is later read (the next call starts
     again), and machines sharing the folder never read each other's half-written shards."""
     if (out / COMPLETE).is_file():
-        return out
+        problem = shards_problem(str(out))
+        if problem is None:
+            return out
+        warn_once(f"the LitData shards in {out} are damaged ({problem}): written again from the feature cache")
+        aside = out.with_name(f"{out.name}.damaged-{socket.gethostname()}-{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):  # another machine sharing the folder moved it first
+            out.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
     from litdata import optimize
 
     host = socket.gethostname()
@@ -73,6 +85,59 @@ def write_shards(entries: list[Path], labels: np.ndarray, keys: list[str], name:
             raise
         shutil.rmtree(partial_dir, ignore_errors=True)
     return out
+
+
+def shards_problem(shards: str) -> str | None:
+    """What is wrong with the shards at `shards`, in a few words, or None: no readable index, or a chunk that the index
+    lists missing or of another size than it lists. `shards` is a local folder, or a URL LitData reads: "local:PATH"
+    is checked as a folder; s3://, gs:// and r2:// through LitData's storage clients (each chunk's presence: sizes
+    are not fetched); other URLs are not checked."""
+    if "://" in shards and not shards.startswith(("s3://", "gs://", "r2://")):
+        return None
+    if "://" in shards:
+        try:
+            chunks = _chunks(_remote_index(shards))
+            return next((f"{name}, listed in {COMPLETE}, is missing" for name, _ in chunks
+                         if not _remote_exists(f"{shards.rstrip('/')}/{name}")), None)
+        except Exception as err:  # noqa: BLE001 - whatever the storage client raises: no access, no such bucket
+            reason = (str(err).splitlines() or [type(err).__name__])[0][:160]
+            return f"{COMPLETE} or its chunks cannot be read: {reason}"
+    folder = Path(shards.removeprefix("local:"))
+    try:
+        chunks = _chunks(json.loads((folder / COMPLETE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"no readable {COMPLETE} ({type(err).__name__})"
+    for name, size in chunks:
+        path = folder / name
+        if not path.is_file():
+            return f"{name}, listed in {COMPLETE}, is missing"
+        if path.stat().st_size != size:
+            return f"{name} holds {path.stat().st_size} bytes where {COMPLETE} lists {size}"
+    return None
+
+
+def _chunks(index: dict) -> list[tuple[str, int]]:
+    """(file name, bytes) of each chunk an index lists."""
+    return [(str(c["filename"]), int(c["chunk_bytes"])) for c in index["chunks"]]
+
+
+def _remote_index(url: str) -> dict:
+    """The index of the shards at an s3://, gs:// or r2:// URL, fetched with LitData's downloader."""
+    import tempfile
+
+    from litdata.streaming.downloader import get_downloader
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, COMPLETE)
+        get_downloader(url, folder, []).download_file(f"{url.rstrip('/')}/{COMPLETE}", local)
+        return json.loads(Path(local).read_text())
+
+
+def _remote_exists(url: str) -> bool:
+    """Whether the object at an s3://, gs:// or r2:// URL exists (LitData's storage client for it)."""
+    from litdata.streaming.fs_provider import _get_fs_provider  # LitData is pinned (setup.sh)
+
+    return _get_fs_provider(url).exists(url)
 
 
 def shard_items(shards: Path) -> int:

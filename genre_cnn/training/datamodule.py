@@ -35,7 +35,8 @@ from genre_cnn.audio.frontend import FrontEndConfig
 from genre_cnn.bounds import SECONDS, out_of
 from genre_cnn.data.cache import entry_path
 from genre_cnn.data.clipset import ClipSet
-from genre_cnn.data.layout import DataError
+from genre_cnn.data.duplicates import Duplicates
+from genre_cnn.data.layout import DataError, say_once
 from genre_cnn.data.sources import Source
 from genre_cnn.data.sources.gtzan import Gtzan
 from genre_cnn.data.splits import Split, load_or_save
@@ -48,6 +49,11 @@ from genre_cnn.training.loaders import ClipWindows, EveryClipOnce, RandomWindows
 log = logging.getLogger(__name__)
 
 GTZAN = lazy_instance(Gtzan)  # the default dataset kind, built when first used
+
+
+def remote(shards: str) -> bool:
+    """Whether `stream_dir` names shards that LitData fetches (a URL, or "local:PATH"), which are read, not written."""
+    return "://" in shards or shards.startswith("local:")
 
 
 class GenreDataModule(L.LightningDataModule):
@@ -67,9 +73,10 @@ class GenreDataModule(L.LightningDataModule):
             to every process of the run: for data on a shared filesystem or object storage, read by many nodes.
             Each batch holds batch_size // crops_per_clip clips, crops_per_clip windows of each. Vector families
             are unaffected (one small vector per clip, held in RAM).
-        stream_dir: where the shards are: a folder (written by prepare_data when it holds none; default beside
-            the feature cache) or a URL that LitData reads (s3://..., written beforehand with
-            `python -m genre_cnn.training.datamodule ... --data.streaming true --data.stream_dir DIR` and copied).
+        stream_dir: where the shards are: a folder (written by prepare_data when it holds none or damaged ones;
+            default beside the feature cache) or a URL that LitData reads (s3://..., or local:PATH; written beforehand
+            with `python -m genre_cnn.training.datamodule ... --data.streaming true --data.stream_dir DIR` and
+            copied), checked against its index before training.
         negatives: non-music recordings for a model's open-set detector (`--musicnn.openset true`): a dataset kind
             whose clips are not music, e.g. genre_cnn.data.nonmusic.NonMusic (made from Debian's packages) or a
             Folder of folders of recordings; their features are cached as the clips' are (genre_cnn.training.openset).
@@ -102,6 +109,9 @@ class GenreDataModule(L.LightningDataModule):
         self.window = self.frontend.window_frames(window_seconds)
         self._check(window_seconds, streaming)
         self.streams = streaming and self.classifier_class.inputs == "windows"  # vector families keep RAM vectors
+        if streaming and not self.streams:
+            say_once(f"--data.streaming true: the {family} family trains on one vector per clip, held in RAM, not on "
+                     "windows: its training clips are not streamed")
         # what a checkpoint records of its data (plain types): genre_cnn.inference.predict.trained_on reads it
         self.save_hyperparameters({"dataset": source.name, "data_dir": source.describe(), "split": split.kind,
                                    "clip_seconds": features.clip_seconds, "window_seconds": window_seconds,
@@ -149,7 +159,7 @@ class GenreDataModule(L.LightningDataModule):
         and keeps no state; with the cache complete it costs one stat per clip (genre_cnn.data.store). DataError
         (saying what to do) if there is no usable audio."""
         self.store.prepare(self.source, self.extractor)
-        if self.streams and "://" not in self.shards:
+        if self.streams and not remote(self.shards):
             from genre_cnn.data.streamed import write_shards
 
             keys = self._fit_keys()
@@ -163,7 +173,7 @@ class GenreDataModule(L.LightningDataModule):
         """Where the training part's shards are: `stream_dir`, else a folder beside the cache named after the
         training clips (another split or fit_on gets its own)."""
         if self.stream_dir:
-            return self.stream_dir if "://" in self.stream_dir else str(resolve(self.stream_dir))
+            return self.stream_dir if remote(self.stream_dir) else str(resolve(self.stream_dir))
         from genre_cnn.data.streamed import shards_name
 
         return str(self.cache_dir / shards_name(self._fit_keys()))
@@ -180,18 +190,32 @@ class GenreDataModule(L.LightningDataModule):
         clips = self.store.cached(self.source, self.extractor)
         if not clips:
             raise DataError(f"no cached features for {self.source.describe()}: run prepare_data() first")
-        policy = self.split_policy
+        policy, together = self.split_policy, self.duplicates.together
         split, name = policy.make([c.key for c in clips], [self.genres.index(c.genre) for c in clips], self.genres,
                                   self.source.describe(), self.source.official_split() if policy.kind == "official"
-                                  else None)
-        self.split = load_or_save(self.cache_dir / name, split)
+                                  else None, together)
+        self.split = load_or_save(self.cache_dir / name, split, together)
+        if self.duplicates.line():
+            say_once(self.duplicates.line())
         return self.split
+
+    @functools.cached_property
+    def duplicates(self) -> Duplicates:
+        """The copies of one recording among the cached clips (genre_cnn.data.duplicates); after prepare_data()."""
+        return self.store.duplicates(self.source, self.extractor)
 
     def setup(self, stage: str | None = None) -> None:
         """Loads the cached features that the family trains on and the saved (or new) track-level split."""
         if self.clipset is not None:
             return
         split = self.make_split()
+        if self.streams and remote(self.shards):  # a local folder was checked, and rebuilt if need be, by prepare_data
+            from genre_cnn.data.streamed import shards_problem
+
+            problem = shards_problem(self.shards)
+            if problem:
+                raise DataError(f"--data.stream_dir {self.shards}: {problem}; copy the shards there again (`python -m "
+                                "genre_cnn.training.datamodule ... --data.streaming true` writes them locally)")
         c = self.classifier_class
         pool = c.pool if c.inputs == "vectors" else None  # windows are served as cached, and may stay on disk
         self.clipset = self.store.clipset(self.source, self.extractor, c.cached, pool, self.genres)
@@ -259,22 +283,31 @@ class GenreDataModule(L.LightningDataModule):
         return self._eval_loader("test")
 
 
-if __name__ == "__main__":
-    from jsonargparse import ArgumentParser
-
+def main(args: list[str] | None = None) -> None:
+    """`python -m genre_cnn.training.datamodule`: builds a dataset's cache, split and (streaming) shards."""
     from genre_cnn.data.sources import kinds
+    from genre_cnn.training.report import setup_console
+    from genre_cnn.training.runs import OptionParser
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    setup_console()
     kinds()  # every dataset kind of the package, so that --data.source NAME finds it
-    parser = ArgumentParser(description="Builds a dataset's feature cache and split (train.py's --data.* and "
-                            "--frontend.* options; with --data.streaming true, the shards too), and prints the "
-                            "split sizes.")
+    parser = OptionParser(prog="python -m genre_cnn.training.datamodule", description="Builds a dataset's feature "
+                          "cache and split (train.py's --data.* and --frontend.* options; with --data.streaming true, "
+                          "the shards too), and prints the split sizes.")
     parser.add_class_arguments(FrontEndConfig, "frontend", instantiate=False)
     parser.add_class_arguments(GenreDataModule, "data", instantiate=False, skip={"frontend", "family", "fit_on"})
-    cfg = parser.instantiate(parser.parse_args())
+    cfg = parser.instantiate(parser.parse_args(args))
     dm = GenreDataModule(**vars(cfg.data), frontend=FrontEndConfig(**vars(cfg.frontend)))
     dm.prepare_data()
     dm.setup("fit")
     print({part: len(i) for part, i in dm.idx.items()}, "window frames:", dm.window)
     if dm.streams:
         print("training clips as LitData shards:", dm.shards)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from genre_cnn.errors import run_command
+
+    sys.exit(run_command(main))

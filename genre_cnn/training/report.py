@@ -169,17 +169,47 @@ def tested(name: str, r: dict) -> str:
     return f"{name}: {r['checkpoint']}, the best validation accuracy of the validated fit ({best})"
 
 
-def write_report(results: dict[str, dict], run_dir: Path) -> Path:
-    """Writes report.json, report.md and confusion_<model>.png into run_dir; returns report.md's path."""
+def copies_markdown(duplicates: dict) -> str:
+    """The report's section on copies of one recording in the dataset (genre_cnn.data.duplicates.Duplicates.summary),
+    or "" if there are none."""
+    kept, conflicting = duplicates.get("kept_together", []), duplicates.get("conflicting_genres", [])
+    if not kept and not conflicting:
+        return ""
+    lines = ["## The same audio in several files", ""]
+    if kept:
+        lines += [f"{len(kept)} group(s) of copies, each kept on one side of the split:", ""]
+        for group in kept:
+            out = [f for f in group["files"] if f in group["left_out"]]
+            files = ", ".join(f"`{f}`" for f in group["files"] if f not in out)
+            shown = ", ".join(f"`{f}`" for f in out)
+            left = f"; left out, as the split put them in another part: {shown}" if out else ""
+            lines.append(f"- {escape(group['genre'])} ({group['part'] or 'in no part'}): {files}{left}")
+        lines.append("")
+    if conflicting:
+        lines += [f"{len(conflicting)} recording(s) filed under several genres, left out of training and testing:", ""]
+        lines += [f"- {', '.join(map(escape, g['genres']))}: {', '.join(f'`{f}`' for f in g['files'])}"
+                  for g in conflicting]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(results: dict[str, dict], run_dir: Path, duplicates: dict | None = None) -> Path:
+    """Writes report.json, report.md and confusion_<model>.png into run_dir; returns report.md's path.
+    `duplicates`: the dataset's copies of one recording (genre_cnn.data.duplicates.Duplicates.summary), given to every
+    model's entry of report.json and listed in report.md."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, r in results.items():
         genres = list(r["per_genre"])
         fig = confusion_figure(np.array(r["confusion"]), genres, f"{name}: test confusion matrix")
         fig.savefig(run_dir / f"confusion_{name}.png", dpi=120)
+    if duplicates is not None:
+        results = {name: {**r, "duplicates": duplicates} for name, r in results.items()}
     (run_dir / "report.json").write_text(json.dumps(results, indent=1))
     md = run_dir / "report.md"
     notes = "".join(f"- {tested(n, r)}\n" for n, r in results.items())
-    md.write_text("# Test report\n\n" + side_by_side(results) + "\n\nTested checkpoints:\n\n" + notes)
+    copies = copies_markdown(duplicates or {})
+    md.write_text("# Test report\n\n" + side_by_side(results) + "\n\nTested checkpoints:\n\n" + notes
+                  + (f"\n{copies}" if copies else ""))
     return md
 
 

@@ -13,6 +13,7 @@ version in today's options; `ship` copies a model with its ONNX graph beside it 
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import fcntl
 import itertools
@@ -51,7 +52,7 @@ class OptionParser(ArgumentParser):
 
     def parse_args(self, args=None, *rest, **kwargs):
         OptionParser.given = list(sys.argv[1:] if args is None else args)  # to name the options of a class given
-        return super().parse_args(args, *rest, **kwargs)
+        return super().parse_args(config_texts(OptionParser.given), *rest, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         print(f"error: {self.one_line(message)}", file=sys.stderr)
@@ -90,6 +91,38 @@ class OptionParser(ArgumentParser):
             name = key.group(1) if "." in key.group(1) else self._spelled(key.group(1)).removeprefix("--")
             return f"--{name}: {detail[:160]}" + (f", got {given[-1][:60]}" if given else "")
         return " ".join(lines)[:300]
+
+
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"), (codecs.BOM_UTF8, "utf-8-sig"))  # UTF-32 first: its LE mark starts as UTF-16's
+
+
+def config_texts(args: list[str]) -> list[str]:
+    """`args` with each `--config FILE` that is not plain UTF-8 replaced by its text: a file whose byte-order mark
+    says UTF-8, UTF-16 or UTF-32 (Windows' Notepad and PowerShell's `>` write UTF-16) is read in that encoding; a
+    file that is none of these is a SettingsError saying how to fix it. Other arguments are kept as they are."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        name, given, value = arg.partition("=")
+        if name != "--config" or not (given or i + 1 < len(out)):
+            continue
+        at = i if given else i + 1
+        path = Path(value if given else out[at])
+        try:
+            data = path.read_bytes() if path.is_file() else None
+        except OSError as err:
+            raise SettingsError(f"--config {path}: cannot be read ({err.strerror})") from None
+        if data is None:
+            continue  # jsonargparse says it is missing, or takes it as YAML text
+        encoding = next((enc for bom, enc in BOMS if data.startswith(bom)), None)
+        try:
+            text = data.decode(encoding or "utf-8")
+        except UnicodeDecodeError as err:
+            raise SettingsError(f"--config {path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+                                f"{err.start}): save it as UTF-8 (e.g. in Notepad: Save as, Encoding UTF-8)") from None
+        if encoding is not None:
+            out[at] = f"--config={text}" if given else text
+    return out
 
 
 def check_run_options(cfg: Namespace) -> None:

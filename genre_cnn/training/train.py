@@ -273,7 +273,7 @@ def train_all(cfg: Namespace, run: Run, data: GenreDataModule) -> dict[str, dict
         if rank_zero_only.rank == 0:
             atomic_write_text(done, json.dumps(results[name]))
     if rank_zero_only.rank == 0:
-        report = write_report(results, run.dir)
+        report = write_report(results, run.dir, data.duplicates.summary(data.make_split()))
         print(f"\n{side_by_side(results)}\n\nreport: {report}\ncheckpoints: {run.checkpoints}\n"
               f"curves: tensorboard --logdir {run.dir.parent}")
     return results

@@ -89,7 +89,23 @@ def _read_tracks(path: str, mtime_ns: int, size: int) -> tuple[Track, ...]:
         csv.field_size_limit(limit)
     if bad:
         warn_once(f"{path}: {bad} row(s) without a track id or with too few columns: left out")
-    return tuple(tracks)
+    return _once_each(path, tracks)
+
+
+def _once_each(path: str, tracks: list[Track]) -> tuple[Track, ...]:
+    """`tracks` with a track listed twice alike kept once (said in one line); DataError, naming the file and the
+    track, for one listed twice with another split, genre or subset, before any clip is read."""
+    first: dict[int, Track] = {}
+    for track in tracks:
+        seen = first.setdefault(track.id, track)
+        if seen != track:
+            field, column = next((f, c) for f, c in (("split", "set.split"), ("genre", "track.genre_top"),
+                                                     ("subset", "set.subset")) if getattr(seen, f) != getattr(track, f))
+            raise DataError(f"{path} lists track {track.id} twice, with {column} {getattr(seen, field)!r} and "
+                            f"{getattr(track, field)!r}: keep one of its rows")
+    if len(first) < len(tracks):
+        warn_once(f"{path}: {len(tracks) - len(first)} row(s) repeat a track listed before: each track read once")
+    return tuple(first.values())
 
 
 def download_fma(root: Path, folders: list[str], url: str | None = None, sha1: dict[str, str] | None = None,
