@@ -47,10 +47,13 @@ def test_waveform_and_file_give_the_same_answer():
 
     model = load_model(READY_MODEL)
     samples, rate = sf.read(CLIP, dtype="float32")  # (samples,) at 22050 Hz, the model hears 16 kHz
-    by_file = predict_file(model, CLIP, top_k=10)["probabilities"]
+    by_file = predict_file(model, CLIP, top_k=10)
     stereo = np.stack([samples, samples], axis=1)  # (samples, 2)
-    by_wave = predict_waveform(model, stereo, rate, top_k=10)["probabilities"]
-    assert by_file.keys() == by_wave.keys()
-    np.testing.assert_allclose(list(by_wave.values()), list(by_file.values()), atol=1e-5)
+    by_wave = predict_waveform(model, stereo, rate, top_k=10)
+    assert by_file["probabilities"].keys() == by_wave["probabilities"].keys()
+    np.testing.assert_allclose(list(by_wave["probabilities"].values()), list(by_file["probabilities"].values()),
+                               atol=1e-5)
+    assert by_wave["music"]["verdict"] == by_file["music"]["verdict"] == "music"  # the ready model's detector
+    assert by_wave["music"]["music_probability"] == pytest.approx(by_file["music"]["music_probability"], abs=1e-5)
     with pytest.raises(AudioError, match="missing.wav: cannot be read"):
         predict_file(model, CLIP.with_name("missing.wav"))

@@ -17,7 +17,7 @@ from genre_cnn.app.tagfile import read_genre, read_genres
 from genre_cnn.app.tagundo import undo
 from genre_cnn.genres import SPELLINGS
 
-pytestmark = needs_ffmpeg
+pytestmark = [needs_ffmpeg, pytest.mark.usefixtures("without_verdict")]  # tones get a genre here
 
 
 @pytest.fixture(scope="module")

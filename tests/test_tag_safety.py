@@ -22,7 +22,7 @@ from genre_cnn.app.tagundo import undo
 from genre_cnn.inference.session import Predictor
 from genre_cnn.models.checkpoint import READY_MODEL
 
-pytestmark = needs_ffmpeg
+pytestmark = [needs_ffmpeg, pytest.mark.usefixtures("without_verdict")]  # tones get a genre here
 CLI = ["--ckpt", str(READY_MODEL), "--workers", "1", "--no-progress", "--min-confidence", "0"]
 
 

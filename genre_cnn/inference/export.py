@@ -11,7 +11,11 @@ dynamic). The graph neither decodes, mixes nor resamples: do that first. It retu
 window). Inside: torch.stft (ONNX STFT, opset 20), the model's log-mel (and chroma for the CNN), its windows
 of the whole track (a track shorter than one window is looped), the network, and the track's probabilities
 as the classifier's `predict_waveform` computes them (the mean of the CNN's windows; musicnn's head on the
-mean embedding of its patches). With onnxruntime:
+mean embedding of its patches). A model with an open-set detector (the musicnn family's `openset`) has three more
+outputs, computed on the same pooled embedding as the probabilities: `familiarity` (1,) float32, the conformal p-value
+of the clip among the training music, `music_probability` (1,) float32, and `verdict` (1,) int64, an index into the
+JSON list in metadata `verdicts` (["music", "unfamiliar", "not music"]; only "music" should get a genre).
+With onnxruntime:
 
     import json, librosa, onnxruntime as ort
     session = ort.InferenceSession("model.onnx")
@@ -34,13 +38,22 @@ import torch
 from torch import nn
 
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.inference.torch_runner import answer, model_spans, pools_embeddings, window_step, window_values
+from genre_cnn.inference.torch_runner import (
+    answer,
+    model_spans,
+    openset,
+    pools_embeddings,
+    verdicts,
+    window_step,
+    window_values,
+)
 from genre_cnn.models import families
 from genre_cnn.models.checkpoint import CheckpointError
 from genre_cnn.models.families.base import GenreClassifier
 from genre_cnn.paths import atomic_write
 
 MIN_SAMPLES = 4096  # the shortest input the graph is exported for: two STFT frames' worth
+OPENSET_OUTPUTS = ["familiarity", "music_probability", "verdict"]  # after the probabilities, with a detector
 
 
 class ExportError(GenreCnnError):
@@ -72,27 +85,37 @@ class WaveformToProbs(nn.Module):
     """Export-only wrapper: waveform (1, samples) -> probabilities (1, n), window probabilities (K, n) and window
     values (K', D): the classifier's own `predict_waveform` / `window_probs` (front end, windows, network, the
     mean of the windows' softmax, or musicnn's head on the mean patch embedding, which is then its one
-    "window"), computed once from `torch_runner.window_values`."""
+    "window"), computed once from `torch_runner.window_values`; then, for a model with a detector, its familiarity,
+    music probability and verdict (1,) on that mean embedding (`torch_runner.openset`)."""
 
     def __init__(self, model: GenreClassifier):
         super().__init__()
         self.model = model
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, ...]:
         values = window_values(self.model, waveform[0])  # (K', D)
-        probs = answer(self.model, values.mean(dim=0, keepdim=True))  # (1, n)
-        return probs, (probs if pools_embeddings(self.model) else values), values
+        means = values.mean(dim=0, keepdim=True)  # (1, D)
+        probs = answer(self.model, means)  # (1, n)
+        extra = openset(self.model, means) or ()
+        return probs, (probs if pools_embeddings(self.model) else values), values, *extra
 
 
 class MeansToProbs(nn.Module):
-    """Export-only wrapper: means of window values (B, D) -> genre probabilities (B, n) (`torch_runner.answer`)."""
+    """Export-only wrapper: means of window values (B, D) -> genre probabilities (B, n) (`torch_runner.answer`), and
+    for a model with a detector its familiarity, music probability and verdict (B,) (`torch_runner.openset`)."""
 
     def __init__(self, model: GenreClassifier):
         super().__init__()
         self.model = model
 
-    def forward(self, means: torch.Tensor) -> torch.Tensor:
-        return answer(self.model, means)
+    def forward(self, means: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return answer(self.model, means), *(openset(self.model, means) or ())
+
+
+def openset_metadata(model: GenreClassifier) -> tuple[list[str], dict[str, str]]:
+    """The detector's output names and metadata (`verdicts`) for a model with one; nothing for one without."""
+    words = verdicts(model)
+    return (OPENSET_OUTPUTS, {"verdicts": json.dumps(words)}) if words else ([], {})
 
 
 def exportable(model: GenreClassifier) -> bool:
@@ -121,6 +144,7 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
                               "torch)")
     out = check_out(out)
     wrapper = WaveformToProbs(model.cpu().eval()).eval()
+    extra_outputs, extra_meta = openset_metadata(model)
     sample_rate = model.sample_rate
     example = 0.1 * torch.randn(1, max(MIN_SAMPLES, int(seconds * sample_rate)))  # (1, samples)
     samples = Dim("samples", min=MIN_SAMPLES, max=sample_rate * 3600)
@@ -133,7 +157,8 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
             warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation notices while tracing
             program = torch.onnx.export(wrapper, (example,), dynamo=True, verbose=False,
                                         input_names=["waveform"],
-                                        output_names=["probabilities", "window_probabilities", "window_values"],
+                                        output_names=["probabilities", "window_probabilities", "window_values",
+                                                      *extra_outputs],
                                         dynamic_shapes={"waveform": {1: samples}})
     finally:
         for logger, level in zip(quiet, levels, strict=True):
@@ -151,7 +176,9 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
         "checkpoint": str(getattr(model, "checkpoint", "")),
         "trained_on": str(getattr(model, "trained_on", "")),
         "producer_note": f"genre_cnn: {input_contract(model)} -> probabilities (1, len(genres)), "
-                         "window_probabilities (K, len(genres)), window_values (K', D)",
+                         "window_probabilities (K, len(genres)), window_values (K', D)"
+                         + (", familiarity (1,), music_probability (1,), verdict (1,) int64" if extra_meta else ""),
+        **extra_meta,
     })
     proto = program.model_proto
     return atomic_write(out, lambda f: f.write(proto.SerializeToString()))
@@ -160,8 +187,9 @@ def export_onnx(model: GenreClassifier, out: Path, seconds: float = 30.0) -> Pat
 
 def export_answer(model: GenreClassifier, out: Path) -> Path:
     """Writes the graph from means of window values (input `means`, float32 (B, D)) to genre probabilities
-    (output `probabilities` (B, n)) to `out`, atomically: what prediction runs on the mean of the windows it read
-    (genre_cnn.inference.onnx_predict). For musicnn the head on the mean embedding, for the CNN the identity."""
+    (output `probabilities` (B, n); with a detector also `familiarity`, `music_probability`, `verdict` (B,)) to
+    `out`, atomically: what prediction runs on the mean of the windows it read (genre_cnn.inference.onnx_predict).
+    For musicnn the head on the mean embedding, for the CNN the identity."""
     import warnings
 
     from torch.export import Dim
@@ -169,11 +197,13 @@ def export_answer(model: GenreClassifier, out: Path) -> Path:
     with torch.no_grad():
         dim = window_values(model.cpu().eval(), torch.zeros(max(MIN_SAMPLES, model_spans(model)[0] or 0))).shape[1]
     example = torch.rand(3, dim)  # (B, D)
+    extra_outputs, extra_meta = openset_metadata(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         program = torch.onnx.export(MeansToProbs(model).eval(), (example,), dynamo=True, verbose=False,
-                                    input_names=["means"], output_names=["probabilities"],
+                                    input_names=["means"], output_names=["probabilities", *extra_outputs],
                                     dynamic_shapes={"means": {0: Dim("batch", min=1, max=65536)}})
-    program.model.metadata_props.update({"genres": json.dumps(model.genres), "model_class": type(model).__name__})
+    program.model.metadata_props.update({"genres": json.dumps(model.genres), "model_class": type(model).__name__,
+                                         **extra_meta})
     proto = program.model_proto
     return atomic_write(Path(out), lambda f: f.write(proto.SerializeToString()))

@@ -6,15 +6,16 @@
     probs, warning = predict_track(runner, Path("song.mp3"))          # genre_cnn.inference.predict
 
 A prediction graph is two files: `<name>.onnx`, from a waveform to its windows' probabilities and values (the
-`genre-cnn export` graph), and `<name>.answer.onnx` (`answer_path`), from the mean of window values to the
-genre probabilities (musicnn's head; the identity for the CNN), so that windows read alone are pooled as the
-whole file's would be. The cache is `<home>/data/onnx/<sha256 of the checkpoint's bytes and EXPORT_VERSION>`,
-written atomically, so an edited or replaced checkpoint never reuses a stale graph; the ready model's graphs
-ship beside it under the same kind of name (`shipped_onnx_path`), so the first `genre-cnn predict` after set-up
-exports nothing. Importing this module and running an OnnxRunner needs numpy and onnxruntime only: `genre-cnn predict`
-answers in about a second on the ONNX path, whereas importing torch alone takes about as long (see
-benchmarks/predict_speed.py). The graph's probabilities match the PyTorch model's within 1e-4, the ready
-model's on real clips included (tests/test_export.py).
+`genre-cnn export` graph), and `<name>.answer.onnx` (`answer_path`), from the mean of window values to the genre
+probabilities (musicnn's head; the identity for the CNN), so that windows read alone are pooled as the whole file's
+would be. A model with an open-set detector has three more outputs in both graphs (familiarity, music probability,
+verdict: genre_cnn.inference.export), which `openset` runs on the same means. The cache is `<home>/data/onnx/<sha256
+of the checkpoint's bytes and EXPORT_VERSION>`, written atomically, so an edited or replaced checkpoint never reuses a
+stale graph; the ready model's graphs ship beside it under the same kind of name (`shipped_onnx_path`), so the first
+`genre-cnn predict` after set-up exports nothing. Importing this module and running an OnnxRunner needs numpy and
+onnxruntime only: `genre-cnn predict` answers in about a second on the ONNX path, whereas importing torch alone takes
+about as long (see benchmarks/predict_speed.py). The graph's probabilities match the PyTorch model's within 1e-4, the
+ready model's on real clips included (tests/test_export.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-EXPORT_VERSION = "4"  # bump when export.py changes what a graph computes or carries
+EXPORT_VERSION = "5"  # bump when export.py changes what a graph computes or carries
 
 
 def onnx_digest(ckpt: Path) -> str:
@@ -118,6 +119,11 @@ class OnnxRunner:
         outputs = {o.name for o in self.session.get_outputs()}
         head = answer_path(path)
         self.head = _session(head, threads) if "window_values" in outputs and head.is_file() else None
+        answers = {o.name for o in self.head.get_outputs()} if self.head is not None else set()
+        head_meta = self.head.get_modelmeta().custom_metadata_map if self.head is not None else {}
+        # the words of the detector's verdict codes, or None for a model without a detector
+        self.verdicts: list[str] | None = (json.loads(head_meta["verdicts"]) if "verdict" in answers
+                                           and head_meta.get("verdicts") else None)
         self.description = f"{checkpoint or meta.get('checkpoint') or path} ({meta.get('model_class', '?')}, " \
                            f"{meta.get('trained_on', '')}; ONNX Runtime)"
 
@@ -136,6 +142,12 @@ class OnnxRunner:
         if self.head is None:
             return means
         return self.head.run(["probabilities"], {"means": np.ascontiguousarray(means, dtype=np.float32)})[0]
+
+    def openset(self, means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means of window values (B, D) -> familiarity (B,), music probability (B,), verdict codes (B,) (`verdicts`);
+        only for a graph with a detector."""
+        return tuple(self.head.run(["familiarity", "music_probability", "verdict"],
+                                   {"means": np.ascontiguousarray(means, dtype=np.float32)}))
 
 
 def _wave(y: np.ndarray) -> np.ndarray:

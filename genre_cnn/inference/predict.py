@@ -31,7 +31,7 @@ import numpy as np
 
 from genre_cnn.audio.decode import DECODE_EXTENSIONS, shown
 from genre_cnn.errors import GenreCnnError
-from genre_cnn.inference.track import PredictionError, predict_track
+from genre_cnn.inference.track import PredictionError, predict_track, track_answer
 from genre_cnn.models import families
 from genre_cnn.models.checkpoint import (
     READY_MODEL,
@@ -173,12 +173,16 @@ def expand_paths(paths: list[Path], extensions: tuple[str, ...] = DECODE_EXTENSI
     return files, errors
 
 
-def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning: str | None = None) -> dict:
-    """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning")."""
+def result(path: Path, genres: list[str], probs: np.ndarray, top_k: int, warning: str | None = None,
+           music: dict | None = None) -> dict:
+    """{"file", "top": [{"genre", "probability"}] * top_k, "probabilities": {genre: p}} (+ "warning"; + "music":
+    {"verdict": "music" | "unfamiliar" | "not music", "familiarity", "music_probability"} from a model with an
+    open-set detector, genre_cnn.inference.track.TrackAnswer)."""
     order = np.argsort(-probs, kind="stable")[: min(top_k, len(genres))]
     out = {"file": str(path), "top": [{"genre": genres[i], "probability": float(probs[i])} for i in order],
            "probabilities": {g: float(p) for g, p in zip(genres, probs, strict=True)}}
-    return {**out, "warning": warning} if warning else out
+    out = {**out, "warning": warning} if warning else out
+    return {**out, "music": dict(music)} if music else out
 
 
 def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = None) -> tuple[dict | None,
@@ -187,9 +191,9 @@ def predict_one(runner, path: Path, top_k: int = 3, max_windows: int | None = No
     usable audio (whatever its decoder threw), gets no usable answer or exhausts memory never costs the others.
     Anything else is a bug and keeps its traceback."""
     try:
-        probs, warning = predict_track(runner, path, max_windows)
+        answer = track_answer(runner, path, max_windows)
     except GenreCnnError as err:
         return None, Skipped(path, str(err).removeprefix(f"{shown(path)}: "))
     except MemoryError:
         return None, Skipped(path, "ran out of memory while reading it; skipped")
-    return result(path, runner.genres, probs, top_k, warning), None
+    return result(path, runner.genres, answer.probs, top_k, answer.warning, answer.music), None

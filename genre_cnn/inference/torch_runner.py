@@ -9,7 +9,9 @@ How a model makes one answer of a track's windows (`window_values`, `answer`): t
 probabilities (values are those, the answer their mean); musicnn's head classifies the mean embedding of its
 3-s patches (values are the embeddings, the answer the head on their mean); the dense baseline hears one
 centred clip (its values are its probabilities). The same split is exported to ONNX (genre_cnn.inference.export),
-so both engines read the same windows of a long track and pool them the same way. No CLI.
+so both engines read the same windows of a long track and pool them the same way. A model with an open-set
+detector (genre_cnn.models.openset, the musicnn family's `openset`) also answers whether the track is music it can
+judge (`openset`), from the same pooled embedding as the head (`verdicts`: the words of its codes). No CLI.
 """
 
 from __future__ import annotations
@@ -56,11 +58,25 @@ def answer(model: GenreClassifier, means: torch.Tensor) -> torch.Tensor:
     return means  # the mean of the windows' probabilities
 
 
+def openset(model: GenreClassifier, means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Means of window values (B, D) -> the open-set detector's familiarity (B,), music probability (B,) and verdict
+    (B,) int64, on the pooled embedding the head answers from; None for a model without a detector."""
+    detector = getattr(model, "detector", None)
+    return detector(means) if detector is not None and pools_embeddings(model) else None
+
+
+def verdicts(model: GenreClassifier) -> list[str] | None:
+    """The words of the detector's verdict codes, or None for a model without a detector."""
+    from genre_cnn.models.openset import VERDICTS
+
+    return list(VERDICTS) if getattr(model, "detector", None) is not None and pools_embeddings(model) else None
+
+
 class TorchRunner:
     """A torch classifier behind the interface of `genre_cnn.inference.predict.predict_track`.
 
     Runs in inference mode. Built in a process that has not yet chosen its torch thread count, it keeps torch's
-    default (one thread per core); worker processes set one thread each (genre_cnn.app.library). Windows read
+    default (one thread per core); worker processes set one thread each (genre_cnn.inference.workers). Windows read
     alone are shown to it end to end, as to ONNX Runtime (genre_cnn.inference.track.sampled), so that both engines
     give the same answer: a musicnn patch's first frames then see the end of the window before it, as in a pass
     over the whole file. PyTorch takes more time per window that way than one window at a time
@@ -71,6 +87,7 @@ class TorchRunner:
         self.model, self.genres, self.sample_rate = model, list(model.genres), model.sample_rate
         self.segment_samples, self.clip_samples = model_spans(model)
         self.window_step = window_step(model)
+        self.verdicts = verdicts(model)
         self.description = f"{getattr(model, 'checkpoint', '?')} ({type(model).__name__}, " \
                            f"{getattr(model, 'trained_on', '')})"
 
@@ -91,3 +108,10 @@ class TorchRunner:
         """Means of window values (B, D) -> genre probabilities (B, n)."""
         with torch.inference_mode():
             return answer(self.model, torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32))).numpy()
+
+    def openset(self, means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means of window values (B, D) -> familiarity (B,), music probability (B,), verdict codes (B,) (`verdicts`);
+        only for a model with a detector."""
+        with torch.inference_mode():
+            out = openset(self.model, torch.from_numpy(np.ascontiguousarray(means, dtype=np.float32)))
+        return tuple(t.cpu().numpy() for t in out)

@@ -1,13 +1,15 @@
 """What a model hears of one audio file, and its answer: every window of it, or some windows read alone.
 
-    from genre_cnn.inference.track import predict_track
+    from genre_cnn.inference.track import predict_track, track_answer
     probs, warning = predict_track(runner, Path("song.mp3"))               # the default: see below
     probs, warning = predict_track(runner, Path("song.mp3"), max_windows=0)   # every window of the file
+    answer = track_answer(runner, Path("song.mp3"))       # the same, and .music: is it music it can judge?
 
 `runner` is a TorchRunner (genre_cnn.inference.torch_runner) or an OnnxRunner (genre_cnn.inference.onnx_predict):
 `window_values(y)` gives the values of a waveform's windows, `answer(means)` the genre probabilities made from
 their mean (the CNN averages window probabilities; musicnn's head classifies the mean patch embedding). A
-runner with only `window_probs(y)` is taken to average those.
+runner with only `window_probs(y)` is taken to average those. A runner whose model has an open-set detector
+(`verdicts`, `openset(means)`) also judges that same mean: `track_answer`'s `music`.
 
 Which windows (`max_windows`: None for the default, 0 for every window, N for at most N):
 - a file of at most `max_windows` windows (DEFAULT_MAX_WINDOWS: 32, about 1.5 min), one of unknown length
@@ -21,6 +23,7 @@ Which windows (`max_windows`: None for the default, 0 for every window, N for at
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +42,46 @@ class PredictionError(GenreCnnError):
 
 
 class Pooling:
-    """A runner's `window_values` and `answer`, or for a runner with only `window_probs`, those and their mean."""
+    """A runner's `window_values` and `answer`, or for a runner with only `window_probs`, those and their mean; and
+    its open-set detector's answer on the same means, if it has one (`music`)."""
 
     def __init__(self, runner):
         if hasattr(runner, "window_values") and hasattr(runner, "answer"):
             self.values, self.answer = runner.window_values, runner.answer
+            self.verdicts = getattr(runner, "verdicts", None)
         else:
-            self.values, self.answer = runner.window_probs, lambda means: means
+            self.values, self.answer, self.verdicts = runner.window_probs, lambda means: means, None
+        self.openset = getattr(runner, "openset", None)
+
+    def music(self, mean: np.ndarray) -> dict | None:
+        """The mean of the window values (1, D) -> {"verdict": a word of `verdicts`, "familiarity",
+        "music_probability"}, or None without a detector."""
+        if not self.verdicts:
+            return None
+        familiarity, probability, verdict = self.openset(mean)  # (1,) each
+        return {"verdict": self.verdicts[int(verdict[0])], "familiarity": float(familiarity[0]),
+                "music_probability": float(probability[0])}
+
+
+@dataclass(frozen=True)
+class TrackAnswer:
+    """One file's answer: genre probabilities (n,), a warning line or None, and for a model with an open-set
+    detector `music` = {"verdict": "music" | "unfamiliar" | "not music", "familiarity", "music_probability"}."""
+
+    probs: np.ndarray
+    warning: str | None = None
+    music: dict | None = None
 
 
 def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[np.ndarray, str | None]:
-    """Genre probabilities (n,) of one file, and a warning line or None. Raises AudioError for a file that is not
-    usable audio, PredictionError for non-finite model output."""
+    """Genre probabilities (n,) of one file, and a warning line or None (`track_answer`'s)."""
+    answer = track_answer(runner, path, max_windows)
+    return answer.probs, answer.warning
+
+
+def track_answer(runner, path: Path, max_windows: int | None = None) -> TrackAnswer:
+    """One file's TrackAnswer. Raises AudioError for a file that is not usable audio, PredictionError for
+    non-finite model output."""
     pool, sr, check = Pooling(runner), runner.sample_rate, SignalCheck()
     with AudioReader(path, sr) as reader:
         total, clip, values = reader.samples, runner.clip_samples, None
@@ -72,14 +103,16 @@ def predict_track(runner, path: Path, max_windows: int | None = None) -> tuple[n
     if seconds < PREDICT_MIN_SECONDS:
         raise AudioError(f"{shown(path)}: too short ({seconds:.2f} s < {PREDICT_MIN_SECONDS:g} s)")
     check.verdict(path, sr)
-    probs = pool.answer(values.mean(axis=0, keepdims=True))[0]  # (K, D) -> (1, D) -> (n,)
-    if not np.isfinite(probs).all():
+    mean = values.mean(axis=0, keepdims=True)  # (K, D) -> (1, D)
+    probs, music = pool.answer(mean)[0], pool.music(mean)  # (n,), dict or None
+    scores = [music["familiarity"], music["music_probability"]] if music else []
+    if not np.isfinite(probs).all() or not np.isfinite(scores).all():
         raise PredictionError(f"{shown(path)}: the model gave non-finite probabilities (damaged weights?); no answer")
     warning = None
     if seconds < TRAINED_SECONDS:
         warning = (f"{shown(path)}: only {seconds:.1f} s; the model was trained on clips of {TRAINED_SECONDS:g} s or "
                    "more (this one is looped), so treat the answer with care")
-    return probs, warning
+    return TrackAnswer(probs, warning, music)
 
 
 def sampled(reader: AudioReader, plan: WindowPlan, pool: Pooling, check: SignalCheck,

@@ -14,7 +14,8 @@ class name that is a string, a short genre list, every hyperparameter within the
 (its family's `bounds` and the shared ones of genre_cnn.bounds, checked by the same function as in training; the
 front end by FrontEndConfig itself), at most MAX_ELEMENTS weights implied by them, and a state dict of exactly
 the shapes they build, or the family's `legacy_state` of earlier versions (worked out on torch's meta device: a
-file cannot make it allocate a model);
+file cannot make it allocate a model), and the tensors whose values the family bounds (`value_bounds`: a detector's
+scales and thresholds) within them;
 `check_weights` caps the tensor count and element count and wants every weight finite. Each raises
 CheckpointError with one line naming the file. Imports no torch until a check needs it (or `dataset_kind`
 for a run without its config).
@@ -138,6 +139,10 @@ def _check_shapes(path: Path, name: str, hp: dict, state: object) -> None:
     if extra or len(found) != len(state):
         raise _tampered(path, f"its weights hold {str(extra[:1])[1:-1] or 'a non-string key'} that its settings "
                               "do not build")
+    for key, (low, high) in family.classifier().value_bounds.items():  # e.g. an open-set detector's thresholds
+        tensor = state.get(key, state.get(f"model.{key}"))
+        if getattr(tensor, "numel", lambda: 0)() and not low <= float(tensor.min()) <= float(tensor.max()) <= high:
+            raise _tampered(path, f"{key} holds values outside [{low}, {high}]")
 
 
 def check_weights(path: Path, state: dict) -> None:

@@ -77,6 +77,9 @@ class GenreDataModule(L.LightningDataModule):
             default beside the feature cache) or a URL that LitData reads (s3://..., or local:PATH; written beforehand
             with `python -m genre_cnn.training.datamodule ... --data.streaming true --data.stream_dir DIR` and
             copied), checked against its index before training.
+        negatives: non-music recordings for a model's open-set detector (`--musicnn.openset true`): a dataset kind
+            whose clips are not music, e.g. genre_cnn.data.nonmusic.NonMusic (made from Debian's packages) or a
+            Folder of folders of recordings; their features are cached as the clips' are (genre_cnn.training.openset).
         family: the model family whose inputs the loaders yield (see above).
         fit_on: the parts a model learns from, joined by "+".
     """
@@ -85,12 +88,13 @@ class GenreDataModule(L.LightningDataModule):
                  split: Split = Split(), frontend: FrontEndConfig | None = None,  # noqa: B008 - frozen dataclass
                  window_seconds: float = 3.0,
                  crops_per_clip: int = 8, batch_size: int = 32, num_workers: int = 0, streaming: bool = False,
-                 stream_dir: str | None = None, family: str = "cnn", fit_on: str = "train"):
+                 stream_dir: str | None = None, negatives: Source | None = None, family: str = "cnn",
+                 fit_on: str = "train"):
         super().__init__()
         self.options = dict(source=source, features=features, split=split, frontend=FrontEndConfig.of(frontend),
                             window_seconds=window_seconds, crops_per_clip=crops_per_clip, batch_size=batch_size,
-                            num_workers=num_workers, streaming=streaming, stream_dir=stream_dir, family=family,
-                            fit_on=fit_on)
+                            num_workers=num_workers, streaming=streaming, stream_dir=stream_dir,
+                            negatives=negatives, family=family, fit_on=fit_on)
         self.source, self.store, self.frontend = source, features, self.options["frontend"]
         if split.kind is None:
             split = replace(split, kind="official" if source.has_official_split else "random")

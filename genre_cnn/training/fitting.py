@@ -26,6 +26,7 @@ from genre_cnn.models import families
 from genre_cnn.paths import Run
 from genre_cnn.training.datamodule import GenreDataModule
 from genre_cnn.training.lit import GenreModule, build_module
+from genre_cnn.training.openset import fit_openset, write_detector
 from genre_cnn.training.report import say, seen
 from genre_cnn.training.runs import atomic_checkpoint_io
 
@@ -174,7 +175,8 @@ def cross_fit(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
     """Cross-fitting over the split's groups (genre_cnn.data.splits, kind "groups"): a fresh model trained without
     each group in turn (no validation: the trainer's budget) predicts that group; the temperature is fitted on the
     pooled out-of-fold predictions, which give the report's figures; then the model kept is trained on every clip,
-    given that temperature and saved as refit.ckpt. Returns the report's figures for it."""
+    given that temperature (and, if its settings ask, its open-set detector: genre_cnn.training.openset) and saved as
+    refit.ckpt. Returns the report's figures for it."""
     from genre_cnn.training.calibration import (
         clip_probs,
         collect_window_logits,
@@ -210,6 +212,8 @@ def cross_fit(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
     say(f"cross-fit {name}: the model kept, trained on every clip ({seen(dm)})")
     model, trainer = fit_unvalidated(name, cfg, run, dm, "refit", [])
     model.model.temperature.fill_(t)
+    if (openset := fit_openset(model, dm)) is not None:
+        result["openset"] = openset
     path = run.checkpoint(name, "refit")
     trainer.save_checkpoint(path, weights_only=True)
     result.update(checkpoint=str(path), steps=trainer.global_step, train_seconds=time.time() - start)
@@ -219,8 +223,9 @@ def cross_fit(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
 
 def train_one(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dict:
     """Fits model family `name` on `data` (resuming if asked), calibrates its best checkpoint on the validation
-    clips, refits on train + val with `cfg.refit`, and tests the result (for a split into groups: `cross_fit`):
-    the report's figures for it, `split` the kind of split used (genre_cnn.data.splits)."""
+    clips, refits on train + val with `cfg.refit`, fits its open-set detector if its settings ask for one (into the
+    tested checkpoint), and tests the result (for a split into groups: `cross_fit`): the report's figures for it,
+    `split` the kind of split used (genre_cnn.data.splits)."""
     from genre_cnn.training.calibration import calibrate_checkpoint
     from genre_cnn.training.report import log_hparams
 
@@ -239,6 +244,10 @@ def train_one(name: str, cfg: Namespace, run: Run, data: GenreDataModule) -> dic
         result["refit_epochs"] = result["epochs"]
     else:  # the best epoch's weights and temperature, read as plain tensors (no pickled code runs)
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"])
+    if (openset := fit_openset(model, dm)) is not None:
+        result["openset"] = openset
+        if trainer.is_global_zero:
+            write_detector(checkpoint, model)
     result.update(checkpoint=str(checkpoint), train_seconds=time.time() - start, split=dm.split_kind)
     result.update(test(name, trainer, model, dm, checkpoint, confusion))
     if trainer.is_global_zero:

@@ -149,14 +149,15 @@ def module_settings() -> dict[str, inspect.Parameter]:
 
 def option_sources(family: Family) -> dict[str, type]:
     """Where each `--<family>.*` option goes: its name -> the classifier class, its augmentation class or
-    GenreModule. The arguments every family is given (genres, frontend) are not options."""
+    GenreModule. The arguments every family is given (genres, frontend) and the settings training sets once it has
+    fitted them (the classifier's `fitted`) are not options."""
     classifier = family.classifier()
     augment = for_inputs(classifier.inputs)
     sources: dict[str, type] = {}
     for cls, names in ((classifier, classifier.settings()), (augment, inspect.signature(augment).parameters),
                        (GenreModule, module_settings())):
         for name in names:
-            if name in ("genres", "frontend"):
+            if name in ("genres", "frontend") or name in classifier.fitted:
                 continue
             if name in sources:
                 raise TypeError(f"{family.name}: setting {name!r} of {cls.__name__} is also {sources[name].__name__}'s")

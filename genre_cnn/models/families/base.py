@@ -48,6 +48,8 @@ class GenreClassifier(nn.Module):
     cached: ClassVar[str]  # which array of the feature cache (`features`) the training inputs come from
     bounds: ClassVar[dict] = {}  # setting -> its range or rule (genre_cnn.bounds), for training and loading alike
     legacy: ClassVar[dict] = {}  # setting -> the value checkpoints and runs saved before it existed were trained with
+    fitted: ClassVar[tuple[str, ...]] = ()  # settings that training sets once it has fitted them, never options
+    value_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # state-dict tensor -> the range of its values
     hparams: dict  # the settings it was built from (`from_hparams`), saved in its checkpoints
 
     @staticmethod

@@ -9,6 +9,13 @@ training (on cached embeddings) and in prediction alike. The tagger's weights
 are referenced by id and digest (`backbone`), not saved with the head: a checkpoint holds the head alone, and the
 weights are loaded from the wheel once per process. Checkpoints of earlier versions, which carry the tagger's
 weights, load and answer with those.
+
+With `openset` (`--musicnn.openset true`), training also fits an open-set detector beside the head
+(genre_cnn.models.openset: is the input music of the kind the head learnt, other music, or no music?) on the same
+clip-mean embedding; it is saved in the checkpoint (`detector.*` buffers, rebuilt from `openset_references`, the
+number of training clips its familiarity refers to) and every prediction then gives its verdict. Off by default:
+its rule turns away 1 in 40 of the training music by design, and it needs non-music recordings to tell speech and
+noise from music (`--data.negatives`); the ready model's recipe turns it on with them.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from genre_cnn.models.musicnn import (
     patch_embeddings,
 )
 from genre_cnn.models.networks import WIDTHS
+from genre_cnn.models.openset import OpenSetDetector
+
+MAX_REFERENCES = 2**20  # training clips a detector's familiarity may refer to
 
 EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SIZE), "both": slice(0, EMBEDDING_SIZE)}
 
@@ -42,6 +52,11 @@ EMBEDDING_PARTS = {"penultimate": slice(0, 200), "tags": slice(200, EMBEDDING_SI
 def known_backbone(value: object) -> str | None:
     """The `backbone` rule: a reference this version knows."""
     return None if value == MSD_MUSICNN else f"must be {MSD_MUSICNN}, got {value!r:.60}"
+
+
+def flag(value: object) -> str | None:
+    """The rule of a yes/no setting."""
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r:.40}"
 
 
 class MusicnnClassifier(FrontEndInput, VectorClassifier):
@@ -55,11 +70,22 @@ class MusicnnClassifier(FrontEndInput, VectorClassifier):
         dropout: after each dense layer.
         members: more than one: an ensemble of dense heads, each trained on its own, their logits averaged.
         backbone: the pretrained tagger's weights, "MODEL@sha256:DIGEST" (genre_cnn.models.musicnn.backbone_state).
+        openset: after the head, fit the open-set detector (genre_cnn.models.openset) on the training clips and the
+            run's non-music recordings (`--data.negatives`, if any), and answer with its verdict.
+        openset_keep: the detector's rule: the share of the training music, scored out of fold, it lets through.
+        openset_references: set by training once the detector is fitted (its training clips; 0: none yet), not an
+            option: what rebuilds the detector from a checkpoint.
     """
 
     window = PATCH_FRAMES  # what one input of the backbone spans, in frames (non-overlapping patches)
     cached = "embedding"  # the feature cache's embeddings (P, 250) of each clip's patches
-    bounds = {"widths": widths, "dropout": (0.0, 1.0), "members": (1, 16), "backbone": known_backbone}
+    bounds = {"widths": widths, "dropout": (0.0, 1.0), "members": (1, 16), "backbone": known_backbone,
+              "openset": flag, "openset_keep": (0.5, 1.0), "openset_references": (0, MAX_REFERENCES)}
+    fitted = ("openset_references",)  # set by training, never an option
+    # what a checkpoint's detector buffers may hold (genre_cnn.models.checkpoint checks them before loading); fitting
+    # floors std at 1e-6, which float32 stores just below 1e-6
+    value_bounds = {"detector.std": (1e-7, float("inf")), "detector.references": (0.0, float("inf")),
+                    "detector.max_distance": (0.0, float("inf")), "detector.music_floor": (0.0, 1.0)}
 
     @staticmethod
     def features(frontend: object) -> MusicnnEmbeddings:
@@ -73,13 +99,23 @@ class MusicnnClassifier(FrontEndInput, VectorClassifier):
 
     def __init__(self, genres: list[str], embedding: Literal["tags", "penultimate", "both"] = "tags",
                  widths: tuple[int, ...] = WIDTHS, dropout: float = 0.5, members: int = 1,
-                 backbone: str = MSD_MUSICNN):
+                 backbone: str = MSD_MUSICNN, openset: bool = False, openset_keep: float = 0.975,
+                 openset_references: int = 0):
         self.part = EMBEDDING_PARTS[embedding]
         super().__init__(genres, self.part.stop - self.part.start, widths, dropout, members)
         self.frontend = FrontEnd(FRONTEND)
         self.backbone = Musicnn().eval().requires_grad_(False)
         self.backbone_reference, self.backbone_loaded = backbone, False
         self.register_state_dict_post_hook(_without_backbone)  # referenced, not saved
+        # beside the head, on the same clip-mean embedding (B, 250); None until fitted, or without `openset`
+        self.detector = OpenSetDetector(len(genres), openset_references) if openset and openset_references else None
+
+    def set_detector(self, detector: OpenSetDetector) -> None:
+        """Attaches a fitted detector (genre_cnn.models.openset.fit_detector on the clip-mean embeddings, all 250
+        columns) and records what rebuilds it in `hparams`."""
+        self.detector = detector.to(self.temperature.device)
+        self.hparams = {**getattr(self, "hparams", {}), "openset": True,
+                        "openset_references": int(detector.references.numel())}
 
     @classmethod
     def legacy_state(cls) -> dict[str, tuple[int, ...]]:
