@@ -172,7 +172,7 @@ def test_beets_leaves_not_music_alone_and_records_the_verdict(judged, tmp_path, 
     for path in songs(tmp_path / "src", ["music a", "not_music b", "none c"]):
         lib.add(Item.from_path(os.fsencode(path)))
     plugin = GenreCnnPlugin()
-    plugin.command(lib, SimpleNamespace(force=None, workers=1, write=False, pretend=False), [])
+    plugin.command(lib, SimpleNamespace(force=None, workers=1, write=False, pretend=False, learn=False), [])
     assert "1 not music or unfamiliar: left alone" in capsys.readouterr().out
     items = {Path(os.fsdecode(i.path)).stem: i for i in lib.items()}
     speech, music, plain = items["not_music b"], items["music a"], items["none c"]
