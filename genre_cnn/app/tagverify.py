@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterator
 from typing import BinaryIO
 
 BLOCK = 1 << 20
@@ -60,6 +61,21 @@ def id3v2_end(f: BinaryIO, at: int = 0) -> int:
         return at
     size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
     return at + 10 + size + (10 if head[3] == 4 and head[5] & 0x10 else 0)
+
+
+def flac_blocks(f: BinaryIO, start: int) -> Iterator[tuple[bytes, int, bytes]]:
+    """The metadata blocks of a FLAC stream starting at `start` as (4-byte header, block type, data); the file is
+    left at the first audio frame. ValueError if the marker or a block is missing."""
+    f.seek(start)
+    if f.read(4) != b"fLaC":
+        raise ValueError("no fLaC marker")
+    last = False
+    while not last:
+        head = f.read(4)
+        if len(head) < 4:
+            raise ValueError("metadata blocks cut off")
+        last = bool(head[0] & 0x80)
+        yield head, head[0] & 0x7F, f.read(int.from_bytes(head[1:], "big"))
 
 
 def iff_chunks(f: BinaryIO, family: str) -> tuple[list[tuple[bytes, int, int]], str | None]:
@@ -264,16 +280,7 @@ def audio_digest(f: BinaryIO, family: str) -> tuple[str, str]:
     elif family == "flac":
         start = id3v2_end(f)
         _hash_range(f, digest, 0, start)
-        f.seek(start)
-        if f.read(4) != b"fLaC":
-            raise ValueError("no fLaC marker")
-        last = False
-        while not last:
-            head = f.read(4)
-            if len(head) < 4:
-                raise ValueError("metadata blocks cut off")
-            last, kind, size = bool(head[0] & 0x80), head[0] & 0x7F, int.from_bytes(head[1:], "big")
-            block = f.read(size)
+        for head, kind, block in flac_blocks(f, start):
             if kind == 4:  # Vorbis comments: entry by entry, the genre aside
                 _entries(stored, block)
             elif kind != 1:  # padding may change

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from genre_cnn.app.tagformats import family, load
-from genre_cnn.app.tagverify import ape_span, audio_digest, id3v1_start, id3v2_end, iff_chunks
+from genre_cnn.app.tagverify import ape_span, audio_digest, flac_blocks, id3v1_start, id3v2_end, iff_chunks
 from genre_cnn.errors import GenreCnnError
 from genre_cnn.paths import atomic_write_text, home
 
@@ -143,17 +143,7 @@ def audio_content(f, audio) -> str:
             end = span[0] if span and span[0] > start else v1 if v1 is not None else size
             _hash_span(f, digest, start, end)
         elif kind == "flac":
-            start = id3v2_end(f)
-            f.seek(start)
-            if f.read(4) != b"fLaC":
-                raise ValueError("no fLaC marker")
-            last = False
-            while not last:
-                head = f.read(4)
-                if len(head) < 4:
-                    raise ValueError("metadata blocks cut off")
-                last, block, length = bool(head[0] & 0x80), head[0] & 0x7F, int.from_bytes(head[1:], "big")
-                data = f.read(length)
+            for _, block, data in flac_blocks(f, id3v2_end(f)):
                 if block == 0:  # the stream information; pictures, comments and padding are tags
                     digest.update(data)
             _hash_span(f, digest, f.tell(), size)
