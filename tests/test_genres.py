@@ -52,7 +52,7 @@ def test_a_bad_mapping_file_is_one_line(tmp_path, text, says):
 
 
 @needs_ffmpeg
-def test_tag_writes_the_mapped_spelling_and_keeps_a_genre_spelled_otherwise(tmp_path, capsys):
+def test_tag_writes_the_mapped_spelling_and_keeps_a_genre_spelled_otherwise(tmp_path, capsys, without_verdict):
     song = tmp_path / "song.mp3"
     sine(str(song))
     (tmp_path / "map.txt").write_text("classical: Klassik\n", encoding="utf-8")
