@@ -58,6 +58,11 @@ def test_a_library_trains_through_train_py_and_becomes_the_model_that_answers(tm
                 audio = FLAC(path)
                 audio["genre"], audio["artist"] = [genre.lower() if i % 2 else genre], [f"{genre} Artist {artist}"]
                 audio.save()
+    short = lib / "Clicks Artist 0" / "jingle.flac"  # too short to hear: skipped, and not counted as heard
+    sf.write(short, sound("Clicks", 999, seconds=0.5).astype(np.float32), RATE)
+    audio = FLAC(short)
+    audio["genre"], audio["artist"] = ["Clicks"], ["Clicks Artist 0"]
+    audio.save()
     results = main(["--config", str(REPO / "configs" / "library.yaml"), "--data.source.data_dir", str(lib),
                     "--data.source.min_tracks", "4", "--data.split.num_folds", "2", "--trainer.max_steps", "60",
                     "--musicnn.members", "2", "--data.features.clip_seconds", "4", "--data.features.workers", "1",
@@ -67,6 +72,7 @@ def test_a_library_trains_through_train_py_and_becomes_the_model_that_answers(tm
     assert result["cross_fit"] == ["1", "2"] and result["clips"] == 24 and len(result["per_genre"]) == 3
     report = (tmp_path / "out" / "runs" / "mine" / "report.md").read_text()
     assert f"## What the model learnt of the library {lib}" in report and "| Clicks | 8 | 2 |" in report
+    assert "24 tracks of 3 genres" in report and "besides 1 whose audio could not be used" in report
     figures = json.loads((tmp_path / "out" / "runs" / "mine" / "library.json").read_text())["genres"]
     assert figures["Classical"]["ready_recall"] is not None and figures["Noise"]["ready_recall"] is None
     chosen, why = choose_default(tmp_path / "out")

@@ -103,16 +103,19 @@ def personal_report(results: dict[str, dict], data, report: Path) -> dict | None
     genres = list(result["per_genre"])
     confusion = np.array(result["confusion"])
     listing = source.listing
-    group_of = {c.key: listing.groups[c.key] for c in listing.clips}
-    artists = {g: len({group_of[c.key] for c in listing.clips if c.genre == g}) for g in genres}
+    heard = {key for part in data.make_split().values() for key in part}  # tracks with usable audio, all split
+    tracks = [c for c in listing.clips if c.key in heard]
+    group_of = {c.key: listing.groups[c.key] for c in tracks}
+    artists = {g: len({group_of[c.key] for c in tracks if c.genre == g}) for g in genres}
     verdicts = unlearnt_genres(genres, confusion, artists)
     ready = ready_recall(data, result)
     how = (f"each track answered by a {name} model trained without its artist's group (cross-fitting over "
            f"{len(result['cross_fit'])} folds of artists)" if result.get("cross_fit")
            else f"the {result['clips']} tracks of the test part, whose artists the model never heard")
     lines = [f"## What the model learnt of {source.describe()}", "",
-             f"{len(listing.clips)} tracks of {len(genres)} genres by {len(set(group_of.values()))} artists (or "
-             f"albums). Recall on held-out artists: {how}.", "",
+             f"{len(tracks)} tracks of {len(genres)} genres by {len(set(group_of.values()))} artists (or albums)"
+             + (f", besides {len(listing.clips) - len(tracks)} whose audio could not be used (see above)"
+                if len(tracks) < len(listing.clips) else "") + f". Recall on held-out artists: {how}.", "",
              "| genre | tracks | artists | recall on held-out artists | most misses taken for | the ready model |",
              "|---|---|---|---|---|---|"]
     figures = {}
@@ -122,7 +125,7 @@ def personal_report(results: dict[str, dict], data, report: Path) -> dict | None
         others[i] = -1
         missed = genres[int(others.argmax())] if row.sum() > row[i] else "-"
         theirs = ready[0].get(genre) if ready else None
-        figures[genre] = {"tracks": int(sum(c.genre == genre for c in listing.clips)), "artists": artists[genre],
+        figures[genre] = {"tracks": int(sum(c.genre == genre for c in tracks)), "artists": artists[genre],
                           "recall": result["per_genre"][genre]["recall"], "ready_recall": theirs,
                           "verdict": verdicts.get(genre, "")}
         lines.append(f"| {escape(genre)} | {figures[genre]['tracks']} | {artists[genre]} | "
