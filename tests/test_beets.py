@@ -44,7 +44,7 @@ def _beets(tmp_path: Path, write: bool, ok: bool = True, **plugin) -> tuple[call
     succeed, or with ok=False return its stderr)."""
     home = tmp_path / "beetsdir"
     home.mkdir()
-    options = {"ckpt": str(READY_MODEL), "engine": "torch", **plugin}
+    options = {"ckpt": str(READY_MODEL), **plugin}
     (home / "config.yaml").write_text(
         f"directory: {tmp_path / 'lib'}\nlibrary: {tmp_path / 'lib.db'}\nplugins: [genrecnn]\n"
         f"import: {{write: {'yes' if write else 'no'}, copy: yes, quiet: yes, autotag: no}}\n"

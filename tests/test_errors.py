@@ -134,8 +134,8 @@ def test_a_closed_output_pipe_ends_quietly(tmp_path):
     """`genre-cnn predict ... | head -1`: the reader is gone before the answer is written."""
     read, write = os.pipe()
     os.close(read)
-    proc = run_cli(["predict", str(write_clip(tmp_path / "a.wav")), "--ckpt", str(READY_MODEL), "--engine", "torch"],
-                   tmp_path, stdout=write)
+    proc = run_cli(["predict", str(write_clip(tmp_path / "a.wav")), "--ckpt", str(READY_MODEL)], tmp_path,
+                   stdout=write)
     os.close(write)
     err = proc.communicate(timeout=300)[1].decode()
     assert proc.returncode == 141, err[-2000:]
