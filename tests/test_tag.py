@@ -29,7 +29,7 @@ except ImportError:
     MediaFile = None
 pytestmark = [needs_ffmpeg, needs_clip]
 MODEL = "genre_cnn/ready/musicnn_gtzan_mini"
-CLI = ["--ckpt", str(READY_MODEL), "--engine", "torch", "--workers", "1", "--no-progress"]
+CLI = ["--ckpt", str(READY_MODEL), "--workers", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
