@@ -13,6 +13,7 @@ genre with the same name in different folders are two clips.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Iterator
@@ -49,6 +50,19 @@ def say_once(message: str) -> None:
 
 class DataError(GenreCnnError):
     """A dataset that cannot be used at all (missing, or no usable file); the message says what to do."""
+
+
+def csv_rows(path: Path, what: str) -> list[dict[str, str]]:
+    """The rows of a CSV file whose header names the columns `path` and `genre` (others kept), read as UTF-8 with
+    or without a byte-order mark (as spreadsheets save it); DataError naming `what` the file should be otherwise."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: unreadable as a CSV of {what} ({err})") from None
+    if rows and not {"path", "genre"} <= set(rows[0]):
+        raise DataError(f"{path}: needs a header row naming the columns path and genre")
+    return rows
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ files of the same name in different folders are different clips.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from genre_cnn.data.layout import Clip, DataError, warn_once
+from genre_cnn.data.layout import Clip, DataError, csv_rows, warn_once
 from genre_cnn.data.sources import Source
 from genre_cnn.paths import resolve
 
@@ -32,12 +31,8 @@ class CsvList(Source):
 
     def _rows(self) -> list[tuple[Path, str, str]]:
         """(file, genre, key name) of every usable row, in file order."""
-        try:
-            with open(self.csv, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, UnicodeDecodeError, csv.Error) as err:
-            raise DataError(f"{self.csv}: unreadable as a CSV of clips ({err})") from None
-        if not rows or not {"path", "genre"} <= set(rows[0]):
+        rows = csv_rows(self.csv, "clips")
+        if not rows:
             raise DataError(f"{self.csv}: needs a header row naming the columns path and genre")
         found, bad, seen = [], 0, set()
         for row in rows:

@@ -26,7 +26,6 @@ retagged file is not computed again. `tracks` takes a CSV of tracks instead (`pa
 
 from __future__ import annotations
 
-import csv
 import functools
 import os
 from collections import Counter
@@ -36,7 +35,7 @@ from typing import Literal
 
 from genre_cnn.audio.decode import DECODE_EXTENSIONS
 from genre_cnn.bounds import out_of
-from genre_cnn.data.layout import Clip, DataError, warn_once
+from genre_cnn.data.layout import Clip, DataError, csv_rows, warn_once
 from genre_cnn.data.sources import Source
 from genre_cnn.data.splits import deal_groups
 from genre_cnn.data.tagged import TagIndex, Track, UnreadableTags, split_genres
@@ -148,13 +147,7 @@ class Library(Source):
 
     def _listed(self) -> list[tuple[Path, str, dict]]:
         """(file, name, {genres, artist, album}) of every row of the tracks CSV whose file exists."""
-        try:
-            with open(self.tracks, newline="", encoding="utf-8-sig") as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, UnicodeDecodeError, csv.Error) as err:
-            raise DataError(f"{self.tracks}: unreadable as a CSV of tracks ({err})") from None
-        if rows and not {"path", "genre"} <= set(rows[0]):
-            raise DataError(f"{self.tracks}: needs a header row naming the columns path and genre")
+        rows = csv_rows(self.tracks, "tracks")
         found, missing = [], 0
         for row in rows:
             path = (self.data_dir / (row.get("path") or "").strip()).absolute()
